@@ -1,0 +1,169 @@
+"""Timing helpers shared by the benchmarks: medians, interleaved runs, memory, tables.
+
+Timings on a busy machine are noisy, and the noise drifts (another process starts, the CPU
+clocks down). Two habits keep comparisons honest:
+
+- report the **median** of many repeats after a warm-up, never the mean (one slow outlier,
+  such as the first touch of freshly mapped memory, cannot move it);
+- run the contenders **interleaved** (minitx, torch, minitx, torch, ...), so a slow stretch of
+  the machine hits both alike instead of whichever happened to run then.
+"""
+
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+
+def time_once(fn):
+    """Return the wall-clock seconds of one call of `fn()`.
+
+    The garbage collector is paused during the call, as :mod:`timeit` does, so a collection
+    triggered by someone else's garbage is not billed to `fn`.
+    """
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def median_time(fn, repeat=20, warmup=2):
+    """Return the median seconds of `repeat` calls of `fn()`, after `warmup` untimed calls.
+
+    >>> median_time(lambda: None, repeat=3, warmup=0) < 1.0
+    True
+    """
+    return interleaved_medians({"fn": fn}, repeat, warmup)["fn"]
+
+
+def interleaved_medians(fns, repeat=20, warmup=2):
+    """Time several callables in turns and return the median seconds of each.
+
+    Round r calls every function once, starting with a different one each round (a rotation),
+    so no contender always runs right after the same neighbour, e.g. on the caches it left.
+
+    Args:
+        fns: dict name -> zero-argument callable (one full measured step).
+        repeat: timed rounds; each function is timed `repeat` times.
+        warmup: untimed rounds first (allocator, BLAS thread pool, caches).
+    Returns:
+        dict name -> median seconds, in the order of `fns`.
+
+    >>> sorted(interleaved_medians({"a": lambda: None, "b": lambda: None}, 3, 1))
+    ['a', 'b']
+    """
+    names = list(fns)
+    samples = {name: [] for name in names}
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    gc.collect()  # start clean; between timed calls gc runs as usual, outside the timing
+    for r in range(repeat):
+        for i in range(len(names)):
+            name = names[(r + i) % len(names)]
+            samples[name].append(time_once(fns[name]))
+    return {name: statistics.median(samples[name]) for name in names}
+
+
+def peak_traced_bytes(fn):
+    """Return the peak bytes allocated through Python's tracemalloc during one call of `fn()`.
+
+    NumPy reports its array buffers to tracemalloc, so for minitx this is the peak of NumPy
+    arrays plus Python objects made during the call, above what was live before it (inputs
+    not counted). PyTorch's CPU allocator does not report to tracemalloc: for torch the number
+    is meaningless and callers should not show it.
+    """
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak - before
+
+
+def max_scaled_error(actual, expected):
+    """Return max |actual − expected| / max |expected|: the worst error relative to the scale.
+
+    Dividing by the largest magnitude (not element by element) keeps near-zero entries from
+    turning float32 rounding into huge relative errors.
+
+    >>> max_scaled_error(np.array([1.0, 2.0]), np.array([1.0, 2.002]))
+    0.001
+    """
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    if actual.shape != expected.shape:
+        raise ValueError(f"shapes differ: {actual.shape} vs {expected.shape}")
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    error = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
+    return round(error / scale, 12) if scale > 0 else error
+
+
+def format_table(headers, rows):
+    """Return rows of strings as a text table, numbers right-aligned, text left-aligned.
+
+    >>> print(format_table(["op", "ms"], [["add", "1.5"]]))
+    op   ms
+    ---  ---
+    add  1.5
+    """
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells):
+        out = []
+        for cell, width in zip(cells, widths, strict=True):
+            cell = str(cell)
+            numeric = cell.replace(".", "", 1).replace("x", "").strip().isdigit()
+            out.append(cell.rjust(width) if numeric else cell.ljust(width))
+        return "  ".join(out).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule] + [line(row) for row in rows])
+
+
+def describe_environment(torch=None):
+    """Return lines describing what the timings depend on: versions, cores and thread pools.
+
+    NumPy's element-wise ufuncs run on one thread; only its BLAS (matmul) is multi-threaded.
+    PyTorch parallelizes element-wise kernels too, so on several cores some of its lead is
+    threads, not algorithm. The lines make that visible next to the numbers.
+
+    Args:
+        torch: the imported torch module, or None when it is not installed.
+    """
+    lines = [
+        f"python {platform.python_version()} on {platform.machine()}, "
+        f"{os.cpu_count()} logical CPUs ({platform.processor() or platform.system()})",
+        f"numpy {np.__version__}",
+    ]
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        lines.append("  thread pools: unknown (pip install threadpoolctl to list them)")
+    else:
+        for pool in threadpool_info():
+            lines.append(f"  {pool['user_api']} {pool['internal_api']} {pool.get('version')}: "
+                         f"{pool['num_threads']} threads ({os.path.basename(pool['filepath'])})")
+    if torch is None:
+        lines.append("torch: not installed (minitx timings only)")
+    else:
+        lines.append(f"torch {torch.__version__}: {torch.get_num_threads()} intra-op threads, "
+                     f"{torch.get_num_interop_threads()} inter-op threads")
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        if var in os.environ:
+            lines.append(f"  {var}={os.environ[var]}")
+    lines.append(f"command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
+    return lines

@@ -1,0 +1,1 @@
+"""Runnable trainings, one per model: ``python -m examples.<name>``."""

@@ -1,0 +1,228 @@
+"""Reverse-mode automatic differentiation: Function nodes and the backward walk.
+
+A :class:`Function` is one differentiable operation. ``Fn.apply(*tensors, **params)`` runs
+``Fn.forward`` on the raw arrays of the input Tensors and wraps the result in a Tensor whose
+``creator`` is that Function instance. The instance keeps the input Tensors (so the walk can go
+further back) and, by name, the arrays its ``backward`` needs (``self.y = y``).
+
+``loss.backward()`` then visits the graph in reverse topological order: each Function receives
+dL/d(output) as a raw array and returns dL/d(input) for every input, and the engine *adds* these
+contributions, so a tensor used twice collects both. Leaves (tensors made by the user, such as
+parameters) keep their gradient in ``.grad``; intermediates do so only after ``retain_grad()``.
+
+The engine is first-order: ``backward`` works on raw arrays, so gradients of gradients are not
+available. After a backward pass each Function drops its inputs and saved arrays (the graph is
+freed); a second pass through it is an error unless the first used ``retain_graph=True``.
+"""
+
+from minitx import backend
+from minitx.tensor import Tensor
+
+_grad_enabled = True  # the one global switch: recording on or off
+_anomaly_mode = False  # checks every forward and backward result for NaN/inf when on
+
+
+class no_grad:
+    """Context manager that turns graph recording off (inference, optimizer updates).
+
+    >>> import minitx as mt
+    >>> x = mt.tensor([1.0, 2.0], requires_grad=True)
+    >>> with mt.no_grad():
+    ...     y = x * 2
+    >>> y.requires_grad
+    False
+    """
+
+    def __enter__(self):
+        global _grad_enabled
+        self._previous, _grad_enabled = _grad_enabled, False
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._previous
+
+
+def is_grad_enabled():
+    """Return True when new operations are recorded for backward."""
+    return _grad_enabled
+
+
+class detect_anomaly:
+    """Context manager that names the first op whose forward or backward made a NaN or inf.
+
+    Inside it, every op checks its result. A forward result is reported when it holds NaN or
+    inf although all of the op's inputs were finite (so the report names where the trouble
+    starts); a backward result whenever it holds NaN or inf. Deliberate infinities, such as a
+    ``masked_fill`` with ``-inf``, are not reported. It slows every op down: use it to debug.
+    """
+
+    def __enter__(self):
+        global _anomaly_mode
+        self._previous, _anomaly_mode = _anomaly_mode, True
+
+    def __exit__(self, *exc):
+        global _anomaly_mode
+        _anomaly_mode = self._previous
+
+
+def _all_finite(array):
+    return bool(backend.xp_of(array).isfinite(array).all())
+
+
+class Function:
+    """One differentiable operation: ``forward`` and ``backward`` on raw arrays.
+
+    Subclasses implement ``forward(self, *arrays, **params)``, saving what backward needs on
+    ``self``, and ``backward(self, gy)``, which returns one gradient per input (a tuple when
+    there are several; ``None`` for an input that needs none). Each gradient has its input's
+    shape and dtype. ``backward`` must not write into ``gy``: it may be shared.
+    """
+
+    freed = False  # set once backward has run and the saved arrays are gone
+    allows_inf = False  # an op may set this in forward when it makes infinities on purpose
+    same_dtype = True  # all array inputs must share one dtype (no silent promotion)
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        """Run the op on Tensors (``None`` allowed for optional inputs) and record it."""
+        tensors = [t for t in inputs if t is not None]
+        _check_inputs(cls.__name__, tensors, cls.same_dtype)
+        fn = cls()
+        arrays = [None if t is None else t.data for t in inputs]
+        out = fn.forward(*arrays, **params)
+        if not backend.is_array(out):  # NumPy reductions return scalars; keep 0-d arrays
+            out = backend.xp_of(tensors[0].data).asarray(out)
+        if _anomaly_mode and not fn.allows_inf and not _all_finite(out):
+            if all(_all_finite(a) for a in arrays if a is not None):
+                raise FloatingPointError(f"{cls.__name__}.forward produced NaN or inf from "
+                                         f"finite inputs of shapes {[t.shape for t in tensors]}")
+        if _grad_enabled and any(t.requires_grad for t in tensors):
+            fn.inputs = inputs
+            return Tensor(out, requires_grad=True, creator=fn)
+        return Tensor(out)
+
+    def forward(self, *arrays, **params):
+        raise NotImplementedError(f"{type(self).__name__} must implement forward")
+
+    def backward(self, gy):
+        raise NotImplementedError(f"{type(self).__name__} must implement backward")
+
+    def release(self):
+        """Drop the inputs and saved arrays once backward is done with them."""
+        vars(self).clear()
+        self.freed = True
+
+
+def _check_inputs(name, tensors, same_dtype):
+    """Refuse inputs on different devices (never copy silently) or, usually, of mixed dtypes."""
+    if not tensors:
+        raise TypeError(f"{name} needs at least one Tensor input")
+    for t in tensors:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} expects Tensors, got {type(t).__name__}; "
+                            f"wrap arrays with minitx.tensor(...)")
+    devices = {t.device for t in tensors}
+    if len(devices) > 1:
+        raise RuntimeError(f"{name}: inputs are on different devices {sorted(devices)}; "
+                           f"move them with .to(device) first")
+    if same_dtype and len({t.dtype for t in tensors}) > 1:
+        raise TypeError(f"{name}: inputs have different dtypes "
+                        f"{[str(t.dtype) for t in tensors]}; cast one with .astype(...) first")
+
+
+# --------------------------------------------------------------------------------------------
+# The backward walk
+# --------------------------------------------------------------------------------------------
+
+def backward(root, grad=None, retain_graph=False):
+    """Accumulate d(root)/d(leaf) into the ``.grad`` of every leaf that requires grad.
+
+    Args:
+        root: the Tensor to differentiate, usually a scalar loss.
+        grad: dL/d(root), an array or Tensor of root's shape; may be left out for a scalar.
+        retain_graph: keep the saved arrays so that backward can run through the graph again.
+    """
+    if not root.requires_grad:
+        raise RuntimeError("backward() called on a tensor that does not require grad "
+                           "(no input had requires_grad=True, or it was made under no_grad)")
+    xp = backend.xp_of(root.data)
+    if grad is None:
+        if root.size != 1:
+            raise RuntimeError(f"backward() without grad= works on scalars only; this tensor "
+                               f"has shape {root.shape}: pass grad= of that shape, or reduce "
+                               f"it first (e.g. .sum())")
+        grad = xp.ones_like(root.data)
+    else:
+        grad = grad.data if isinstance(grad, Tensor) else grad
+        if (not backend.is_array(grad) or backend.device_of(grad) != root.device
+                or grad.shape != root.shape or grad.dtype != root.dtype):
+            raise ValueError(f"backward(grad=...) must be an array of shape {root.shape}, dtype "
+                             f"{root.dtype} on {root.device}; got {_describe(grad)}")
+
+    grads = {id(root): grad}  # dL/dt for the tensors reached so far, keyed by identity
+    for t in reversed(_topological_order(root)):
+        g = grads.pop(id(t))
+        if t.creator is None or t.retains_grad:
+            _accumulate(t, g)
+        fn = t.creator
+        if fn is None:
+            continue
+        in_grads = fn.backward(g)
+        if not isinstance(in_grads, tuple):
+            in_grads = (in_grads,)
+        for x, gx in zip(fn.inputs, in_grads):
+            if x is None or not x.requires_grad or gx is None:
+                continue
+            _check_grad(fn, x, gx)
+            grads[id(x)] = gx if id(x) not in grads else grads[id(x)] + gx
+        if not retain_graph:
+            fn.release()
+
+
+def _topological_order(root):
+    """Tensors reachable from root, each after all of its inputs (iterative depth-first walk)."""
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        t, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(t)
+            continue
+        if id(t) in visited:
+            continue
+        visited.add(id(t))
+        stack.append((t, True))
+        fn = t.creator
+        if fn is None:
+            continue
+        if fn.freed:
+            raise RuntimeError("backward through a graph that was already freed: the first "
+                               "backward() freed it; pass retain_graph=True to the first call "
+                               "to go through the graph twice")
+        stack.extend((x, False) for x in fn.inputs
+                     if x is not None and x.requires_grad and id(x) not in visited)
+    return order
+
+
+def _accumulate(t, g):
+    """Add g into t.grad. The first time, copy: g may be shared with other tensors' gradients."""
+    if t.grad is None:
+        t.grad = g.copy()
+    else:
+        t.grad += g
+
+
+def _check_grad(fn, x, gx):
+    name = type(fn).__name__
+    if gx.shape != x.shape or gx.dtype != x.dtype:
+        raise RuntimeError(f"{name}.backward returned a gradient of shape {gx.shape} and dtype "
+                           f"{gx.dtype} for an input of shape {x.shape} and dtype {x.dtype}")
+    if _anomaly_mode and not _all_finite(gx):
+        raise FloatingPointError(f"{name}.backward produced NaN or inf in the gradient of an "
+                                 f"input of shape {x.shape}")
+
+
+def _describe(value):
+    if backend.is_array(value):
+        return f"shape {value.shape}, dtype {value.dtype} on {backend.device_of(value)}"
+    return type(value).__name__

@@ -1,0 +1,69 @@
+"""The fused ops written with primitive ops only: the definitions they are tested against.
+
+Each function here computes the same thing as a fused op of :mod:`minitx.ops`, but as a chain of
+primitive ops (exp, sum, matmul, ...), so autodiff derives its backward automatically. They are
+slower and use more memory, and they are the reference: ``tests/ops/test_fused.py`` checks every
+fused op against its composite, forward and backward.
+"""
+
+import math
+
+from minitx import backend, ops
+from minitx.tensor import Tensor
+
+
+def softmax(x, axis=-1):
+    """softmax(x)ᵢ = exp(xᵢ − m) / Σⱼ exp(xⱼ − m), with m = max(x) for stability."""
+    e = ops.exp(x - ops.max(x, axis, keepdims=True).detach())
+    return e / ops.sum(e, axis, keepdims=True)
+
+
+def logsumexp(x, axis=-1, keepdims=False):
+    """log Σ exp(x) = m + log Σ exp(x − m)."""
+    m = ops.max(x, axis, keepdims=True).detach()
+    y = ops.log(ops.sum(ops.exp(x - m), axis, keepdims=True)) + m
+    return y if keepdims else ops.squeeze(y, axis)
+
+
+def log_softmax(x, axis=-1):
+    """log softmax(x) = x − log Σ exp(x)."""
+    return x - logsumexp(x, axis, keepdims=True)
+
+
+def layer_norm(x, weight=None, bias=None, eps=1e-5):
+    """(x − μ) / √(σ² + ε) · w + b over the last axis, σ² the population variance."""
+    mu = ops.mean(x, -1, keepdims=True)
+    xc = x - mu
+    y = xc / ops.sqrt(ops.mean(xc * xc, -1, keepdims=True) + eps)
+    y = y if weight is None else y * weight
+    return y if bias is None else y + bias
+
+
+def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    """−Σ_c q_c log softmax(z)_c, q = (1 − ε) onehot(t) + ε/C, ignored rows left out."""
+    C = logits.shape[-1]
+    logp = ops.reshape(log_softmax(logits), (-1, C))  # (N, C)
+    t = target.numpy().reshape(-1)
+    valid = t != ignore_index
+    picked = ops.getitem(logp, (list(range(len(t))), list(t * valid)))  # log p of each target
+    loss = -(1 - label_smoothing) * picked - label_smoothing * ops.mean(logp, -1)
+    keep = ops.astype(ops.reshape(target != ignore_index, (-1,)), logits.dtype)
+    loss = loss * keep
+    if reduction == "none":
+        return ops.reshape(loss, target.shape)
+    total = ops.sum(loss)
+    return total / max(int(valid.sum()), 1) if reduction == "mean" else total
+
+
+def scaled_dot_product_attention(q, k, v, mask=None, causal=False, scale=None):
+    """softmax(q kᵀ · scale + bias, masked) v, from matmul, masked_fill and softmax."""
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    s = ops.matmul(q, ops.swapaxes(k, -1, -2)) * scale  # (..., Tq, Tk)
+    if mask is not None and mask.dtype != bool:
+        s = s + mask
+    elif mask is not None:
+        s = ops.masked_fill(s, ~mask, -math.inf)
+    if causal:
+        allowed = ops.causal_mask(q.shape[-2], k.shape[-2], backend.xp_of(q.data))
+        s = ops.masked_fill(s, ~Tensor(allowed), -math.inf)
+    return ops.matmul(softmax(s), v)

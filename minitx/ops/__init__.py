@@ -1,0 +1,67 @@
+"""The differentiable ops: one Function class per op, and a lowercase function to call it.
+
+``OPS`` maps every op's name to its Function class; the test suite walks it, so an op without a
+gradient test fails CI.
+"""
+
+from minitx.ops.attention import causal_mask, scaled_dot_product_attention
+from minitx.ops.common import OPS, register, unbroadcast
+from minitx.ops.elementwise import (
+    add,
+    astype,
+    clip,
+    compare,
+    div,
+    exp,
+    gelu,
+    log,
+    logical_and,
+    logical_not,
+    logical_or,
+    masked_fill,
+    maximum,
+    minimum,
+    mul,
+    neg,
+    pow,
+    relu,
+    sigmoid,
+    sqrt,
+    sub,
+    tanh,
+    to_device,
+    where,
+)
+from minitx.ops.fused import cross_entropy, layer_norm, log_softmax, softmax
+from minitx.ops.linalg import count_macs, matmul
+from minitx.ops.nn import dropout, embedding
+from minitx.ops.reduce import logsumexp, max, mean, min, sum, var
+from minitx.ops.shape import (
+    broadcast_to,
+    chunk,
+    concat,
+    flatten,
+    gather,
+    getitem,
+    pad,
+    reshape,
+    roll,
+    split,
+    squeeze,
+    stack,
+    swapaxes,
+    take,
+    transpose,
+    unsqueeze,
+)
+
+__all__ = [
+    "OPS", "register", "unbroadcast", "add", "astype", "broadcast_to", "causal_mask", "chunk",
+    "clip", "compare", "concat", "count_macs", "cross_entropy", "div", "dropout", "embedding",
+    "exp", "flatten", "gather", "gelu", "getitem", "layer_norm", "log", "log_softmax",
+    "logical_and", "logical_not", "logical_or", "logsumexp", "masked_fill", "matmul", "max",
+    "maximum", "mean", "min", "minimum", "mul",
+    "neg", "pad", "pow", "relu", "reshape", "roll", "scaled_dot_product_attention", "sigmoid",
+    "softmax", "split", "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes", "take", "tanh",
+    "to_device", "transpose", "unsqueeze", "var", "where",
+]

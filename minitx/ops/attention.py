@@ -1,0 +1,135 @@
+"""Scaled dot-product attention as one fused op (Vaswani et al. 2017, Eq. 1).
+
+    Attention(Q, K, V) = softmax(Q Kᵀ / √d_k + B) V
+
+with an optional additive bias B (differentiable: Swin's relative position bias is one), an
+optional boolean mask and a causal flag. The composite version, built from matmul, masked_fill
+and softmax, is :func:`minitx.composites.scaled_dot_product_attention`; the tests check this op
+against it. Fusing saves the intermediate score tensors of the composite (each as large as the
+attention matrix) and lets the softmax run in place.
+"""
+
+import math
+
+import numpy as np
+
+from minitx import backend
+from minitx import random as mt_random
+from minitx.autograd import Function
+from minitx.ops.common import broadcast_shapes, register, unbroadcast
+from minitx.tensor import Tensor
+
+
+@register
+class ScaledDotProductAttention(Function):
+    """O = P' V with P = softmax(S), S = Q Kᵀ · s + B (masked to −inf), P' = P · dropout mask.
+
+    Shapes: Q (..., Tq, d), K (..., Tk, d), V (..., Tk, dv), B broadcastable to (..., Tq, Tk).
+    Backward (g = dL/dO), every step the adjoint of one line of forward:
+      dL/dV  = P'ᵀ g                         (..., Tk, Tq) @ (..., Tq, dv)
+      dL/dP' = g Vᵀ,   dL/dP = dL/dP' · mask  (dropout)
+      dL/dS  = P · (dL/dP − Σⱼ dL/dPⱼ · Pⱼ)   (softmax backward, row by row)
+      dL/dB  = dL/dS summed over B's broadcast axes
+      dL/dQ  = dL/dS K · s,   dL/dK = (dL/dS)ᵀ Q · s
+    Masked positions have P = 0, so they get zero gradient; a row with every key masked gives
+    P = 0, an output of zeros and zero gradients (no NaN).
+    """
+
+    def forward(self, q, k, v, bias, *, allowed, scale, drop_mask, weights_sink):
+        xp = backend.xp_of(q)
+        s = q @ k.swapaxes(-1, -2)  # (..., Tq, d) @ (..., d, Tk) -> (..., Tq, Tk)
+        s *= scale
+        if bias is not None:
+            s = s + bias  # not in place: B may broadcast s to more batch axes
+        if allowed is not None:
+            s = xp.where(allowed, s, -math.inf)
+        m = s.max(axis=-1, keepdims=True)
+        s -= xp.where(xp.isfinite(m), m, 0)  # softmax in place on s (see fused.stable_softmax)
+        xp.exp(s, out=s)
+        total = s.sum(axis=-1, keepdims=True)
+        s /= xp.where(total > 0, total, 1)
+        self.q, self.k, self.v, self.p, self.scale = q, k, v, s, scale
+        self.drop_mask, self.bias_shape = drop_mask, None if bias is None else bias.shape
+        if weights_sink is not None:
+            weights_sink.append(s)
+        p_dropped = s if drop_mask is None else s * drop_mask
+        return p_dropped @ v  # (..., Tq, Tk) @ (..., Tk, dv) -> (..., Tq, dv)
+
+    def backward(self, g):
+        q, k, v, p = self.q, self.k, self.v, self.p
+        p_dropped = p if self.drop_mask is None else p * self.drop_mask
+        gv = p_dropped.swapaxes(-1, -2) @ g  # (..., Tk, Tq) @ (..., Tq, dv) -> (..., Tk, dv)
+        gp = g @ v.swapaxes(-1, -2)  # (..., Tq, dv) @ (..., dv, Tk) -> (..., Tq, Tk)
+        if self.drop_mask is not None:
+            gp *= self.drop_mask
+        gs = gp * p
+        gs -= p * gs.sum(axis=-1, keepdims=True)  # P · (gp − Σ gp · P)
+        gb = None if self.bias_shape is None else unbroadcast(gs, self.bias_shape)
+        gq = (gs @ k) * self.scale  # (..., Tq, Tk) @ (..., Tk, d) -> (..., Tq, d)
+        gk = (gs.swapaxes(-1, -2) @ q) * self.scale  # (..., Tk, Tq) @ (..., Tq, d) -> (..., Tk, d)
+        return (unbroadcast(gq, q.shape), unbroadcast(gk, k.shape),
+                unbroadcast(gv, v.shape), gb)
+
+
+def causal_mask(Tq, Tk, xp):
+    """allowed[i, j] = key j may be seen by query i: j ≤ i + (Tk − Tq).
+
+    With Tq = Tk this is the lower triangle; with fewer queries than keys (decoding with a
+    key/value cache, the queries being the newest positions) each query sees every earlier key.
+    """
+    return xp.arange(Tk)[None, :] <= xp.arange(Tq)[:, None] + (Tk - Tq)
+
+
+def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout_p=0.0,
+                                 training=True, scale=None, return_weights=False,
+                                 generator=None):
+    """softmax(q kᵀ / √d + bias) v, fused.
+
+    Args:
+        q: (..., Tq, d) queries; k: (..., Tk, d) keys; v: (..., Tk, dv) values.
+        mask: None, a boolean Tensor (True = may attend, as in PyTorch) or a float Tensor added
+            to the scores (an additive bias, differentiable; −inf entries mask).
+        causal: also forbid query i to see keys after it (see :func:`causal_mask`).
+        dropout_p: dropout on the attention weights while `training`.
+        scale: the factor on the scores; 1/√d by default (Eq. 1).
+        return_weights: also return the attention weights P (before dropout), a
+            non-differentiable Tensor (..., Tq, Tk), e.g. for plotting.
+    Returns:
+        (..., Tq, dv), and the weights when `return_weights`.
+    """
+    if q.ndim < 2 or k.ndim < 2 or v.ndim < 2:
+        raise ValueError(f"scaled_dot_product_attention: q, k, v need at least 2 axes, got "
+                         f"{q.shape}, {k.shape}, {v.shape}")
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"scaled_dot_product_attention: q {q.shape}, k {k.shape} and v "
+                         f"{v.shape} must be (..., Tq, d), (..., Tk, d), (..., Tk, dv)")
+    Tq, Tk = q.shape[-2], k.shape[-2]
+    scores = broadcast_shapes("scaled_dot_product_attention", q.shape[:-2], k.shape[:-2],
+                              v.shape[:-2]) + (Tq, Tk)
+    xp = backend.xp_of(q.data)
+    allowed, bias = None, None
+    if mask is not None:
+        if mask.device != q.device:
+            raise RuntimeError(f"scaled_dot_product_attention: mask on {mask.device}, q on "
+                               f"{q.device}")
+        broadcast_shapes("scaled_dot_product_attention (mask)", mask.shape, scores)
+        if mask.dtype == bool:
+            allowed = mask.data
+        else:
+            bias = mask
+    if causal:
+        tri = causal_mask(Tq, Tk, xp)
+        allowed = tri if allowed is None else allowed & tri
+    if not 0.0 <= dropout_p < 1.0:
+        raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1), "
+                         f"got {dropout_p}")
+    drop_mask = None
+    if training and dropout_p > 0.0:
+        rng = generator if generator is not None else mt_random.default_generator()
+        keep = rng.random(scores, dtype=np.float32) >= dropout_p  # drawn on the host
+        drop_mask = backend.to_device((keep / (1.0 - dropout_p)).astype(q.dtype), q.device)
+    sink = [] if return_weights else None
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    out = ScaledDotProductAttention.apply(q, k, v, bias, allowed=allowed, scale=scale,
+                                          drop_mask=drop_mask, weights_sink=sink)
+    return (out, Tensor(sink[0])) if return_weights else out

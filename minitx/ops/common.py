@@ -1,0 +1,71 @@
+"""What every op module shares: the registry, broadcasting's adjoint, operand checks."""
+
+import numpy as np
+
+from minitx import backend
+from minitx.tensor import Tensor
+
+OPS = {}  # op name -> Function class; the test suite walks it, so an untested op fails CI
+
+
+def register(cls):
+    """Class decorator that records a Function in ``OPS`` under its class name."""
+    OPS[cls.__name__] = cls
+    return cls
+
+
+def unbroadcast(g, shape):
+    """Sum `g` down to `shape`: the adjoint of broadcasting `shape` up to ``g.shape``.
+
+    Broadcasting copies a value along new leading axes and along axes of size 1, so each copy's
+    gradient flows back to the one original: sum over exactly those axes.
+    """
+    if g.shape == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(i + lead for i, n in enumerate(shape)
+                                      if n == 1 and g.shape[i + lead] != 1)
+    return g.sum(axis=axes, keepdims=True).reshape(shape)
+
+
+def operand(value, like, op_name):
+    """Return `value` as a Tensor beside `like`: Python numbers take like's dtype and device."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (bool, int, float, np.generic)):  # host scalars, never device data
+        xp = backend.xp_of(like.data)
+        return Tensor(xp.asarray(value, dtype=like.dtype))
+    raise TypeError(f"{op_name}: cannot combine a Tensor with {type(value).__name__}; "
+                    f"wrap arrays with minitx.tensor(..., device=...) first")
+
+
+def broadcast_shapes(op_name, *shapes):
+    """The broadcast shape of `shapes`, or a ValueError that names the op and every shape."""
+    out = []
+    for dims in _zip_right(shapes):
+        sizes = {n for n in dims if n != 1}
+        if len(sizes) > 1:
+            raise ValueError(f"{op_name}: shapes {', '.join(map(str, shapes))} do not broadcast")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(reversed(out))
+
+
+def _zip_right(shapes):
+    longest = max(len(s) for s in shapes)
+    padded = [(1,) * (longest - len(s)) + tuple(s) for s in shapes]
+    return reversed(list(zip(*padded)))
+
+
+def normalize_axes(axis, ndim, op_name):
+    """Turn None / an int / a tuple of ints into a sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    out = []
+    for a in axes:
+        if not -ndim <= a < max(ndim, 1):
+            raise ValueError(f"{op_name}: axis {a} is out of range for a {ndim}-d tensor")
+        out.append(a % max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op_name}: repeated axis in {axis}")
+    return tuple(sorted(out))

@@ -1,0 +1,469 @@
+"""Elementwise ops. Binary ops broadcast as NumPy does; their backward sums the gradient back
+down to each input's shape (``unbroadcast``), since broadcasting's adjoint is a sum.
+
+In the docstrings, g is dL/dy, the gradient arriving from above.
+"""
+
+import math
+
+from minitx import backend
+from minitx.autograd import Function
+from minitx.ops.common import broadcast_shapes, operand, register, unbroadcast
+from minitx.tensor import FLOAT_DTYPES, Tensor
+
+# ---- binary arithmetic ---------------------------------------------------------------------
+
+
+@register
+class Add(Function):
+    """y = a + b.   ∂y/∂a = 1,   ∂y/∂b = 1."""
+
+    def forward(self, a, b):
+        self.a_shape, self.b_shape = a.shape, b.shape
+        return a + b
+
+    def backward(self, g):
+        return unbroadcast(g, self.a_shape), unbroadcast(g, self.b_shape)
+
+
+@register
+class Sub(Function):
+    """y = a − b.   ∂y/∂a = 1,   ∂y/∂b = −1."""
+
+    def forward(self, a, b):
+        self.a_shape, self.b_shape = a.shape, b.shape
+        return a - b
+
+    def backward(self, g):
+        return unbroadcast(g, self.a_shape), unbroadcast(-g, self.b_shape)
+
+
+@register
+class Mul(Function):
+    """y = a · b.   ∂y/∂a = b,   ∂y/∂b = a."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        return unbroadcast(g * self.b, self.a.shape), unbroadcast(g * self.a, self.b.shape)
+
+
+@register
+class Div(Function):
+    """y = a / b.   ∂y/∂a = 1/b,   ∂y/∂b = −a/b²."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, g):
+        ga = g / self.b
+        gb = -ga * self.a / self.b
+        return unbroadcast(ga, self.a.shape), unbroadcast(gb, self.b.shape)
+
+
+@register
+class Maximum(Function):
+    """y = max(a, b) elementwise.   ∂y/∂a = [a ≥ b],   ∂y/∂b = [a < b] (ties go to a)."""
+
+    def forward(self, a, b):
+        self.a_shape, self.b_shape = a.shape, b.shape
+        self.a_wins = a >= b
+        return backend.xp_of(a).maximum(a, b)
+
+    def backward(self, g):
+        ga = g * self.a_wins
+        return unbroadcast(ga, self.a_shape), unbroadcast(g - ga, self.b_shape)
+
+
+@register
+class Minimum(Function):
+    """y = min(a, b) elementwise.   ∂y/∂a = [a ≤ b],   ∂y/∂b = [a > b] (ties go to a)."""
+
+    def forward(self, a, b):
+        self.a_shape, self.b_shape = a.shape, b.shape
+        self.a_wins = a <= b
+        return backend.xp_of(a).minimum(a, b)
+
+    def backward(self, g):
+        ga = g * self.a_wins
+        return unbroadcast(ga, self.a_shape), unbroadcast(g - ga, self.b_shape)
+
+
+def _binary(fn_class, a, b, name):
+    """Apply a broadcasting binary op after turning Python numbers into tensors."""
+    like = a if isinstance(a, Tensor) else b
+    a, b = operand(a, like, name), operand(b, like, name)
+    broadcast_shapes(name, a.shape, b.shape)  # a clear error before NumPy's
+    return fn_class.apply(a, b)
+
+
+def add(a, b):
+    """a + b with broadcasting."""
+    return _binary(Add, a, b, "add")
+
+
+def sub(a, b):
+    """a − b with broadcasting."""
+    return _binary(Sub, a, b, "sub")
+
+
+def mul(a, b):
+    """a · b with broadcasting."""
+    return _binary(Mul, a, b, "mul")
+
+
+def div(a, b):
+    """a / b with broadcasting."""
+    return _binary(Div, a, b, "div")
+
+
+def maximum(a, b):
+    """Elementwise maximum with broadcasting."""
+    return _binary(Maximum, a, b, "maximum")
+
+
+def minimum(a, b):
+    """Elementwise minimum with broadcasting."""
+    return _binary(Minimum, a, b, "minimum")
+
+
+# ---- unary functions -----------------------------------------------------------------------
+
+
+@register
+class Neg(Function):
+    """y = −x.   ∂y/∂x = −1."""
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, g):
+        return -g
+
+
+@register
+class Pow(Function):
+    """y = xᵖ for a constant exponent p.   ∂y/∂x = p · xᵖ⁻¹."""
+
+    def forward(self, x, *, exponent):
+        self.x, self.p = x, exponent
+        return x ** exponent
+
+    def backward(self, g):
+        return g * self.p * self.x ** (self.p - 1)
+
+
+@register
+class Exp(Function):
+    """y = eˣ.   ∂y/∂x = eˣ = y (so the output is saved, not the input)."""
+
+    def forward(self, x):
+        self.y = backend.xp_of(x).exp(x)
+        return self.y
+
+    def backward(self, g):
+        return g * self.y
+
+
+@register
+class Log(Function):
+    """y = ln x.   ∂y/∂x = 1/x."""
+
+    def forward(self, x):
+        self.x = x
+        return backend.xp_of(x).log(x)
+
+    def backward(self, g):
+        return g / self.x
+
+
+@register
+class Sqrt(Function):
+    """y = √x.   ∂y/∂x = 1/(2√x) = 1/(2y)."""
+
+    def forward(self, x):
+        self.y = backend.xp_of(x).sqrt(x)
+        return self.y
+
+    def backward(self, g):
+        return g / (2 * self.y)
+
+
+@register
+class Tanh(Function):
+    """y = tanh x.   ∂y/∂x = 1 − y²."""
+
+    def forward(self, x):
+        self.y = backend.xp_of(x).tanh(x)
+        return self.y
+
+    def backward(self, g):
+        return g * (1 - self.y * self.y)
+
+
+@register
+class Sigmoid(Function):
+    """y = σ(x) = 1/(1 + e⁻ˣ).   ∂y/∂x = y(1 − y)."""
+
+    def forward(self, x):
+        xp = backend.xp_of(x)
+        e = xp.exp(-abs(x))  # e⁻|ˣ| ≤ 1 never overflows; pick the branch that divides safely
+        self.y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        return self.y
+
+    def backward(self, g):
+        return g * self.y * (1 - self.y)
+
+
+@register
+class ReLU(Function):
+    """y = max(x, 0).   ∂y/∂x = [x > 0]."""
+
+    def forward(self, x):
+        self.positive = x > 0
+        return x * self.positive
+
+    def backward(self, g):
+        return g * self.positive
+
+
+_SQRT_2 = math.sqrt(2.0)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_CUBIC = 0.044715  # Hendrycks & Gimpel (2016), the tanh approximation of GELU
+
+
+@register
+class GELU(Function):
+    """y = x · Φ(x), Φ the standard normal CDF (Hendrycks & Gimpel 2016, arXiv:1606.08415).
+
+    Exact form: Φ(x) = ½(1 + erf(x/√2)),   ∂y/∂x = Φ(x) + x · φ(x),   φ(x) = e^(−x²/2)/√(2π).
+    Tanh form:  y = ½x(1 + tanh u),  u = √(2/π)(x + 0.044715x³),
+                ∂y/∂x = ½(1 + tanh u) + ½x(1 − tanh²u) · √(2/π)(1 + 3 · 0.044715x²).
+    """
+
+    def forward(self, x, *, approximate="none"):
+        xp = backend.xp_of(x)
+        self.x, self.approximate = x, approximate
+        if approximate == "tanh":
+            self.t = xp.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x ** 3))
+            return 0.5 * x * (1 + self.t)
+        self.cdf = 0.5 * (1 + backend.erf(x / _SQRT_2))
+        return x * self.cdf
+
+    def backward(self, g):
+        x = self.x
+        if self.approximate == "tanh":
+            du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * x * x)
+            return g * (0.5 * (1 + self.t) + 0.5 * x * (1 - self.t * self.t) * du)
+        pdf = backend.xp_of(x).exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+        return g * (self.cdf + x * pdf)
+
+
+@register
+class Clip(Function):
+    """y = min(max(x, low), high).   ∂y/∂x = [low ≤ x ≤ high]."""
+
+    def forward(self, x, *, low, high):
+        self.inside = (x >= (-math.inf if low is None else low)) & (
+            x <= (math.inf if high is None else high))
+        return backend.xp_of(x).clip(x, low, high)
+
+    def backward(self, g):
+        return g * self.inside
+
+
+def neg(x):
+    return Neg.apply(x)
+
+
+def pow(x, exponent):  # noqa: A001 (the public name mirrors Python's ** operator)
+    """xᵖ for a constant Python-number exponent p."""
+    if not isinstance(exponent, (int, float)):
+        raise TypeError(f"pow: the exponent must be a Python number, got "
+                        f"{type(exponent).__name__}; for a tensor exponent b use exp(b · log x)")
+    return Pow.apply(x, exponent=exponent)
+
+
+def exp(x):
+    return Exp.apply(x)
+
+
+def log(x):
+    return Log.apply(x)
+
+
+def sqrt(x):
+    return Sqrt.apply(x)
+
+
+def tanh(x):
+    return Tanh.apply(x)
+
+
+def sigmoid(x):
+    return Sigmoid.apply(x)
+
+
+def relu(x):
+    return ReLU.apply(x)
+
+
+def gelu(x, approximate="none"):
+    """GELU; ``approximate="none"`` uses erf, ``"tanh"`` the tanh approximation (GPT-2)."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return GELU.apply(x, approximate=approximate)
+
+
+def clip(x, low=None, high=None):
+    """Clamp x into [low, high]; either bound may be None."""
+    if low is None and high is None:
+        raise ValueError("clip: give low, high or both")
+    return Clip.apply(x, low=low, high=high)
+
+
+# ---- selection with a boolean mask ---------------------------------------------------------
+
+
+def mask_array(mask, device, shape, op_name):
+    """The raw boolean array of `mask`, checked to be on `device` and to broadcast to `shape`."""
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"{op_name}: the mask must be a boolean Tensor, got {type(mask).__name__}")
+    if mask.dtype != bool:
+        raise TypeError(f"{op_name}: the mask must have dtype bool, got {mask.dtype}")
+    if mask.device != device:
+        raise RuntimeError(f"{op_name}: the mask is on {mask.device} but the tensor is on {device}")
+    if broadcast_shapes(op_name, mask.shape, shape) != tuple(shape):
+        raise ValueError(f"{op_name}: mask of shape {mask.shape} does not broadcast to the "
+                         f"tensor's shape {tuple(shape)}")
+    return mask.data
+
+
+@register
+class Where(Function):
+    """y = a where cond else b.   ∂y/∂a = [cond],   ∂y/∂b = [not cond]."""
+
+    def forward(self, a, b, *, cond):
+        self.cond, self.a_shape, self.b_shape = cond, a.shape, b.shape
+        return backend.xp_of(a).where(cond, a, b)
+
+    def backward(self, g):
+        ga = g * self.cond
+        return unbroadcast(ga, self.a_shape), unbroadcast(g - ga, self.b_shape)
+
+
+@register
+class MaskedFill(Function):
+    """y = value where mask else x.   ∂y/∂x = [not mask] (the filled entries are constants)."""
+
+    def forward(self, x, *, mask, value):
+        xp = backend.xp_of(x)
+        self.keep = ~mask
+        self.allows_inf = not math.isfinite(value)  # -inf masks are deliberate
+        return xp.where(mask, xp.asarray(value, dtype=x.dtype), x)
+
+    def backward(self, g):
+        return g * self.keep
+
+
+def where(cond, a, b):
+    """Pick a where cond is True and b elsewhere (all three broadcast together)."""
+    like = a if isinstance(a, Tensor) else b
+    a, b = operand(a, like, "where"), operand(b, like, "where")
+    shape = broadcast_shapes("where", cond.shape, a.shape, b.shape)
+    return Where.apply(a, b, cond=mask_array(cond, like.device, shape, "where"))
+
+
+def masked_fill(x, mask, value):
+    """Return x with the entries where `mask` is True replaced by the constant `value`."""
+    mask = mask_array(mask, x.device, x.shape, "masked_fill")
+    return MaskedFill.apply(x, mask=mask, value=float(value))
+
+
+# ---- dtype and device ----------------------------------------------------------------------
+
+
+@register
+class Astype(Function):
+    """y = x cast to another float dtype.   ∂y/∂x = 1, cast back to x's dtype."""
+
+    def forward(self, x, *, dtype):
+        self.source = x.dtype
+        return x.astype(dtype)
+
+    def backward(self, g):
+        return g.astype(self.source)
+
+
+@register
+class ToDevice(Function):
+    """y = x copied to another device.   ∂y/∂x = 1, copied back to x's device."""
+
+    def forward(self, x, *, device):
+        self.source = backend.device_of(x)
+        return backend.to_device(x, device)
+
+    def backward(self, g):
+        return backend.to_device(g, self.source)
+
+
+def astype(x, dtype):
+    """Cast to `dtype`; differentiable between float types, a plain copy otherwise."""
+    xp = backend.xp_of(x.data)
+    dtype = xp.dtype(dtype)
+    if dtype == x.dtype:
+        return x
+    if dtype.type not in FLOAT_DTYPES:
+        return Tensor(x.data.astype(dtype))
+    return Astype.apply(x, dtype=dtype)
+
+
+def to_device(x, device):
+    """Move to `device` (explicitly; returns x itself when it is already there)."""
+    device = backend.normalize_device(device)
+    backend.xp_for(device)  # a clear error if the device cannot be used
+    if x.device == device:
+        return x
+    return ToDevice.apply(x, device=device)
+
+
+def compare(a, b, how):
+    """Elementwise comparison; returns a boolean Tensor, which has no gradient."""
+    like = a if isinstance(a, Tensor) else b
+    a, b = operand(a, like, how), operand(b, like, how)
+    broadcast_shapes(how, a.shape, b.shape)
+    if a.device != b.device:
+        raise RuntimeError(f"{how}: tensors on different devices {a.device} and {b.device}")
+    ops = {"eq": a.data.__eq__, "ne": a.data.__ne__, "lt": a.data.__lt__,
+           "le": a.data.__le__, "gt": a.data.__gt__, "ge": a.data.__ge__}
+    return Tensor(ops[how](b.data))
+
+
+def _check_bool(name, *tensors):
+    for t in tensors:
+        if not isinstance(t, Tensor) or t.dtype != bool:
+            raise TypeError(f"{name}: works on boolean Tensors (masks), got "
+                            f"{getattr(t, 'dtype', type(t).__name__)}")
+    if len({t.device for t in tensors}) > 1:
+        raise RuntimeError(f"{name}: tensors on different devices")
+
+
+def logical_not(a):
+    """~a for a boolean mask (not differentiable)."""
+    _check_bool("logical_not", a)
+    return Tensor(~a.data)
+
+
+def logical_and(a, b):
+    """a & b for boolean masks (not differentiable)."""
+    _check_bool("logical_and", a, b)
+    return Tensor(a.data & b.data)
+
+
+def logical_or(a, b):
+    """a | b for boolean masks (not differentiable)."""
+    _check_bool("logical_or", a, b)
+    return Tensor(a.data | b.data)

@@ -1,0 +1,191 @@
+"""Fused ops: one Function where composing primitives would be unstable or wasteful.
+
+Each has a hand-derived backward (the derivation is in its docstring) and is tested against its
+composite definition in :mod:`minitx.composites`, which is built from primitive ops only.
+"""
+
+import numpy as np
+
+from minitx import backend
+from minitx.autograd import Function
+from minitx.ops.common import normalize_axes, register
+from minitx.tensor import Tensor
+
+
+def stable_softmax(x, axis):
+    """softmax along `axis` on a raw array: e^(x − m) / Σ e^(x − m), m the row maximum.
+
+    Subtracting m keeps e^(·) ≤ 1 (no overflow at logits of 1e4). A row that is all −inf (every
+    position masked) has no maximum to subtract: it is shifted by 0 and gives all zeros, not NaN.
+    """
+    xp = backend.xp_of(x)
+    m = x.max(axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0)
+    e = x - m
+    xp.exp(e, out=e)
+    s = e.sum(axis=axis, keepdims=True)
+    e /= xp.where(s > 0, s, 1)
+    return e
+
+
+@register
+class Softmax(Function):
+    """yᵢ = e^(xᵢ) / Σⱼ e^(xⱼ) along one axis.
+
+    Backward: ∂yᵢ/∂xⱼ = yᵢ(δᵢⱼ − yⱼ), so dL/dxⱼ = Σᵢ gᵢ yᵢ (δᵢⱼ − yⱼ) = yⱼ (gⱼ − Σᵢ gᵢ yᵢ).
+    Only y is needed, so y is saved.
+    """
+
+    def forward(self, x, *, axis):
+        self.axis = axis
+        self.y = stable_softmax(x, axis)
+        return self.y
+
+    def backward(self, g):
+        gy = g * self.y
+        gy -= self.y * gy.sum(axis=self.axis, keepdims=True)
+        return gy
+
+
+@register
+class LogSoftmax(Function):
+    """yᵢ = xᵢ − log Σⱼ e^(xⱼ) along one axis.
+
+    Backward: ∂yᵢ/∂xⱼ = δᵢⱼ − softmax(x)ⱼ, so dL/dxⱼ = gⱼ − softmax(x)ⱼ · Σᵢ gᵢ.
+    """
+
+    def forward(self, x, *, axis):
+        xp = backend.xp_of(x)
+        self.axis = axis
+        m = x.max(axis=axis, keepdims=True)
+        shifted = x - xp.where(xp.isfinite(m), m, 0)
+        e = xp.exp(shifted)
+        s = e.sum(axis=axis, keepdims=True)
+        self.p = e / xp.where(s > 0, s, 1)  # softmax(x), reused by backward
+        with np.errstate(divide="ignore"):  # an all -inf row has log Σ = -inf
+            return shifted - xp.log(s)
+
+    def backward(self, g):
+        return g - self.p * g.sum(axis=self.axis, keepdims=True)
+
+
+@register
+class LayerNorm(Function):
+    """y = x̂ · w + b with x̂ = (x − μ) / √(σ² + ε), μ and σ² over the last axis (Ba et al. 2016).
+
+    Backward, with N the size of the last axis and ĝ = g · w (the gradient reaching x̂):
+      dL/dw = Σ_rows g · x̂,   dL/db = Σ_rows g,
+      dL/dx = (1/√(σ² + ε)) · (ĝ − mean(ĝ) − x̂ · mean(ĝ · x̂)),
+    because x̂ moves with x directly, through μ (the mean(ĝ) term) and through σ² (the last term).
+    A constant row has σ² = 0 and stays finite thanks to ε.
+    """
+
+    def forward(self, x, w, b, *, eps):
+        xp = backend.xp_of(x)
+        mu = x.mean(axis=-1, keepdims=True)
+        xc = x - mu
+        var = (xc * xc).mean(axis=-1, keepdims=True)
+        self.rstd = 1 / xp.sqrt(var + eps)
+        self.xhat = xc * self.rstd
+        self.w, self.has_b = w, b is not None
+        y = self.xhat if w is None else self.xhat * w
+        return y if b is None else y + b
+
+    def backward(self, g):
+        lead = tuple(range(g.ndim - 1))
+        gw = None if self.w is None else (g * self.xhat).sum(axis=lead)
+        gb = g.sum(axis=lead) if self.has_b else None
+        ghat = g if self.w is None else g * self.w
+        gx = ghat - ghat.mean(axis=-1, keepdims=True)
+        gx -= self.xhat * (ghat * self.xhat).mean(axis=-1, keepdims=True)
+        gx *= self.rstd
+        return gx, gw, gb
+
+
+@register
+class CrossEntropy(Function):
+    """Cross-entropy of logits against class indices, with label smoothing (Szegedy et al. 2016).
+
+    Per row: p = softmax(z), q = (1 − ε) · onehot(t) + ε / C, loss = −Σ_c q_c log p_c.
+    Backward: dloss/dz = p − q (the classic "prediction minus target"), times the row's weight:
+    1 for 'sum' and 'none', 1 / (number of counted rows) for 'mean'. Rows whose target is
+    `ignore_index` count for nothing and get zero gradient.
+    """
+
+    def forward(self, z, *, target, ignore_index, label_smoothing, reduction):
+        xp = backend.xp_of(z)
+        m = z.max(axis=-1, keepdims=True)
+        shifted = z - m
+        e = xp.exp(shifted)
+        s = e.sum(axis=-1, keepdims=True)
+        logp = shifted - xp.log(s)  # log_softmax(z)
+        self.p = e / s
+        self.valid = target != ignore_index
+        self.target = xp.where(self.valid, target, 0)
+        self.eps, self.reduction = label_smoothing, reduction
+        nll = -xp.take_along_axis(logp, self.target[..., None], axis=-1)[..., 0]
+        loss = nll if label_smoothing == 0 else (
+            (1 - label_smoothing) * nll - label_smoothing * logp.mean(axis=-1))
+        loss = loss * self.valid
+        self.count = max(int(self.valid.sum()), 1)  # an all-ignored batch gives 0, not 0/0
+        if reduction == "none":
+            return loss
+        return loss.sum() / self.count if reduction == "mean" else loss.sum()
+
+    def backward(self, g):
+        xp = backend.xp_of(g)
+        C = self.p.shape[-1]
+        gz = self.p - self.eps / C  # p − q: first p − ε/C (a fresh array), ...
+        rows = gz.reshape(-1, C)  # a view: writing into it writes into gz
+        rows[xp.arange(rows.shape[0]), self.target.reshape(-1)] -= 1 - self.eps  # ... − (1 − ε)
+        weight = g / self.count if self.reduction == "mean" else g
+        return gz * (self.valid * weight)[..., None].astype(gz.dtype)
+
+
+def softmax(x, axis=-1):
+    """softmax along `axis`; an all −inf row gives zeros."""
+    return Softmax.apply(x, axis=normalize_axes(axis, x.ndim, "softmax")[0])
+
+
+def log_softmax(x, axis=-1):
+    """log(softmax(x)) along `axis`, computed stably."""
+    return LogSoftmax.apply(x, axis=normalize_axes(axis, x.ndim, "log_softmax")[0])
+
+
+def layer_norm(x, weight=None, bias=None, eps=1e-5):
+    """Normalize over the last axis, then scale by `weight` and shift by `bias` (both (D,))."""
+    D = x.shape[-1] if x.ndim else 0
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and p.shape != (D,):
+            raise ValueError(f"layer_norm: {name} must have shape ({D},) for input of shape "
+                             f"{x.shape}, got {p.shape}")
+    return LayerNorm.apply(x, weight, bias, eps=eps)
+
+
+def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
+    """Cross-entropy of `logits` (..., C) against integer class indices `target` (...).
+
+    Classes are on the last axis (for 2-d input this is PyTorch's layout; for sequences it saves
+    a transpose). `ignore_index` rows (PyTorch's default, -100) are left out of loss and mean.
+    """
+    if not isinstance(target, Tensor) or target.dtype.kind not in "iu":
+        raise TypeError("cross_entropy: target must be an integer Tensor of class indices")
+    if target.shape != logits.shape[:-1]:
+        raise ValueError(f"cross_entropy: logits of shape {logits.shape} need targets of shape "
+                         f"{logits.shape[:-1]}, got {target.shape}")
+    if target.device != logits.device:
+        raise RuntimeError(f"cross_entropy: target on {target.device}, logits on "
+                           f"{logits.device}")
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none', "
+                         f"got {reduction!r}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], "
+                         f"got {label_smoothing}")
+    valid = target.data[target.data != ignore_index]
+    if valid.size and (int(valid.min()) < 0 or int(valid.max()) >= logits.shape[-1]):
+        raise ValueError(f"cross_entropy: targets must lie in [0, {logits.shape[-1]}) or equal "
+                         f"ignore_index={ignore_index}; got values from {int(valid.min())} "
+                         f"to {int(valid.max())}")
+    return CrossEntropy.apply(logits, target=target.data, ignore_index=ignore_index,
+                              label_smoothing=float(label_smoothing), reduction=reduction)

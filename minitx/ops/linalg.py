@@ -1,0 +1,77 @@
+"""Matrix multiplication, the op where nearly all of a Transformer's time goes."""
+
+from minitx.autograd import Function
+from minitx.ops.common import broadcast_shapes, register, unbroadcast
+
+
+@register
+class MatMul(Function):
+    """C = A @ B with A: (..., n, k), B: (..., k, m), batch axes broadcast.
+
+    dL/dA = dL/dC @ Bᵀ,   dL/dB = Aᵀ @ dL/dC   (then summed over broadcast batch axes).
+    A 1-D A is a row (1, k) and a 1-D B a column (k, 1), as in NumPy; the backward makes these
+    axes explicit, so one formula covers every case.
+    """
+
+    def forward(self, A, B):
+        self.A, self.B = A, B
+        return A @ B
+
+    def backward(self, gC):
+        A, B = self.A, self.B
+        if B.ndim == 1:
+            B, gC = B[:, None], gC[..., None]  # (k,) -> (k, 1), (..., n) -> (..., n, 1)
+        if A.ndim == 1:
+            A, gC = A[None, :], gC[..., None, :]  # (k,) -> (1, k), (..., m) -> (..., 1, m)
+        gA = gC @ B.swapaxes(-1, -2)  # (..., n, m) @ (..., m, k) -> (..., n, k)
+        gB = A.swapaxes(-1, -2) @ gC  # (..., k, n) @ (..., n, m) -> (..., k, m)
+        return (unbroadcast(gA, A.shape).reshape(self.A.shape),
+                unbroadcast(gB, B.shape).reshape(self.B.shape))
+
+
+class count_macs:
+    """Context manager that counts the multiply-adds of every matmul run inside it.
+
+    A product (..., n, k) @ (..., k, m) costs n·k·m multiply-adds per batch element. Only forward
+    matmuls are counted (the backward ones are twice as many, and are not what the formulas of
+    papers count).
+
+    >>> import minitx as mt
+    >>> with mt.count_macs() as counter:
+    ...     _ = mt.ones((2, 3)) @ mt.ones((3, 4))
+    >>> counter.macs
+    24
+    """
+
+    active = []  # the counters now open; a stack, so they may nest
+
+    def __init__(self):
+        self.macs = 0
+
+    def __enter__(self):
+        count_macs.active.append(self)
+        return self
+
+    def __exit__(self, *exc):
+        count_macs.active.remove(self)
+
+
+def matmul(a, b):
+    """Matrix product with NumPy's rules (batched, broadcast batch axes, 1-D operands)."""
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: operands must be at least 1-d, got shapes {a.shape} and "
+                         f"{b.shape}; use * for scaling")
+    k_a, k_b = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if k_a != k_b:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not match: {k_a} columns "
+                         f"against {k_b} rows")
+    batch = broadcast_shapes("matmul", a.shape[:-2], b.shape[:-2])
+    if count_macs.active:
+        n = a.shape[-2] if a.ndim > 1 else 1
+        m = b.shape[-1] if b.ndim > 1 else 1
+        macs = n * k_a * m
+        for size in batch:
+            macs *= size
+        for counter in count_macs.active:
+            counter.macs += macs
+    return MatMul.apply(a, b)

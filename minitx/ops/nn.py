@@ -1,0 +1,73 @@
+"""Ops with a neural-network flavour: dropout and embedding lookup."""
+
+import numpy as np
+
+from minitx import backend
+from minitx import random as mt_random
+from minitx.autograd import Function
+from minitx.ops.common import register
+from minitx.tensor import Tensor
+
+
+@register
+class Dropout(Function):
+    """y = x · m / (1 − p), m ~ Bernoulli(1 − p) per element (Srivastava et al. 2014).
+
+    Scaling the kept units by 1/(1 − p) at training time ("inverted dropout") keeps E[y] = x, so
+    evaluation uses the identity. ∂y/∂x = m / (1 − p), the same scaled mask.
+    """
+
+    def forward(self, x, *, scaled_mask):
+        self.scaled_mask = scaled_mask
+        return x * scaled_mask
+
+    def backward(self, g):
+        return g * self.scaled_mask
+
+
+def dropout(x, p=0.5, training=True, generator=None):
+    """Zero each element with probability p and scale the rest by 1/(1 − p); identity when not
+    training or p = 0. The mask is drawn on the host from `generator` (default: minitx.random).
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    rng = generator if generator is not None else mt_random.default_generator()
+    keep = rng.random(x.shape, dtype=np.float32) >= p  # drawn on the host, for every backend
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    mask = backend.to_device((keep * scale).astype(x.dtype), x.device)
+    return Dropout.apply(x, scaled_mask=mask)
+
+
+@register
+class Embedding(Function):
+    """y[..., :] = W[i, :] for each index i: a table lookup, the same as onehot(i) @ W.
+
+    dL/dW[r] = Σ of g over the positions whose index is r: rows never looked up get zero, and a
+    token that appears several times collects every occurrence (scatter-add). Only the rows in
+    the batch are touched: this is the sparse gradient of an embedding.
+    """
+
+    def forward(self, W, *, indices):
+        self.indices, self.W_shape, self.dtype = indices, W.shape, W.dtype
+        return W[indices]  # (..., D)
+
+    def backward(self, g):
+        gW = backend.xp_of(g).zeros(self.W_shape, dtype=self.dtype)
+        backend.scatter_add(gW, self.indices.reshape(-1), g.reshape(-1, self.W_shape[1]))
+        return gW
+
+
+def embedding(indices, weight):
+    """Look up rows of `weight` (V, D) at integer `indices` (...) -> (..., D)."""
+    if not isinstance(indices, Tensor) or indices.dtype.kind not in "iu":
+        raise TypeError("embedding: indices must be an integer Tensor")
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be (V, D), got shape {weight.shape}")
+    if indices.device != weight.device:
+        raise RuntimeError(f"embedding: indices on {indices.device}, weight on {weight.device}")
+    if indices.size and (int(indices.data.min()) < 0 or int(indices.data.max()) >= len(weight)):
+        raise IndexError(f"embedding: indices must lie in [0, {len(weight)}), got values from "
+                         f"{int(indices.data.min())} to {int(indices.data.max())}")
+    return Embedding.apply(weight, indices=indices.data)

@@ -1,0 +1,171 @@
+"""Reductions over axes. Their backward spreads g back over the reduced axes.
+
+This module exports ``sum``, ``max`` and ``min`` (the names users expect), shadowing Python's
+builtins here; it therefore never uses those builtins itself.
+"""
+
+import numpy as np
+
+from minitx import backend
+from minitx.autograd import Function
+from minitx.ops.common import normalize_axes, register
+
+
+def _kept_shape(shape, axes):
+    """`shape` with the reduced axes kept as size 1 (what keepdims=True gives)."""
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+def _count(shape, axes):
+    n = 1
+    for i in axes:
+        n *= shape[i]
+    return n
+
+
+class _Reduction(Function):
+    """Shared bookkeeping: remember the input shape, the axes and keepdims."""
+
+    def _setup(self, x, axis, keepdims):
+        self.shape, self.axes, self.keepdims = x.shape, axis, keepdims
+        self.kept = _kept_shape(x.shape, axis)
+
+    def _spread(self, g):
+        """Give g back its reduced axes as size 1, ready to broadcast against the input."""
+        return g if self.keepdims else g.reshape(self.kept)
+
+
+@register
+class Sum(_Reduction):
+    """y = Σ_axes x.   ∂y/∂x_i = 1 for every summed element (g is copied back along the axes)."""
+
+    def forward(self, x, *, axis, keepdims):
+        self._setup(x, axis, keepdims)
+        return x.sum(axis=axis, keepdims=keepdims)
+
+    def backward(self, g):
+        return backend.xp_of(g).broadcast_to(self._spread(g), self.shape)
+
+
+@register
+class Mean(_Reduction):
+    """y = (1/n) Σ_axes x.   ∂y/∂x_i = 1/n."""
+
+    def forward(self, x, *, axis, keepdims):
+        self._setup(x, axis, keepdims)
+        return x.mean(axis=axis, keepdims=keepdims)
+
+    def backward(self, g):
+        n = _count(self.shape, self.axes)
+        return backend.xp_of(g).broadcast_to(self._spread(g) / n, self.shape)
+
+
+class _Extremum(_Reduction):
+    """max / min: the gradient goes to the elements equal to the result, split evenly on ties."""
+
+    def _finish(self, x, y_kept):
+        self.winners = x == y_kept
+        self.count = self.winners.sum(axis=self.axes, keepdims=True)
+        return y_kept if self.keepdims else y_kept.reshape(
+            tuple(n for i, n in enumerate(x.shape) if i not in self.axes))
+
+    def backward(self, g):
+        return (self._spread(g) / self.count.astype(g.dtype)) * self.winners
+
+
+@register
+class Max(_Extremum):
+    """y = max_axes x.   ∂y/∂x_i = [x_i = y] / (number of maxima)."""
+
+    def forward(self, x, *, axis, keepdims):
+        self._setup(x, axis, keepdims)
+        return self._finish(x, x.max(axis=axis, keepdims=True))
+
+
+@register
+class Min(_Extremum):
+    """y = min_axes x.   ∂y/∂x_i = [x_i = y] / (number of minima)."""
+
+    def forward(self, x, *, axis, keepdims):
+        self._setup(x, axis, keepdims)
+        return self._finish(x, x.min(axis=axis, keepdims=True))
+
+
+@register
+class Var(_Reduction):
+    """y = Σ_axes (x − x̄)² / (n − c), c the correction (1: unbiased, 0: the population variance).
+
+    ∂y/∂x_i = 2(x_i − x̄) / (n − c)   (the terms through x̄ cancel, since Σ(x − x̄) = 0).
+    """
+
+    def forward(self, x, *, axis, keepdims, correction):
+        self._setup(x, axis, keepdims)
+        self.denominator = _count(x.shape, axis) - correction
+        if self.denominator <= 0:
+            raise ValueError(f"var: {_count(x.shape, axis)} elements with correction "
+                             f"{correction} leave no degrees of freedom")
+        self.centered = x - x.mean(axis=axis, keepdims=True)
+        var = (self.centered * self.centered).sum(axis=axis, keepdims=keepdims)
+        return var / self.denominator
+
+    def backward(self, g):
+        return self._spread(g) * (2 / self.denominator) * self.centered
+
+
+@register
+class LogSumExp(_Reduction):
+    """y = log Σ_axes eˣ, computed as m + log Σ e^(x − m) with m = max x (no overflow).
+
+    ∂y/∂x_i = e^(x_i − y) = softmax(x)_i. A row of all −inf gives y = −inf and gradient 0.
+    """
+
+    def forward(self, x, *, axis, keepdims):
+        xp = backend.xp_of(x)
+        self._setup(x, axis, keepdims)
+        m = x.max(axis=axis, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, 0)  # rows of -inf: shift by 0, e becomes all zeros
+        e = xp.exp(x - m)
+        s = e.sum(axis=axis, keepdims=True)
+        self.softmax = e / xp.where(s > 0, s, 1)
+        with np.errstate(divide="ignore"):  # log(0) = -inf for an all -inf row is intended
+            y = xp.log(s) + m
+        return y if keepdims else y.reshape(tuple(n for i, n in enumerate(x.shape)
+                                                  if i not in axis))
+
+    def backward(self, g):
+        return self._spread(g) * self.softmax
+
+
+def _reduce(fn_class, x, axis, keepdims, name, **params):
+    return fn_class.apply(x, axis=normalize_axes(axis, x.ndim, name), keepdims=keepdims,
+                          **params)
+
+
+def sum(x, axis=None, keepdims=False):  # noqa: A001
+    """Sum over `axis` (None: all axes)."""
+    return _reduce(Sum, x, axis, keepdims, "sum")
+
+
+def mean(x, axis=None, keepdims=False):
+    """Mean over `axis` (None: all axes)."""
+    return _reduce(Mean, x, axis, keepdims, "mean")
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001
+    """Maximum over `axis`; ties share the gradient equally."""
+    return _reduce(Max, x, axis, keepdims, "max")
+
+
+def min(x, axis=None, keepdims=False):  # noqa: A001
+    """Minimum over `axis`; ties share the gradient equally."""
+    return _reduce(Min, x, axis, keepdims, "min")
+
+
+def var(x, axis=None, keepdims=False, correction=1):
+    """Variance over `axis`, dividing by n − correction (1 by default, as in PyTorch)."""
+    return _reduce(Var, x, axis, keepdims, "var", correction=correction)
+
+
+def logsumexp(x, axis=-1, keepdims=False):
+    """log Σ exp(x) over `axis`, stable for large and −inf inputs."""
+    return _reduce(LogSumExp, x, axis, keepdims, "logsumexp")

@@ -1,0 +1,343 @@
+"""Ops that move values around without changing them: reshape, transpose, indexing, joins.
+
+Each backward sends every gradient value back to the place its value came from: reshape and
+transpose undo themselves, indexing scatters (adding where an index repeats), concatenation splits.
+The composites at the end (swapaxes, squeeze, split, take, ...) are built from these ops.
+"""
+
+from minitx import backend
+from minitx.autograd import Function
+from minitx.ops.common import broadcast_shapes, normalize_axes, register, unbroadcast
+from minitx.tensor import Tensor
+
+
+@register
+class Reshape(Function):
+    """y = x with a new shape (same elements, row-major order).   dL/dx = reshape(g, x.shape)."""
+
+    def forward(self, x, *, shape):
+        self.shape = x.shape
+        return x.reshape(shape)
+
+    def backward(self, g):
+        return g.reshape(self.shape)
+
+
+@register
+class Transpose(Function):
+    """y = x with its axes permuted: y.shape[i] = x.shape[axes[i]].   dL/dx = g with the inverse
+    permutation, which sends axis i back to axes[i]."""
+
+    def forward(self, x, *, axes):
+        self.inverse = tuple(sorted(range(len(axes)), key=lambda i: axes[i]))
+        return x.transpose(axes)
+
+    def backward(self, g):
+        return g.transpose(self.inverse)
+
+
+@register
+class BroadcastTo(Function):
+    """y = x repeated along new leading axes and along its size-1 axes.   dL/dx = Σ over them."""
+
+    def forward(self, x, *, shape):
+        self.shape = x.shape
+        return backend.xp_of(x).broadcast_to(x, shape)
+
+    def backward(self, g):
+        return unbroadcast(g, self.shape)
+
+
+@register
+class GetItem(Function):
+    """y = x[index] (NumPy indexing).   dL/dx = zeros with g scattered to x[index].
+
+    With integer-array indices an element may be picked several times; its gradient is then the
+    sum of all the picks (scatter-add), not the last one written.
+    """
+
+    def forward(self, x, *, index, advanced):
+        self.shape, self.dtype, self.index, self.advanced = x.shape, x.dtype, index, advanced
+        return x[index]
+
+    def backward(self, g):
+        gx = backend.xp_of(g).zeros(self.shape, dtype=self.dtype)
+        if self.advanced:
+            backend.scatter_add(gx, self.index, g)
+        else:
+            gx[self.index] = g  # basic indexing never repeats an element
+        return gx
+
+
+@register
+class Gather(Function):
+    """y[..., j, ...] = x[..., index[..., j, ...], ...] along one axis (NumPy take_along_axis).
+
+    dL/dx = zeros with g scatter-added at the gathered positions (repeats accumulate).
+    """
+
+    def forward(self, x, *, index, axis):
+        xp = backend.xp_of(x)
+        self.shape, self.dtype = x.shape, x.dtype
+        y = xp.take_along_axis(x, index, axis=axis)
+        grids = [xp.arange(n).reshape([-1 if i == d else 1 for i in range(y.ndim)])
+                 for d, n in enumerate(y.shape)]
+        grids[axis] = index
+        self.positions = tuple(grids)  # the full advanced index of every gathered element
+        return y
+
+    def backward(self, g):
+        gx = backend.xp_of(g).zeros(self.shape, dtype=self.dtype)
+        return backend.scatter_add(gx, self.positions, g)
+
+
+@register
+class Concat(Function):
+    """y = [x₁, x₂, ...] joined along an axis.   dL/dxᵢ = the slice of g where xᵢ was placed."""
+
+    def forward(self, *xs, axis):
+        self.axis, self.sizes = axis, [x.shape[axis] for x in xs]
+        return backend.xp_of(xs[0]).concatenate(xs, axis=axis)
+
+    def backward(self, g):
+        out, start = [], 0
+        for size in self.sizes:
+            index = (slice(None),) * self.axis + (slice(start, start + size),)
+            out.append(g[index])
+            start += size
+        return tuple(out)
+
+
+@register
+class Stack(Function):
+    """y = [x₁, x₂, ...] stacked along a new axis.   dL/dxᵢ = g taken at position i of it."""
+
+    def forward(self, *xs, axis):
+        self.axis, self.n = axis, len(xs)
+        return backend.xp_of(xs[0]).stack(xs, axis=axis)
+
+    def backward(self, g):
+        return tuple(g[(slice(None),) * self.axis + (i,)] for i in range(self.n))
+
+
+@register
+class Pad(Function):
+    """y = x surrounded by a constant; pad_width[i] = (before, after) on axis i.
+
+    dL/dx = the part of g that covers x (the padding is constant).
+    """
+
+    def forward(self, x, *, pad_width, value):
+        self.inside = tuple(slice(b, b + n) for (b, _), n in zip(pad_width, x.shape))
+        return backend.xp_of(x).pad(x, pad_width, mode="constant", constant_values=value)
+
+    def backward(self, g):
+        return g[self.inside]
+
+
+@register
+class Roll(Function):
+    """y = x shifted cyclically by `shift` along `axis`.   dL/dx = g shifted back by −shift."""
+
+    def forward(self, x, *, shift, axis):
+        self.shift, self.axis = shift, axis
+        return backend.xp_of(x).roll(x, shift, axis=axis)
+
+    def backward(self, g):
+        back = tuple(-s for s in self.shift) if isinstance(self.shift, tuple) else -self.shift
+        return backend.xp_of(g).roll(g, back, axis=self.axis)
+
+
+# ---- wrappers: validate the arguments, then apply ------------------------------------------
+
+
+def reshape(x, shape):
+    """Give x a new shape with the same number of elements (one axis may be -1)."""
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    known = 1
+    for n in shape:
+        known *= n if n != -1 else 1
+    free = shape.count(-1)
+    if free > 1 or (free == 0 and known != x.size) or (free == 1 and x.size % max(known, 1)):
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} "
+                         f"elements) to {shape}")
+    return Reshape.apply(x, shape=shape)
+
+
+def transpose(x, axes=None):
+    """Permute the axes; None reverses them."""
+    axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(a % max(x.ndim, 1)
+                                                                     for a in axes)
+    if sorted(axes) != list(range(x.ndim)):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes "
+                         f"of a tensor of shape {x.shape}")
+    return Transpose.apply(x, axes=axes)
+
+
+def broadcast_to(x, shape):
+    """Repeat x along new leading axes and its size-1 axes to reach `shape`."""
+    shape = tuple(shape)
+    if len(shape) < x.ndim or broadcast_shapes("broadcast_to", x.shape, shape) != shape:
+        raise ValueError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}")
+    return BroadcastTo.apply(x, shape=shape)
+
+
+_INDEX_HELP = ("supported indices: int, slice (with step), None, Ellipsis, and integer or "
+               "boolean arrays / Tensors / lists, or a tuple of these")
+
+
+def _index_part(part, x):
+    """One component of an index as a raw value on x's device; integer arrays are 'advanced'."""
+    xp = backend.xp_of(x.data)
+    if part is None or part is Ellipsis or isinstance(part, slice):
+        return part, False
+    if isinstance(part, bool):
+        raise TypeError(f"getitem: a Python bool is not an index; {_INDEX_HELP}")
+    if isinstance(part, int):
+        return part, False
+    if isinstance(part, Tensor):
+        if part.device != x.device:
+            raise RuntimeError(f"getitem: index on {part.device}, tensor on {x.device}")
+        part = part.data
+    elif isinstance(part, (list, tuple)) or backend.is_array(part):
+        part = xp.asarray(backend.to_numpy(part) if backend.is_array(part) else part)
+    else:
+        raise TypeError(f"getitem: index of type {type(part).__name__} is not supported; "
+                        f"{_INDEX_HELP}")
+    if part.dtype == bool:
+        return xp.nonzero(part), True  # a mask is the tuple of the positions it selects
+    if part.dtype.kind not in "iu":
+        raise TypeError(f"getitem: index arrays must be integer or boolean, got {part.dtype}; "
+                        f"{_INDEX_HELP}")
+    return part, True
+
+
+def getitem(x, index):
+    """x[index] with NumPy's rules; repeated integer indices accumulate their gradients."""
+    parts = index if isinstance(index, tuple) else (index,)
+    raw, advanced = [], False
+    for part in parts:
+        value, is_advanced = _index_part(part, x)
+        advanced |= is_advanced
+        raw.extend(value) if isinstance(value, tuple) else raw.append(value)
+    try:
+        return GetItem.apply(x, index=tuple(raw), advanced=advanced)
+    except IndexError as exc:
+        raise IndexError(f"getitem: index {index!r} does not fit shape {x.shape}: {exc}") from None
+
+
+def gather(x, index, axis):
+    """Pick along `axis` at `index` (an integer Tensor with x's number of axes)."""
+    if not isinstance(index, Tensor) or index.dtype.kind not in "iu":
+        raise TypeError("gather: index must be an integer Tensor")
+    if index.ndim != x.ndim:
+        raise ValueError(f"gather: index has {index.ndim} axes but x has {x.ndim} "
+                         f"(shapes {index.shape} and {x.shape})")
+    if index.device != x.device:
+        raise RuntimeError(f"gather: index on {index.device}, tensor on {x.device}")
+    return Gather.apply(x, index=index.data, axis=normalize_axes(axis, x.ndim, "gather")[0])
+
+
+def _check_join(name, xs, axis, same_axis):
+    if not xs:
+        raise ValueError(f"{name}: needs at least one tensor")
+    shapes = [x.shape for x in xs]
+    for s in shapes:
+        rest = [n for i, n in enumerate(s) if i != axis or not same_axis]
+        first = [n for i, n in enumerate(shapes[0]) if i != axis or not same_axis]
+        if len(s) != len(shapes[0]) or rest != first:
+            raise ValueError(f"{name}: shapes {shapes} differ outside axis {axis}")
+
+
+def concat(xs, axis=0):
+    """Join tensors along an existing axis."""
+    xs = list(xs)
+    axis = normalize_axes(axis, xs[0].ndim, "concat")[0] if xs else axis
+    _check_join("concat", xs, axis, same_axis=True)
+    return Concat.apply(*xs, axis=axis)
+
+
+def stack(xs, axis=0):
+    """Join tensors of one shape along a new axis."""
+    xs = list(xs)
+    _check_join("stack", xs, None, same_axis=False)
+    axis = normalize_axes(axis, xs[0].ndim + 1, "stack")[0]
+    return Stack.apply(*xs, axis=axis)
+
+
+def pad(x, pad_width, value=0.0):
+    """Pad with a constant; pad_width is ((before, after), ...) per axis, as in NumPy."""
+    pad_width = tuple((int(b), int(a)) for b, a in pad_width)
+    if len(pad_width) != x.ndim or any(b < 0 or a < 0 for b, a in pad_width):
+        raise ValueError(f"pad: pad_width needs one non-negative (before, after) pair per axis "
+                         f"of shape {x.shape}, got {pad_width}")
+    return Pad.apply(x, pad_width=pad_width, value=value)
+
+
+def roll(x, shift, axis):
+    """Shift cyclically along `axis` (shift and axis may be tuples, as in NumPy)."""
+    if isinstance(shift, tuple) != isinstance(axis, tuple):
+        raise ValueError("roll: give shift and axis both as ints or both as tuples")
+    return Roll.apply(x, shift=shift, axis=axis)
+
+
+# ---- composites ----------------------------------------------------------------------------
+
+
+def swapaxes(x, axis1, axis2):
+    """Exchange two axes (a transpose)."""
+    axes = list(range(x.ndim))
+    a, b = normalize_axes(axis1, x.ndim, "swapaxes")[0], normalize_axes(axis2, x.ndim,
+                                                                        "swapaxes")[0]
+    axes[a], axes[b] = axes[b], axes[a]
+    return transpose(x, axes)
+
+
+def squeeze(x, axis=None):
+    """Drop axes of size 1 (all of them when axis is None)."""
+    axes = normalize_axes(axis, x.ndim, "squeeze")
+    if axis is not None and any(x.shape[a] != 1 for a in axes):
+        raise ValueError(f"squeeze: axis {axis} of shape {x.shape} does not have size 1")
+    return reshape(x, tuple(n for i, n in enumerate(x.shape) if not (i in axes and n == 1)))
+
+
+def unsqueeze(x, axis):
+    """Insert an axis of size 1 at position `axis`."""
+    axis = normalize_axes(axis, x.ndim + 1, "unsqueeze")[0]
+    return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
+
+
+def flatten(x, start_axis=0, end_axis=-1):
+    """Merge the axes start_axis..end_axis (inclusive) into one."""
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    start, end = (normalize_axes(a, x.ndim, "flatten")[0] for a in (start_axis, end_axis))
+    return reshape(x, x.shape[:start] + (-1,) + x.shape[end + 1:])
+
+
+def split(x, sections, axis=0):
+    """Cut along `axis` into pieces of size `sections` (an int) or of the listed sizes."""
+    axis = normalize_axes(axis, x.ndim, "split")[0]
+    n = x.shape[axis]
+    sizes = [sections] * -(-n // sections) if isinstance(sections, int) else list(sections)
+    if isinstance(sections, int):
+        sizes[-1] = n - sections * (len(sizes) - 1)
+    if any(s < 0 for s in sizes) or sum(sizes) != n:
+        raise ValueError(f"split: sizes {sizes} do not add up to {n} (axis {axis} of {x.shape})")
+    pieces, start = [], 0
+    for s in sizes:
+        pieces.append(getitem(x, (slice(None),) * axis + (slice(start, start + s),)))
+        start += s
+    return pieces
+
+
+def chunk(x, chunks, axis=0):
+    """Cut along `axis` into `chunks` pieces of equal size (the last may be smaller)."""
+    n = x.shape[normalize_axes(axis, x.ndim, "chunk")[0]]
+    return split(x, -(-n // chunks), axis)
+
+
+def take(x, indices, axis=0):
+    """Pick whole slices along `axis` at integer `indices` (NumPy take)."""
+    axis = normalize_axes(axis, x.ndim, "take")[0]
+    return getitem(x, (slice(None),) * axis + (indices,))

@@ -1,0 +1,286 @@
+"""Tensor: an array of one backend, plus what reverse-mode autodiff needs.
+
+A Tensor holds ``data`` (a NumPy, CuPy or strict-device array), ``requires_grad``, ``grad`` (a raw
+array of the same shape once backward has run) and ``creator``, the Function that made it (None
+for a leaf). Every method below calls an op from :mod:`minitx.ops`; no method is added from
+elsewhere, so "go to definition" always lands here.
+"""
+
+import numpy as np
+
+from minitx import backend
+
+FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+
+class Tensor:
+    """An n-dimensional array that records the operations applied to it.
+
+    >>> import minitx as mt
+    >>> x = mt.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    >>> (x * x).sum().backward()
+    >>> x.grad
+    array([[2., 4.],
+           [6., 8.]], dtype=float32)
+    """
+
+    __array_ufunc__ = None  # `np.float32(2) * t` defers to Tensor.__rmul__ instead of NumPy
+
+    def __init__(self, data, requires_grad=False, creator=None):
+        if not backend.is_array(data):
+            raise TypeError(f"Tensor wraps an array of a backend, got {type(data).__name__}; "
+                            f"use minitx.tensor(...) to build one from Python data")
+        if requires_grad and data.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"only floating-point tensors can require grad; this one has dtype "
+                            f"{data.dtype} (cast it with .astype('float32') first)")
+        self.data = data
+        self.requires_grad = requires_grad
+        self.grad = None
+        self.creator = creator
+        self.retains_grad = False
+
+    # ---- facts about the array ---------------------------------------------------------------
+    @property
+    def shape(self):
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return int(self.data.size)
+
+    @property
+    def device(self):
+        return backend.device_of(self.data)
+
+    @property
+    def is_leaf(self):
+        return self.creator is None
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __repr__(self):
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        device = "" if self.device == "cpu" else f", device='{self.device}'"
+        body = np.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(")
+        return f"tensor({body}, dtype={self.dtype}{device}{grad})"
+
+    __hash__ = object.__hash__  # == is elementwise, so hashing stays by identity
+
+    # ---- autodiff ----------------------------------------------------------------------------
+    def backward(self, grad=None, retain_graph=False):
+        """Back-propagate from this tensor; see :func:`minitx.autograd.backward`."""
+        autograd.backward(self, grad, retain_graph)
+
+    def retain_grad(self):
+        """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad")
+        self.retains_grad = True
+        return self
+
+    def detach(self):
+        """Return a new leaf Tensor sharing this data, cut off from the graph."""
+        return Tensor(self.data)
+
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` in place on a leaf; returns self."""
+        if not self.is_leaf:
+            raise RuntimeError("requires_grad_ works on leaf tensors only; use detach() first")
+        if requires_grad and self.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"only floating-point tensors can require grad, not {self.dtype}")
+        self.requires_grad = requires_grad
+        return self
+
+    # ---- leaving the graph / the device ------------------------------------------------------
+    def item(self):
+        """Return the value of a one-element tensor as a Python number."""
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, not shape {self.shape}")
+        return self.data.item()
+
+    def numpy(self):
+        """Return a NumPy copy of the data (copied to the host from a device)."""
+        return backend.to_numpy(self.data)
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def to(self, device):
+        """Return this tensor on `device`; differentiable, and ``self`` if already there."""
+        return ops.to_device(self, device)
+
+    def astype(self, dtype):
+        """Return a copy cast to `dtype` (differentiable between float types)."""
+        return ops.astype(self, dtype)
+
+    # ---- arithmetic --------------------------------------------------------------------------
+    def __add__(self, other):
+        return ops.add(self, other)
+
+    def __radd__(self, other):
+        return ops.add(other, self)
+
+    def __sub__(self, other):
+        return ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return ops.sub(other, self)
+
+    def __mul__(self, other):
+        return ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return ops.div(other, self)
+
+    def __neg__(self):
+        return ops.neg(self)
+
+    def __pow__(self, exponent):
+        return ops.pow(self, exponent)
+
+    def __matmul__(self, other):
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return ops.matmul(other, self)
+
+    def __getitem__(self, index):
+        return ops.getitem(self, index)
+
+    # ---- comparisons: not differentiable, they return boolean tensors ------------------------
+    def __eq__(self, other):
+        return ops.compare(self, other, "eq")
+
+    def __ne__(self, other):
+        return ops.compare(self, other, "ne")
+
+    def __lt__(self, other):
+        return ops.compare(self, other, "lt")
+
+    def __le__(self, other):
+        return ops.compare(self, other, "le")
+
+    def __gt__(self, other):
+        return ops.compare(self, other, "gt")
+
+    def __ge__(self, other):
+        return ops.compare(self, other, "ge")
+
+    # ---- logic on boolean tensors (masks) ----------------------------------------------------
+    def __invert__(self):
+        return ops.logical_not(self)
+
+    def __and__(self, other):
+        return ops.logical_and(self, other)
+
+    def __or__(self, other):
+        return ops.logical_or(self, other)
+
+    # ---- elementwise functions ---------------------------------------------------------------
+    def exp(self):
+        return ops.exp(self)
+
+    def log(self):
+        return ops.log(self)
+
+    def sqrt(self):
+        return ops.sqrt(self)
+
+    def tanh(self):
+        return ops.tanh(self)
+
+    def sigmoid(self):
+        return ops.sigmoid(self)
+
+    def relu(self):
+        return ops.relu(self)
+
+    def clip(self, low=None, high=None):
+        return ops.clip(self, low, high)
+
+    def masked_fill(self, mask, value):
+        return ops.masked_fill(self, mask, value)
+
+    # ---- reductions --------------------------------------------------------------------------
+    def sum(self, axis=None, keepdims=False):
+        return ops.sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return ops.mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return ops.max(self, axis, keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return ops.min(self, axis, keepdims)
+
+    def var(self, axis=None, keepdims=False, correction=1):
+        return ops.var(self, axis, keepdims, correction)
+
+    def logsumexp(self, axis=-1, keepdims=False):
+        return ops.logsumexp(self, axis, keepdims)
+
+    def argmax(self, axis=None):
+        """Indices of the maxima (an int64 tensor; not differentiable)."""
+        return Tensor(self.data.argmax(axis=axis))
+
+    def softmax(self, axis=-1):
+        return ops.softmax(self, axis)
+
+    def log_softmax(self, axis=-1):
+        return ops.log_softmax(self, axis)
+
+    # ---- shape -------------------------------------------------------------------------------
+    def reshape(self, *shape):
+        return ops.reshape(self, shape[0] if len(shape) == 1 else shape)
+
+    def transpose(self, *axes):
+        return ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+
+    def permute(self, *axes):
+        return ops.transpose(self, axes[0] if len(axes) == 1 else axes)
+
+    @property
+    def T(self):
+        return ops.transpose(self, None)
+
+    def swapaxes(self, axis1, axis2):
+        return ops.swapaxes(self, axis1, axis2)
+
+    def squeeze(self, axis=None):
+        return ops.squeeze(self, axis)
+
+    def unsqueeze(self, axis):
+        return ops.unsqueeze(self, axis)
+
+    def flatten(self, start_axis=0, end_axis=-1):
+        return ops.flatten(self, start_axis, end_axis)
+
+    def broadcast_to(self, shape):
+        return ops.broadcast_to(self, shape)
+
+    def split(self, sections, axis=0):
+        return ops.split(self, sections, axis)
+
+    def chunk(self, chunks, axis=0):
+        return ops.chunk(self, chunks, axis)
+
+
+# The one sanctioned import cycle: ops and the autograd engine build Tensors, and Tensor's
+# methods call them. Importing them after the class exists lets both sides refer to each other.
+from minitx import autograd, ops  # noqa: E402

@@ -1,0 +1,368 @@
+"""One hypothesis strategy per op in ``minitx.ops.OPS``.
+
+Each strategy draws a :class:`Case`: the inputs (float64 arrays are differentiated, integer and
+boolean ones are constants), the function to check, and a pure-NumPy reference of its forward
+value. ``test_ops.py`` runs every case through a forward check and :func:`gradcheck`; a meta-test
+fails when an op in ``OPS`` has no case here.
+"""
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from hypothesis import strategies as st
+
+import minitx as mt
+import minitx.functional as F
+from minitx import ops
+from minitx.testing import (
+    arrays,
+    axes,
+    broadcastable_shapes,
+    index_arrays,
+    separated_arrays,
+    shapes,
+)
+
+
+@dataclass
+class Case:
+    inputs: list
+    fn: Callable  # Tensors -> Tensor
+    ref: Callable  # NumPy arrays -> NumPy array
+    tol: dict = field(default_factory=dict)  # gradcheck tolerances, when the defaults are tight
+    casts: bool = False  # the op's purpose is to change the dtype
+
+
+CASES = {}
+
+
+def case(name):
+    def register(strategy):
+        CASES[name] = st.composite(strategy)()
+        return strategy
+    return register
+
+
+def _np_erf(x):
+    return np.vectorize(math.erf)(x)
+
+
+# ---- elementwise ---------------------------------------------------------------------------
+
+def _binary(name, fn, ref, draw, low=-2.0, high=2.0):
+    sa, sb = draw(broadcastable_shapes(2))
+    return Case([draw(arrays(sa, low, high)), draw(arrays(sb, low, high))], fn, ref)
+
+
+@case("Add")
+def _add(draw):
+    return _binary("Add", lambda a, b: a + b, np.add, draw)
+
+
+@case("Sub")
+def _sub(draw):
+    return _binary("Sub", lambda a, b: a - b, np.subtract, draw)
+
+
+@case("Mul")
+def _mul(draw):
+    return _binary("Mul", lambda a, b: a * b, np.multiply, draw)
+
+
+@case("Div")
+def _div(draw):
+    sa, sb = draw(broadcastable_shapes(2))
+    b = np.asarray(draw(arrays(sb, 0.5, 2.0)) * draw(st.sampled_from([1.0, -1.0])))
+    return Case([draw(arrays(sa)), b], lambda a, b: a / b, np.divide)
+
+
+def _no_ties(draw):
+    """Two broadcastable arrays whose values never coincide (offsets 0.05 and 0.1 apart)."""
+    sa, sb = draw(broadcastable_shapes(2))
+    a = draw(arrays(sa, -2, 2).map(lambda x: np.asarray(np.round(x * 5) / 5 + 0.03)))
+    b = draw(arrays(sb, -2, 2).map(lambda x: np.asarray(np.round(x * 5) / 5 + 0.13)))
+    return a, b
+
+
+@case("Maximum")
+def _maximum(draw):
+    return Case(list(_no_ties(draw)), mt.maximum, np.maximum)
+
+
+@case("Minimum")
+def _minimum(draw):
+    return Case(list(_no_ties(draw)), mt.minimum, np.minimum)
+
+
+@case("Neg")
+def _neg(draw):
+    return Case([draw(arrays(draw(shapes())))], lambda x: -x, np.negative)
+
+
+@case("Pow")
+def _pow(draw):
+    p = draw(st.sampled_from([2, 3, -1, 0.5, 1.5, -2.5]))
+    return Case([draw(arrays(draw(shapes()), 0.3, 2.0))], lambda x: x ** p, lambda x: x ** p)
+
+
+def _unary(fn, ref, draw, low=-2.0, high=2.0):
+    return Case([draw(arrays(draw(shapes()), low, high))], fn, ref)
+
+
+@case("Exp")
+def _exp(draw):
+    return _unary(mt.exp, np.exp, draw)
+
+
+@case("Log")
+def _log(draw):
+    return _unary(mt.log, np.log, draw, 0.2, 3.0)
+
+
+@case("Sqrt")
+def _sqrt(draw):
+    return _unary(mt.sqrt, np.sqrt, draw, 0.2, 3.0)
+
+
+@case("Tanh")
+def _tanh(draw):
+    return _unary(mt.tanh, np.tanh, draw, -3.0, 3.0)
+
+
+@case("Sigmoid")
+def _sigmoid(draw):
+    return _unary(mt.sigmoid, lambda x: 1 / (1 + np.exp(-x)), draw, -4.0, 4.0)
+
+
+@case("ReLU")
+def _relu(draw):
+    return Case([draw(separated_arrays(draw(shapes())))], F.relu, lambda x: np.maximum(x, 0))
+
+
+@case("GELU")
+def _gelu(draw):
+    x = draw(arrays(draw(shapes()), -3.0, 3.0))
+    if draw(st.booleans()):
+        k = math.sqrt(2 / math.pi)
+        return Case([x], lambda t: F.gelu(t, approximate="tanh"),
+                    lambda x: 0.5 * x * (1 + np.tanh(k * (x + 0.044715 * x ** 3))))
+    # erf is a polynomial fit accurate to ~1.2e-7; its slope differs from the exact
+    # derivative by up to ~1e-6, hence the looser tolerance for this form only
+    return Case([x], F.gelu, lambda x: x * 0.5 * (1 + _np_erf(x / math.sqrt(2))),
+                tol={"atol": 5e-6})
+
+
+@case("Clip")
+def _clip(draw):
+    x = draw(separated_arrays(draw(shapes()), offset=0.07))  # never exactly on a bound
+    return Case([x], lambda t: t.clip(-0.5, 0.5), lambda x: np.clip(x, -0.5, 0.5))
+
+
+@case("Where")
+def _where(draw):
+    sc, sa, sb = draw(broadcastable_shapes(3))
+    cond = draw(index_arrays(2, sc)).astype(bool)
+    return Case([cond, draw(arrays(sa)), draw(arrays(sb))],
+                lambda c, a, b: mt.where(c, a, b), np.where)
+
+
+@case("MaskedFill")
+def _masked_fill(draw):
+    shape = draw(shapes())
+    mshape = tuple(draw(st.sampled_from([1, n])) for n in shape)[draw(st.integers(0, len(shape))):]
+    mask = draw(index_arrays(2, mshape)).astype(bool)
+    return Case([draw(arrays(shape)), mask], lambda x, m: x.masked_fill(m, -3.0),
+                lambda x, m: np.where(m, -3.0, x))
+
+
+@case("Astype")
+def _astype(draw):
+    # float64 -> float32 -> float64: linear, so a wide step beats float32 rounding noise
+    return Case([draw(arrays(draw(shapes())))],
+                lambda x: x.astype("float32").astype("float64"),
+                lambda x: x.astype(np.float32).astype(np.float64),
+                tol={"eps": 1e-2, "atol": 1e-4}, casts=True)
+
+
+@case("ToDevice")
+def _to_device(draw):
+    def there_and_back(x):
+        other = "strict" if x.device == "cpu" else "cpu"
+        return (x.to(other) * 2.0).to(x.device)
+    return Case([draw(arrays(draw(shapes())))], there_and_back, lambda x: 2 * x)
+
+
+# ---- reductions ----------------------------------------------------------------------------
+
+def _reduction(fn, ref, draw, values=None):
+    shape = draw(shapes())
+    axis, keepdims = draw(axes(len(shape))), draw(st.booleans())
+    x = draw(values(shape) if values else arrays(shape))
+    return Case([x], lambda t: fn(t, axis, keepdims), lambda a: ref(a, axis=axis,
+                                                                      keepdims=keepdims))
+
+
+@case("Sum")
+def _sum(draw):
+    return _reduction(ops.sum, np.sum, draw)
+
+
+@case("Mean")
+def _mean(draw):
+    return _reduction(ops.mean, np.mean, draw)
+
+
+@case("Max")
+def _max(draw):
+    return _reduction(ops.max, np.max, draw, separated_arrays)
+
+
+@case("Min")
+def _min(draw):
+    return _reduction(ops.min, np.min, draw, separated_arrays)
+
+
+@case("Var")
+def _var(draw):
+    shape = draw(shapes(min_dims=1, min_side=2))
+    axis, keepdims = draw(axes(len(shape))), draw(st.booleans())
+    c = draw(st.sampled_from([0, 1]))
+    return Case([draw(arrays(shape))], lambda t: ops.var(t, axis, keepdims, c),
+                lambda a: np.var(a, axis=axis, keepdims=keepdims, ddof=c))
+
+
+@case("LogSumExp")
+def _logsumexp(draw):
+    def ref(a, axis, keepdims):
+        m = np.max(a, axis=axis, keepdims=True)
+        out = np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True)) + m
+        return out if keepdims else np.squeeze(out, axis=axis)
+    shape = draw(shapes(min_dims=1))
+    axis, keepdims = draw(axes(len(shape))), draw(st.booleans())
+    return Case([draw(arrays(shape, -3, 3))], lambda t: ops.logsumexp(t, axis, keepdims),
+                lambda a: ref(a, axis if axis is not None else tuple(range(a.ndim)), keepdims))
+
+
+# ---- matmul --------------------------------------------------------------------------------
+
+@case("MatMul")
+def _matmul(draw):
+    n, k, m = (draw(st.integers(1, 4)) for _ in range(3))
+    ba, bb = draw(broadcastable_shapes(2, max_dims=2, max_side=3))
+    a_shape = (k,) if draw(st.integers(0, 4)) == 0 else ba + (n, k)
+    b_shape = (k,) if draw(st.integers(0, 4)) == 0 else bb + (k, m)
+    return Case([draw(arrays(a_shape)), draw(arrays(b_shape))], lambda a, b: a @ b, np.matmul)
+
+
+# ---- shape ---------------------------------------------------------------------------------
+
+@case("Reshape")
+def _reshape(draw):
+    shape = draw(shapes())
+    size = int(np.prod(shape))
+    target = draw(st.sampled_from([(size,), (-1,), tuple(reversed(shape)), (1, size),
+                                   (size, 1, -1)]))
+    return Case([draw(arrays(shape))], lambda t: t.reshape(target),
+                lambda a: a.reshape(target))
+
+
+@case("Transpose")
+def _transpose(draw):
+    shape = draw(shapes())
+    perm = tuple(draw(st.permutations(range(len(shape)))))
+    return Case([draw(arrays(shape))], lambda t: t.transpose(perm),
+                lambda a: a.transpose(perm))
+
+
+@case("BroadcastTo")
+def _broadcast_to(draw):
+    shape = draw(shapes())
+    target = tuple(draw(st.lists(st.integers(1, 3), max_size=2))) + tuple(
+        draw(st.integers(1, 3)) if n == 1 else n for n in shape)
+    return Case([draw(arrays(shape))], lambda t: t.broadcast_to(target),
+                lambda a: np.broadcast_to(a, target))
+
+
+@st.composite
+def basic_index(draw, shape):
+    """A tuple of ints, slices (with steps), None and at most one Ellipsis fitting `shape`."""
+    parts = []
+    for n in shape:
+        kind = draw(st.sampled_from(["int", "slice", "all"]))
+        if kind == "int":
+            parts.append(draw(st.integers(-n, n - 1)))
+        elif kind == "slice":
+            parts.append(slice(draw(st.integers(0, n - 1)), None,
+                               draw(st.sampled_from([1, 2, -1]))))
+        else:
+            parts.append(slice(None))
+        if draw(st.integers(0, 5)) == 0:
+            parts.append(None)
+    if parts and draw(st.booleans()):
+        parts = parts[:draw(st.integers(0, len(parts)))] + [Ellipsis]
+    return tuple(parts)
+
+
+@case("GetItem")
+def _getitem(draw):
+    shape = draw(shapes(min_dims=1))
+    kind = draw(st.sampled_from(["basic", "array", "mask", "mixed"]))
+    if kind == "basic":
+        index = draw(basic_index(shape))
+    elif kind == "array":  # repeats must accumulate
+        index = draw(index_arrays(shape[0], draw(shapes(max_dims=2))))
+    elif kind == "mask":
+        index = draw(index_arrays(2, shape)).astype(bool)
+    else:
+        index = (slice(None),) * (len(shape) - 1) + (
+            draw(index_arrays(shape[-1], (draw(st.integers(1, 5)),))),)
+    return Case([draw(arrays(shape))], lambda t: t[index], lambda a: a[index])
+
+
+@case("Gather")
+def _gather(draw):
+    shape = draw(shapes(min_dims=1))
+    axis = draw(st.integers(0, len(shape) - 1))
+    ishape = tuple(draw(st.integers(1, 4)) if i == axis else n for i, n in enumerate(shape))
+    index = draw(index_arrays(shape[axis], ishape))
+    return Case([draw(arrays(shape)), index], lambda t, i: ops.gather(t, i, axis),
+                lambda a, i: np.take_along_axis(a, i, axis))
+
+
+@case("Concat")
+def _concat(draw):
+    shape = draw(shapes(min_dims=1))
+    axis = draw(st.integers(0, len(shape) - 1))
+    xs = [draw(arrays(shape[:axis] + (draw(st.integers(1, 3)),) + shape[axis + 1:]))
+          for _ in range(draw(st.integers(1, 3)))]
+    return Case(xs, lambda *ts: mt.concat(ts, axis), lambda *a: np.concatenate(a, axis))
+
+
+@case("Stack")
+def _stack(draw):
+    shape = draw(shapes())
+    axis = draw(st.integers(-len(shape) - 1, len(shape)))
+    xs = [draw(arrays(shape)) for _ in range(draw(st.integers(1, 3)))]
+    return Case(xs, lambda *ts: mt.stack(ts, axis), lambda *a: np.stack(a, axis))
+
+
+@case("Pad")
+def _pad(draw):
+    shape = draw(shapes(min_dims=1))
+    widths = tuple((draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in shape)
+    return Case([draw(arrays(shape))], lambda t: ops.pad(t, widths, 0.5),
+                lambda a: np.pad(a, widths, constant_values=0.5))
+
+
+@case("Roll")
+def _roll(draw):
+    shape = draw(shapes(min_dims=1))
+    if draw(st.booleans()):
+        axis, shift = draw(st.integers(0, len(shape) - 1)), draw(st.integers(-5, 5))
+    else:
+        axis = tuple(range(len(shape)))
+        shift = tuple(draw(st.integers(-5, 5)) for _ in shape)
+    return Case([draw(arrays(shape))], lambda t: ops.roll(t, shift, axis),
+                lambda a: np.roll(a, shift, axis))

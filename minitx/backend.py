@@ -75,6 +75,8 @@ class StrictArray:
         return NotImplemented  # np.sum(strict) etc. raise TypeError, like a device array should
 
     def __getattr__(self, name):  # methods and attributes: .shape, .sum(), .reshape(), ...
+        if name.startswith("__"):  # __array_interface__ & co. would hand NumPy the payload
+            raise AttributeError(name)
         attr = getattr(self._a, name)
         if callable(attr):
             return lambda *args, **kwargs: _wrap(attr(*_unwrap(args), **_unwrap(kwargs)))

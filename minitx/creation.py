@@ -30,13 +30,13 @@ def tensor(data, dtype=None, device="cpu", requires_grad=False):
     """
     if isinstance(data, Tensor):
         data = data.data
-    if backend.is_array(data):
+    if backend.is_array(data) and backend.device_of(data) != "cpu":
         source = backend.device_of(data)
         if source != backend.normalize_device(device):
             raise RuntimeError(f"tensor: data is on {source} but device={device!r}; move it "
                                f"explicitly with .to({device!r})")
         array = data.astype(dtype if dtype is not None else data.dtype, copy=True)
-    else:
+    else:  # Python data or a host array: copied, then moved to `device`
         host = np.array(data, dtype=dtype if dtype is not None else _default_dtype(data))
         array = backend.to_device(host, device)
     return Tensor(array, requires_grad=requires_grad)

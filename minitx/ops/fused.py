@@ -123,7 +123,9 @@ class CrossEntropy(Function):
         self.valid = target != ignore_index
         self.target = xp.where(self.valid, target, 0)
         self.eps, self.reduction = label_smoothing, reduction
-        nll = -xp.take_along_axis(logp, self.target[..., None], axis=-1)[..., 0]
+        rows = xp.arange(self.target.size)
+        nll = -logp.reshape(-1, z.shape[-1])[rows, self.target.reshape(-1)].reshape(
+            self.target.shape)  # −log p of each row's target
         loss = nll if label_smoothing == 0 else (
             (1 - label_smoothing) * nll - label_smoothing * logp.mean(axis=-1))
         loss = loss * self.valid

@@ -1,0 +1,95 @@
+"""Bad input gets an error that names the op, the shapes or dtypes, and what was expected."""
+
+import numpy as np
+import pytest
+
+import minitx as mt
+import minitx.functional as F
+
+
+def test_broadcast_mismatch_names_op_and_both_shapes():
+    with pytest.raises(ValueError, match=r"add: shapes \(2, 3\), \(4,\) do not broadcast"):
+        mt.ones((2, 3)) + mt.ones(4)
+
+
+def test_matmul_mismatch_names_both_shapes():
+    with pytest.raises(ValueError, match=r"matmul: shapes \(2, 3\) and \(4, 5\)"):
+        mt.ones((2, 3)) @ mt.ones((4, 5))
+
+
+def test_mixed_float_dtypes_are_not_promoted_silently():
+    a = mt.ones(3, dtype=np.float32)
+    b = mt.ones(3, dtype=np.float64)
+    with pytest.raises(TypeError, match=r"Mul: inputs have different dtypes"):
+        a * b
+
+
+def test_python_numbers_take_the_tensor_dtype():
+    assert (mt.ones(3) * 2.5).dtype == np.float32
+
+
+def test_arrays_must_be_wrapped_explicitly():
+    with pytest.raises(TypeError, match="minitx.tensor"):
+        mt.ones(3) + np.ones(3)
+
+
+def test_reshape_to_a_wrong_size():
+    with pytest.raises(ValueError, match=r"reshape: cannot reshape .* \(2, 3\) .* to \(4,\)"):
+        mt.ones((2, 3)).reshape(4)
+
+
+@pytest.mark.parametrize("index", [1.5, "a", [0.5]])
+def test_unsupported_index_forms_say_what_is_supported(index):
+    with pytest.raises(TypeError, match="supported indices"):
+        mt.ones((3, 3))[index]
+
+
+def test_index_out_of_range_names_the_shape():
+    with pytest.raises(IndexError, match=r"shape \(3, 3\)"):
+        mt.ones((3, 3))[5]
+
+
+def test_cross_entropy_checks_targets():
+    logits = mt.ones((4, 3))
+    with pytest.raises(ValueError, match=r"targets of shape \(4,\)"):
+        F.cross_entropy(logits, mt.tensor([0, 1]))
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        F.cross_entropy(logits, mt.tensor([0, 1, 2, 3]))
+    with pytest.raises(TypeError, match="integer"):
+        F.cross_entropy(logits, mt.ones(4))
+
+
+def test_embedding_checks_range_and_dtype():
+    w = mt.ones((5, 2))
+    with pytest.raises(IndexError, match=r"\[0, 5\)"):
+        F.embedding(mt.tensor([0, 5]), w)
+    with pytest.raises(TypeError, match="integer"):
+        F.embedding(mt.ones(2), w)
+
+
+def test_masks_must_be_boolean_and_broadcast():
+    x = mt.ones((2, 3))
+    with pytest.raises(TypeError, match="bool"):
+        x.masked_fill(mt.ones((2, 3)), 0.0)
+    with pytest.raises(ValueError, match=r"masked_fill: shapes \(4,\), \(2, 3\)"):
+        x.masked_fill(mt.tensor([True, False, True, False]), 0.0)
+
+
+def test_layer_norm_parameter_shapes():
+    with pytest.raises(ValueError, match=r"weight must have shape \(4,\)"):
+        F.layer_norm(mt.ones((2, 4)), mt.ones(3))
+
+
+def test_attention_shapes():
+    with pytest.raises(ValueError, match="scaled_dot_product_attention"):
+        F.scaled_dot_product_attention(mt.ones((1, 2, 4)), mt.ones((1, 2, 3)), mt.ones((1, 2, 3)))
+
+
+def test_axis_out_of_range():
+    with pytest.raises(ValueError, match="sum: axis 2 is out of range for a 2-d tensor"):
+        mt.ones((2, 3)).sum(axis=2)
+
+
+def test_item_needs_one_element():
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        mt.ones(2).item()

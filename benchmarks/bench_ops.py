@@ -1,6 +1,7 @@
 """Forward + backward timings of minitx's fused ops, their composites, and PyTorch.
 
-    python -m benchmarks.bench_ops [--repeat N] [--quick] [--only NAME] [--profile NAME]
+    python -m benchmarks.bench_ops [--repeat N] [--warmup N] [--quick] [--only NAME]
+                                   [--profile NAME] [--threads N] [--no-torch]
 
 Each measured step is what training does once per layer: reset the input gradients, run the
 op forward (building a fresh graph), then backward from a fixed random upstream gradient. Three
@@ -22,6 +23,7 @@ import cProfile
 import gc
 import io
 import pstats
+import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,9 +35,10 @@ import minitx.functional as F
 from benchmarks.common import (
     describe_environment,
     format_table,
-    interleaved_medians,
+    interleaved_samples,
     max_scaled_error,
     peak_traced_bytes,
+    relative_spread,
 )
 from minitx import composites
 
@@ -108,7 +111,7 @@ def make_cases(quick, rng):
 # ---------------------------------------------------------------------------------------------
 
 def minitx_step(op, arrays, grads, upstream):
-    """Return (step, leaves): step() resets grads, runs `op` forward, then backward(upstream)."""
+    """Return step(): reset the grads, run `op` forward, backward(upstream); give (out, grads)."""
     leaves = {name: mt.tensor(a, requires_grad=name in grads) for name, a in arrays.items()}
     params = [leaves[name] for name in grads]
 
@@ -129,7 +132,7 @@ def torch_step(torch, op, arrays, grads, upstream):
     leaves = {name: torch.from_numpy(a.copy()).requires_grad_(name in grads)
               for name, a in arrays.items()}
     params = [leaves[name] for name in grads]
-    upstream = torch.from_numpy(upstream)
+    upstream = torch.from_numpy(upstream.copy())
 
     def step():
         for t in params:
@@ -207,12 +210,16 @@ def parse_args(argv=None):
     parser.add_argument("--profile", default=None, metavar="NAME",
                         help="also print a cProfile of the fused step of the first case whose "
                              "name contains NAME")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="cap torch's threads and NumPy's BLAS threads at N (default: "
+                             "leave both at their defaults, one per core)")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     args = parser.parse_args(argv)
     args.repeat = args.repeat if args.repeat is not None else (3 if args.quick else 20)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
-    if args.repeat < 1 or args.warmup < 0:
-        parser.error(f"need --repeat >= 1 and --warmup >= 0, got {args.repeat}, {args.warmup}")
+    if args.repeat < 1 or args.warmup < 0 or (args.threads is not None and args.threads < 1):
+        parser.error(f"need --repeat >= 1, --warmup >= 0 and --threads >= 1, got "
+                     f"{args.repeat}, {args.warmup}, {args.threads}")
     return args
 
 
@@ -225,9 +232,24 @@ def import_torch():
     return torch
 
 
+def limit_threads(n, torch):
+    """Cap torch's intra-op threads and NumPy's BLAS pool at `n` (NumPy ufuncs use one)."""
+    if torch is not None:
+        torch.set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print(f"threadpoolctl is not installed: NumPy's BLAS keeps its default threads, "
+              f"only torch is capped at {n}", file=sys.stderr)
+        return
+    threadpool_limits(limits=n, user_api="blas")  # applies at once and stays until exit
+
+
 def main(argv=None):
     args = parse_args(argv)
     torch = None if args.no_torch else import_torch()
+    if args.threads is not None:
+        limit_threads(args.threads, torch)
     gc.freeze()  # torch's many long-lived objects would make every gc pass slow; skip them
     rng = np.random.default_rng(0)
     cases = [c for c in make_cases(args.quick, rng) if args.only is None or args.only in c.name]
@@ -248,8 +270,9 @@ def main(argv=None):
           f"{args.warmup} warm-up, in ms. Peak: tracemalloc peak of one minitx step (MiB).")
     rows = []
     for case, steps in zip(cases, all_steps, strict=True):
-        ms = {name: 1e3 * t for name, t in
-              interleaved_medians(steps, args.repeat, args.warmup).items()}
+        samples = interleaved_samples(steps, args.repeat, args.warmup)
+        ms = {name: 1e3 * statistics.median(times) for name, times in samples.items()}
+        noise = max(relative_spread(times) for times in samples.values())
         peak = {name: peak_traced_bytes(steps[name]) / 2**20 for name in ("fused", "composite")}
         torch_ms = ms.get("torch")
         rows.append([
@@ -257,11 +280,13 @@ def main(argv=None):
             "-" if torch_ms is None else f"{torch_ms:.2f}",
             "-" if torch_ms is None else f"{ms['fused'] / torch_ms:.2f}x",
             f"{ms['composite'] / ms['fused']:.2f}x",
-            f"{peak['fused']:.1f}", f"{peak['composite']:.1f}",
+            f"{peak['fused']:.1f}", f"{peak['composite']:.1f}", f"{100 * noise:.0f}%",
         ])
         print(f"  {case.name} {case.shape}: done", file=sys.stderr, flush=True)
     print(format_table(["op", "shape", "fused ms", "composite ms", "torch ms", "fused/torch",
-                        "composite/fused", "fused MiB", "composite MiB"], rows))
+                        "composite/fused", "fused MiB", "composite MiB", "spread"], rows))
+    print("spread: the largest interquartile range / median of the three contenders; over ~10% "
+          "means the machine was busy, so rerun that row (--only NAME) before trusting it.")
 
     if args.profile is not None:
         matches = [i for i, c in enumerate(cases) if args.profile in c.name]

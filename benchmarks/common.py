@@ -46,8 +46,8 @@ def median_time(fn, repeat=20, warmup=2):
     return interleaved_medians({"fn": fn}, repeat, warmup)["fn"]
 
 
-def interleaved_medians(fns, repeat=20, warmup=2):
-    """Time several callables in turns and return the median seconds of each.
+def interleaved_samples(fns, repeat=20, warmup=2):
+    """Time several callables in turns and return every timed sample of each, in seconds.
 
     Round r calls every function once, starting with a different one each round (a rotation),
     so no contender always runs right after the same neighbour, e.g. on the caches it left.
@@ -57,10 +57,10 @@ def interleaved_medians(fns, repeat=20, warmup=2):
         repeat: timed rounds; each function is timed `repeat` times.
         warmup: untimed rounds first (allocator, BLAS thread pool, caches).
     Returns:
-        dict name -> median seconds, in the order of `fns`.
+        dict name -> list of `repeat` seconds, in the order of `fns`.
 
-    >>> sorted(interleaved_medians({"a": lambda: None, "b": lambda: None}, 3, 1))
-    ['a', 'b']
+    >>> [len(v) for v in interleaved_samples({"a": lambda: None, "b": lambda: None}, 3, 1).values()]
+    [3, 3]
     """
     names = list(fns)
     samples = {name: [] for name in names}
@@ -72,7 +72,32 @@ def interleaved_medians(fns, repeat=20, warmup=2):
         for i in range(len(names)):
             name = names[(r + i) % len(names)]
             samples[name].append(time_once(fns[name]))
-    return {name: statistics.median(samples[name]) for name in names}
+    return samples
+
+
+def interleaved_medians(fns, repeat=20, warmup=2):
+    """Like :func:`interleaved_samples`, but return dict name -> median seconds.
+
+    >>> sorted(interleaved_medians({"a": lambda: None, "b": lambda: None}, 3, 1))
+    ['a', 'b']
+    """
+    samples = interleaved_samples(fns, repeat, warmup)
+    return {name: statistics.median(times) for name, times in samples.items()}
+
+
+def relative_spread(times):
+    """Return the interquartile range over the median: how far to trust that median.
+
+    A few percent is a quiet machine; tens of percent means other work shared the cores and
+    single rows should be rerun before anyone reads much into them.
+
+    >>> relative_spread([1.0, 1.0, 1.0, 1.0])
+    0.0
+    """
+    if len(times) < 4:
+        return float("nan")  # quartiles of fewer samples say nothing
+    q1, median, q3 = statistics.quantiles(times, n=4)
+    return (q3 - q1) / median
 
 
 def peak_traced_bytes(fn):
@@ -101,15 +126,15 @@ def max_scaled_error(actual, expected):
     Dividing by the largest magnitude (not element by element) keeps near-zero entries from
     turning float32 rounding into huge relative errors.
 
-    >>> max_scaled_error(np.array([1.0, 2.0]), np.array([1.0, 2.002]))
-    0.001
+    >>> max_scaled_error(np.array([1.0, 4.5]), np.array([1.0, 4.0]))
+    0.125
     """
     actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
     if actual.shape != expected.shape:
         raise ValueError(f"shapes differ: {actual.shape} vs {expected.shape}")
     scale = float(np.max(np.abs(expected))) if expected.size else 0.0
     error = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
-    return round(error / scale, 12) if scale > 0 else error
+    return error / scale if scale > 0 else error
 
 
 def format_table(headers, rows):

@@ -53,4 +53,5 @@ def main(steps=1500, hidden=64, lr=0.5, seed=0):
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    main(steps=30 if "--quick" in sys.argv else 1500)

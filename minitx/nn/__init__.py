@@ -1,0 +1,34 @@
+"""Layers and the Module machinery: ``from minitx import nn``.
+
+Files, in the order a Transformer uses them:
+
+* ``module.py``: :class:`Module` (finds parameters, children and buffers by walking
+  ``vars(self)``; state dicts, train/eval, devices, repr) and :class:`Parameter`;
+* ``containers.py``: :class:`Sequential`, :class:`ModuleList`, :class:`ModuleDict`;
+* ``init.py``: initialization schemes (``nn.init.xavier_uniform_`` ...), each with its source;
+* ``linear.py``, ``embedding.py``, ``norm.py``, ``activation.py``, ``dropout.py``: the layers;
+* ``positional.py``: sinusoidal (Vaswani §3.5) and learned positional encodings;
+* ``attention.py``: :class:`MultiHeadAttention` (§3.2.2), masks and the key/value cache;
+* ``mlp.py``: :class:`PositionwiseFeedForward` (§3.3);
+* ``transformer.py``: encoder and decoder layers (§3.1), post-LN or pre-LN.
+"""
+
+from minitx.nn import init
+from minitx.nn.activation import GELU, ReLU
+from minitx.nn.attention import MultiHeadAttention
+from minitx.nn.containers import ModuleDict, ModuleList, Sequential
+from minitx.nn.dropout import Dropout
+from minitx.nn.embedding import Embedding
+from minitx.nn.linear import Linear
+from minitx.nn.mlp import PositionwiseFeedForward
+from minitx.nn.module import Module, Parameter, StateDictError
+from minitx.nn.norm import LayerNorm
+from minitx.nn.positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding
+from minitx.nn.transformer import TransformerDecoderLayer, TransformerEncoderLayer
+
+__all__ = [
+    "GELU", "Dropout", "Embedding", "LayerNorm", "LearnedPositionalEncoding", "Linear",
+    "Module", "ModuleDict", "ModuleList", "MultiHeadAttention", "Parameter",
+    "PositionwiseFeedForward", "ReLU", "Sequential", "SinusoidalPositionalEncoding",
+    "StateDictError", "TransformerDecoderLayer", "TransformerEncoderLayer", "init",
+]

@@ -1,0 +1,199 @@
+"""Multi-head attention (Vaswani et al. 2017, §3.2.2), with masks and a key/value cache.
+
+    MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W^O,
+    head_i = Attention(Q W_i^Q, K W_i^K, V W_i^V),   Attention(Q, K, V) = softmax(Q Kᵀ / √d) V
+
+The h per-head projections W_i^Q (D × d) sit side by side in one (D × D) matrix, so one Linear
+(``q_proj``) computes all heads at once and a reshape splits them: d = D / h.
+
+Shapes: B batch, Tq queries, Tk keys, D = embed_dim, h = num_heads, d = D / h.
+
+Two mask conventions meet here; both are spelled out because mixing them up silently attends
+to padding:
+
+* the arguments of :meth:`MultiHeadAttention.forward` follow **PyTorch's**
+  ``nn.MultiheadAttention``: a boolean ``key_padding_mask`` or ``attn_mask`` is True where
+  attention is **NOT allowed** (True = padding / masked out);
+* :func:`minitx.functional.scaled_dot_product_attention` takes a boolean mask that is True where
+  attention **is allowed**. ``forward`` converts (``allowed = ~masked``) in one place,
+  :meth:`MultiHeadAttention._merge_masks`.
+
+A float mask (either argument) is added to the scores in both conventions (−inf masks).
+"""
+
+import math
+
+import numpy as np
+
+from minitx import functional as F
+from minitx.creation import zeros
+from minitx.nn import init
+from minitx.nn.linear import Linear
+from minitx.nn.module import Module
+from minitx.ops import concat
+
+
+class MultiHeadAttention(Module):
+    """Multi-head scaled dot-product attention, self- or cross- (§3.2.2).
+
+    Args:
+        embed_dim: D, the width of queries and outputs; divisible by num_heads.
+        num_heads: h.
+        dropout: dropout on the attention weights while training (§5.4 applies it to sub-layer
+            outputs; PyTorch's ``nn.MultiheadAttention`` also has this one).
+        bias: add biases in the four projections.
+        kdim, vdim: the widths of keys and values when they differ from D (cross-attention over
+            another model's features); None means D.
+        device, dtype, generator: as for :class:`~minitx.nn.Linear`.
+
+    Parameters: ``q_proj``, ``k_proj``, ``v_proj`` (W^Q, W^K, W^V: Linear kdim/vdim -> D) and
+    ``out_proj`` (W^O: Linear D -> D). Initialization follows PyTorch's
+    ``nn.MultiheadAttention``: Xavier-uniform (Glorot & Bengio 2010) for W^Q, W^K, W^V (PyTorch
+    applies it to the three stacked into one (3D × D) matrix, which gives a smaller bound), the
+    default Linear init for W^O, and zero biases.
+
+    >>> import minitx as mt
+    >>> mha = MultiHeadAttention(8, 2)
+    >>> mha(mt.ones((3, 5, 8))).shape
+    (3, 5, 8)
+    """
+
+    def __init__(self, embed_dim, num_heads, dropout=0.0, bias=True, kdim=None, vdim=None, *,
+                 device="cpu", dtype=np.float32, generator=None):
+        super().__init__()
+        if num_heads < 1 or embed_dim % num_heads:
+            raise ValueError(f"MultiHeadAttention: embed_dim={embed_dim} must be divisible by "
+                             f"num_heads={num_heads}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"MultiHeadAttention: dropout must be in [0, 1), got {dropout}")
+        self.embed_dim, self.num_heads = embed_dim, num_heads
+        self.head_dim = embed_dim // num_heads  # d = D / h (§3.2.2: d_k = d_v = d_model / h)
+        self.kdim = embed_dim if kdim is None else kdim
+        self.vdim = embed_dim if vdim is None else vdim
+        self.dropout_p, self.generator = dropout, generator
+        kw = dict(device=device, dtype=dtype, generator=generator)
+        self.q_proj = Linear(embed_dim, embed_dim, bias, **kw)  # W^Q, all h heads side by side
+        self.k_proj = Linear(self.kdim, embed_dim, bias, **kw)  # W^K
+        self.v_proj = Linear(self.vdim, embed_dim, bias, **kw)  # W^V
+        self.out_proj = Linear(embed_dim, embed_dim, bias, **kw)  # W^O
+        for proj in (self.q_proj, self.k_proj, self.v_proj):
+            init.xavier_uniform_(proj.weight, generator=generator)
+        for proj in (self.q_proj, self.k_proj, self.v_proj, self.out_proj):
+            if proj.bias is not None:
+                init.zeros_(proj.bias)
+
+    def forward(self, query, key=None, value=None, key_padding_mask=None, attn_mask=None,
+                causal=False, need_weights=False, cache=None):
+        """Attend from `query` to `key`/`value` (to `query` itself when key is None).
+
+        Args:
+            query: (B, Tq, D).
+            key: (B, Tk, kdim), or None for self-attention (key = value = query).
+            value: (B, Tk, vdim); None means value = key.
+            key_padding_mask: (B, Tk); bool: True = PADDING, never attended to (PyTorch's
+                convention); or float, added to the scores.
+            attn_mask: (Tq, Tk), (B·h, Tq, Tk) or broadcastable to (B, h, Tq, Tk); bool: True =
+                NOT allowed (PyTorch's convention); or float, added to the scores.
+            causal: query i may attend only to keys j ≤ i + Tk − Tq (the lower triangle when
+                Tq = Tk; with a cache, the new queries are the newest positions).
+            need_weights: also return the attention weights per head.
+            cache: a dict for incremental decoding (inference), kept by the caller between
+                calls. Self-attention: the new keys/values (B, h, T_new, d) are appended to
+                ``cache["k"]``/``cache["v"]`` (B, h, T_past, d) and stored back, so feeding
+                one token at a time costs one step; masks then cover all T_past + T_new keys.
+                Cross-attention (key given): the projected keys/values are computed on the
+                first call and reused afterwards (``cache["static"] = True``).
+        Returns:
+            (B, Tq, D); with need_weights, also the weights (B, h, Tq, Tk), each row summing
+            to 1 (a row whose keys are all masked is 0), not differentiable.
+        """
+        B, Tq = self._check_input("query", query, self.embed_dim)
+        q = self._split_heads(self.q_proj(query))  # (B, Tq, D) -> (B, h, Tq, d)
+        k, v = self._keys_values(query, key, value, cache)  # (B, h, Tk, d) each
+        mask = self._merge_masks(key_padding_mask, attn_mask, B, Tq, k.shape[2], q)
+        result = F.scaled_dot_product_attention(  # Eq. 1, each head: (B, h, Tq, d)
+            q, k, v, mask=mask, causal=causal, dropout_p=self.dropout_p, training=self.training,
+            return_weights=need_weights, generator=self.generator)
+        heads, weights = result if need_weights else (result, None)
+        heads = heads.transpose(0, 2, 1, 3)  # (B, h, Tq, d) -> (B, Tq, h, d)
+        out = self.out_proj(heads.reshape(B, Tq, self.embed_dim))  # Concat(heads) W^O (B, Tq, D)
+        return (out, weights) if need_weights else out
+
+    def _keys_values(self, query, key, value, cache):
+        """Project keys and values into heads, using and updating `cache`."""
+        if cache is not None and cache.get("static"):  # cross-attention, after the first step
+            return cache["k"], cache["v"]
+        self_attention = key is None
+        if self_attention and value is not None:
+            raise ValueError("MultiHeadAttention: value given without key; pass key too")
+        key = query if self_attention else key
+        value = key if value is None else value
+        B = query.shape[0]
+        if self._check_input("key", key, self.kdim)[0] != B or \
+                self._check_input("value", value, self.vdim)[0] != B:
+            raise ValueError(f"MultiHeadAttention: batch sizes differ: query {query.shape}, key "
+                             f"{key.shape}, value {value.shape}")
+        if key.shape[1] != value.shape[1]:
+            raise ValueError(f"MultiHeadAttention: key {key.shape} and value {value.shape} need "
+                             f"the same number of positions")
+        k = self._split_heads(self.k_proj(key))  # (B, Tk, kdim) -> (B, h, Tk, d)
+        v = self._split_heads(self.v_proj(value))  # (B, Tk, vdim) -> (B, h, Tk, d)
+        if cache is not None:
+            if self_attention and "k" in cache:
+                k = concat([cache["k"], k], axis=2)  # (B, h, T_past + T_new, d)
+                v = concat([cache["v"], v], axis=2)  # (B, h, T_past + T_new, d)
+            cache["k"], cache["v"], cache["static"] = k, v, not self_attention
+        return k, v
+
+    def _split_heads(self, x):  # (B, T, D)
+        B, T, _ = x.shape
+        x = x.reshape(B, T, self.num_heads, self.head_dim)  # (B, T, h, d)
+        return x.transpose(0, 2, 1, 3)  # (B, h, T, d)
+
+    def _check_input(self, name, x, width):
+        if x.ndim != 3 or x.shape[2] != width:
+            raise ValueError(f"MultiHeadAttention: {name} must be (B, T, {width}) (batch first), "
+                             f"got shape {x.shape}")
+        return x.shape[0], x.shape[1]
+
+    def _merge_masks(self, key_padding_mask, attn_mask, B, Tq, Tk, q):
+        """Turn PyTorch-convention masks (True = NOT allowed) into one mask for
+        F.scaled_dot_product_attention: bool with True = MAY attend, or a float bias.
+
+        Returns None, or a Tensor broadcastable to the scores (B, h, Tq, Tk).
+        """
+        h, masks = self.num_heads, []
+        if key_padding_mask is not None:
+            if key_padding_mask.shape != (B, Tk):
+                raise ValueError(f"MultiHeadAttention: key_padding_mask must be (B, Tk) = "
+                                 f"{(B, Tk)}, got {key_padding_mask.shape}")
+            masks.append(key_padding_mask.reshape(B, 1, 1, Tk))  # (B, 1, 1, Tk)
+        if attn_mask is not None:
+            if attn_mask.shape == (B * h, Tq, Tk):  # PyTorch's per-head 3-d layout
+                attn_mask = attn_mask.reshape(B, h, Tq, Tk)  # (B, h, Tq, Tk)
+            elif attn_mask.ndim not in (2, 4) or attn_mask.shape[-2:] != (Tq, Tk):
+                raise ValueError(f"MultiHeadAttention: attn_mask must be (Tq, Tk) = {(Tq, Tk)}, "
+                                 f"(B·h, Tq, Tk) or (B, h, Tq, Tk), got {attn_mask.shape}")
+            masks.append(attn_mask)  # (Tq, Tk) or (B, h, Tq, Tk)
+        for m in masks:
+            if m.dtype != bool and m.dtype.kind != "f":
+                raise TypeError(f"MultiHeadAttention: masks must be bool or float, got {m.dtype}")
+        if not masks:
+            return None
+        if all(m.dtype == bool for m in masks):
+            allowed = ~masks[0]  # PyTorch's True = masked  ->  True = may attend
+            for m in masks[1:]:
+                allowed = allowed & ~m  # (B, h or 1, Tq or 1, Tk)
+            return allowed
+        bias = None  # a float mask is present: express the boolean ones as −inf biases
+        for m in masks:
+            if m.dtype == bool:
+                m = zeros(m.shape, dtype=q.dtype, device=q.device).masked_fill(m, -math.inf)
+            bias = m if bias is None else bias + m  # (B, h or 1, Tq or 1, Tk)
+        return bias
+
+    def extra_repr(self):
+        extra = f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"
+        extra += f", dropout={self.dropout_p}" if self.dropout_p else ""
+        return extra + (f", kdim={self.kdim}, vdim={self.vdim}"
+                        if (self.kdim, self.vdim) != (self.embed_dim,) * 2 else "")

@@ -1,0 +1,34 @@
+"""Smoke runs of the examples (``--quick``): they start, train a few steps, write their outputs."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_example(name, tmp_path, *args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
+    result = subprocess.run([sys.executable, "-m", f"examples.{name}", *args], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+def test_engine_tour(tmp_path):
+    out = run_example("__main__", tmp_path, "--quick")
+    assert "gradcheck" in out
+
+
+def test_mlp_digits_quick_and_resume(tmp_path):
+    pytest.importorskip("sklearn")
+    out = run_example("mlp_digits", tmp_path, "--quick")
+    assert "test accuracy" in out
+    folder = tmp_path / "runs" / "mlp_digits"
+    for name in ("checkpoint.npz", "metrics.csv", "metrics.jsonl", "loss.png"):
+        assert (folder / name).exists(), name
+    out = run_example("mlp_digits", tmp_path, "--steps", "30", "--warmup-steps", "5", "--resume")
+    assert "30 steps" in out

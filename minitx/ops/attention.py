@@ -126,8 +126,9 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout_p=0.0
     drop_mask = None
     if training and dropout_p > 0.0:
         rng = generator if generator is not None else mt_random.default_generator()
-        keep = rng.random(scores, dtype=np.float32) >= dropout_p  # drawn on the host
-        drop_mask = backend.to_device((keep / (1.0 - dropout_p)).astype(q.dtype), q.device)
+        drop_mask = (rng.random(scores, dtype=np.float32) >= dropout_p).astype(q.dtype)
+        drop_mask *= 1.0 / (1.0 - dropout_p)  # drawn on the host, then moved
+        drop_mask = backend.to_device(drop_mask, q.device)
     sink = [] if return_weights else None
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     out = ScaledDotProductAttention.apply(q, k, v, bias, allowed=allowed, scale=scale,

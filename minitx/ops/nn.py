@@ -34,9 +34,9 @@ def dropout(x, p=0.5, training=True, generator=None):
     if not training or p == 0.0:
         return x
     rng = generator if generator is not None else mt_random.default_generator()
-    keep = rng.random(x.shape, dtype=np.float32) >= p  # drawn on the host, for every backend
-    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
-    mask = backend.to_device((keep * scale).astype(x.dtype), x.device)
+    mask = (rng.random(x.shape, dtype=np.float32) >= p).astype(x.dtype)  # drawn on the host
+    mask *= 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    mask = backend.to_device(mask, x.device)
     return Dropout.apply(x, scaled_mask=mask)
 
 

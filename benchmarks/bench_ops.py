@@ -212,7 +212,9 @@ def parse_args(argv=None):
                              "name contains NAME")
     parser.add_argument("--threads", type=int, default=None,
                         help="cap torch's threads and NumPy's BLAS threads at N (default: "
-                             "leave both at their defaults, one per core)")
+                             "leave both at one per core). 1 is steadier on a shared machine: "
+                             "two busy-waiting pools (OpenBLAS, torch's OpenMP) in one process "
+                             "otherwise fight over the cores")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     args = parser.parse_args(argv)
     args.repeat = args.repeat if args.repeat is not None else (3 if args.quick else 20)
@@ -286,7 +288,7 @@ def main(argv=None):
     print(format_table(["op", "shape", "fused ms", "composite ms", "torch ms", "fused/torch",
                         "composite/fused", "fused MiB", "composite MiB", "spread"], rows))
     print("spread: the largest interquartile range / median of the three contenders; over ~10% "
-          "means the machine was busy, so rerun that row (--only NAME) before trusting it.")
+          "means the machine was busy: rerun that row (--only NAME, perhaps --threads 1).")
 
     if args.profile is not None:
         matches = [i for i, c in enumerate(cases) if args.profile in c.name]

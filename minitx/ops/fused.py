@@ -42,9 +42,10 @@ class Softmax(Function):
         return self.y
 
     def backward(self, g):
-        gy = g * self.y
-        gy -= self.y * gy.sum(axis=self.axis, keepdims=True)
-        return gy
+        dot = (g * self.y).sum(axis=self.axis, keepdims=True)  # Σᵢ gᵢ yᵢ per row
+        gx = g - dot
+        gx *= self.y
+        return gx
 
 
 @register
@@ -82,24 +83,35 @@ class LayerNorm(Function):
 
     def forward(self, x, w, b, *, eps):
         xp = backend.xp_of(x)
-        mu = x.mean(axis=-1, keepdims=True)
-        xc = x - mu
-        var = (xc * xc).mean(axis=-1, keepdims=True)
+        D = x.shape[-1]
+        xc = x - x.mean(axis=-1, keepdims=True)  # x − μ
+        var = _row_dot(xc, xc)[..., None] / D  # σ², without an (x − μ)² temporary
         self.rstd = 1 / xp.sqrt(var + eps)
-        self.xhat = xc * self.rstd
-        self.w, self.has_b = w, b is not None
-        y = self.xhat if w is None else self.xhat * w
-        return y if b is None else y + b
+        xc *= self.rstd  # x̂, in place
+        self.xhat, self.w, self.has_b = xc, w, b is not None
+        if w is None:
+            return xc if b is None else xc + b
+        y = xc * w
+        if b is not None:
+            y += b  # y is a fresh array: add in place
+        return y
 
     def backward(self, g):
-        lead = tuple(range(g.ndim - 1))
-        gw = None if self.w is None else (g * self.xhat).sum(axis=lead)
-        gb = g.sum(axis=lead) if self.has_b else None
-        ghat = g if self.w is None else g * self.w
-        gx = ghat - ghat.mean(axis=-1, keepdims=True)
-        gx -= self.xhat * (ghat * self.xhat).mean(axis=-1, keepdims=True)
+        D = g.shape[-1]
+        g2, xhat2 = g.reshape(-1, D), self.xhat.reshape(-1, D)  # (rows, D)
+        gw = None if self.w is None else backend.xp_of(g).einsum("ni,ni->i", g2, xhat2)
+        gb = g2.sum(axis=0) if self.has_b else None
+        gx = g * self.w if self.w is not None else g.copy()  # ĝ, a fresh array to work in
+        dot = _row_dot(gx, self.xhat)[..., None] / D  # mean(ĝ · x̂)
+        gx -= gx.mean(axis=-1, keepdims=True)  # ĝ − mean(ĝ)
+        gx -= self.xhat * dot  # ... − x̂ · mean(ĝ · x̂)
         gx *= self.rstd
         return gx, gw, gb
+
+
+def _row_dot(a, b):
+    """Σ over the last axis of a · b, without materializing a · b."""
+    return backend.xp_of(a).einsum("...i,...i->...", a, b)
 
 
 @register
@@ -114,20 +126,22 @@ class CrossEntropy(Function):
 
     def forward(self, z, *, target, ignore_index, label_smoothing, reduction):
         xp = backend.xp_of(z)
-        m = z.max(axis=-1, keepdims=True)
-        shifted = z - m
-        e = xp.exp(shifted)
-        s = e.sum(axis=-1, keepdims=True)
-        logp = shifted - xp.log(s)  # log_softmax(z)
-        self.p = e / s
+        C = z.shape[-1]
         self.valid = target != ignore_index
-        self.target = xp.where(self.valid, target, 0)
+        self.target = xp.where(self.valid, target, 0).reshape(-1)  # (N,), ignored rows -> 0
+        self.rows = xp.arange(self.target.size)
         self.eps, self.reduction = label_smoothing, reduction
-        rows = xp.arange(self.target.size)
-        nll = -logp.reshape(-1, z.shape[-1])[rows, self.target.reshape(-1)].reshape(
-            self.target.shape)  # −log p of each row's target
-        loss = nll if label_smoothing == 0 else (
-            (1 - label_smoothing) * nll - label_smoothing * logp.mean(axis=-1))
+        shifted = z - z.max(axis=-1, keepdims=True)  # z − m: log p = shifted − log Σ e^shifted
+        picked = shifted.reshape(-1, C)[self.rows, self.target]  # shifted at each target
+        mean_shifted = shifted.mean(axis=-1) if label_smoothing else None
+        xp.exp(shifted, out=shifted)  # the same buffer now holds e^(z − m) ...
+        s = shifted.sum(axis=-1, keepdims=True)
+        log_s = xp.log(s)[..., 0]
+        shifted /= s  # ... and now p = softmax(z), kept for backward
+        self.p = shifted
+        loss = log_s - picked.reshape(log_s.shape)  # −log p_t
+        if label_smoothing:  # −mean_c log p_c = log Σ − mean_c(z − m)
+            loss = (1 - label_smoothing) * loss + label_smoothing * (log_s - mean_shifted)
         loss = loss * self.valid
         self.count = max(int(self.valid.sum()), 1)  # an all-ignored batch gives 0, not 0/0
         if reduction == "none":
@@ -135,13 +149,15 @@ class CrossEntropy(Function):
         return loss.sum() / self.count if reduction == "mean" else loss.sum()
 
     def backward(self, g):
-        xp = backend.xp_of(g)
         C = self.p.shape[-1]
-        gz = self.p - self.eps / C  # p − q: first p − ε/C (a fresh array), ...
-        rows = gz.reshape(-1, C)  # a view: writing into it writes into gz
-        rows[xp.arange(rows.shape[0]), self.target.reshape(-1)] -= 1 - self.eps  # ... − (1 − ε)
         weight = g / self.count if self.reduction == "mean" else g
-        return gz * (self.valid * weight)[..., None].astype(gz.dtype)
+        weight = (self.valid * weight).astype(self.p.dtype)[..., None]  # (..., 1) per row
+        gz = self.p * weight  # (p − q) · weight, starting with p · weight ...
+        if self.eps:
+            gz -= (self.eps / C) * weight  # ... − ε/C · weight ...
+        flat_gz, flat_w = gz.reshape(-1, C), weight.reshape(-1)
+        flat_gz[self.rows, self.target] -= (1 - self.eps) * flat_w  # ... − (1 − ε) · weight
+        return gz
 
 
 def softmax(x, axis=-1):

@@ -1,0 +1,247 @@
+"""Training-step time and peak memory of each model family, minitx beside PyTorch.
+
+    python -m benchmarks.bench_models [--model NAME ...] [--repeat N] [--warmup N] [--quick]
+                                      [--profile] [--threads N] [--no-torch] [--no-memory]
+
+Plug-in interface. Each model family has a module ``benchmarks/step_<name>.py`` (today
+``step_transformer``, ``step_vit``, ``step_swin``); every such module that exists is imported
+and must expose:
+
+- ``NAME``: the family's name, used by ``--model`` and as the table's row;
+- ``build_minitx(seed)`` -> ``(step, info)``: ``step()`` runs ONE full training step of the
+  family's reference configuration (forward, loss, backward, optimizer update, zero the
+  gradients) on a fixed batch and returns the loss as a float; ``info`` is a dict with
+  ``"description"`` (or ``"shape"``): the configuration in one line, and ``"parameters"``: the
+  parameter count (``"model"`` optional);
+- ``build_torch(seed)`` -> the same for the same network written in PyTorch, starting from the
+  same weights, or None when PyTorch is not installed.
+
+A new family needs nothing here: drop a ``step_<name>.py`` into ``benchmarks/``.
+
+How it measures:
+
+- **time**: the two contenders' steps are interleaved (minitx, torch, minitx, ...) after
+  `--warmup` untimed rounds, and the table shows the median of `--repeat` (at least 20) steps
+  and the interquartile spread (see :mod:`benchmarks.common`). The ratio is minitx / torch:
+  below 1.0, minitx is faster;
+- **peak memory**: each framework runs in a fresh subprocess, which builds the step, notes its
+  resident set size (RSS), runs three steps and reports the peak RSS (``ru_maxrss``) minus that
+  baseline: the memory the training steps added (activations, gradients, optimizer state,
+  allocator slack), measured the same way for both. minitx's NumPy allocations are also traced
+  with tracemalloc during one step (the "traced" column); PyTorch's CPU allocator does not
+  report to tracemalloc, so there is no such column for it;
+- **CPU time**: each step's process CPU time is recorded too. With ``--threads 1`` it is what
+  the wall time would be on an idle core, so the "CPU" columns stay meaningful when the machine
+  is shared (with several threads it sums them, and says little);
+- ``--profile`` prints cProfile's top functions of five minitx steps.
+
+The machine's thread pools and versions are printed first: NumPy's element-wise ufuncs run on
+one thread and only its BLAS is threaded, while PyTorch also threads its element-wise kernels.
+"""
+
+import argparse
+import cProfile
+import gc
+import importlib
+import io
+import json
+import pkgutil
+import pstats
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.bench_ops import limit_threads
+from benchmarks.common import (
+    describe_environment,
+    format_table,
+    interleaved_samples,
+    peak_traced_bytes,
+    relative_spread,
+)
+
+HERE = Path(__file__).resolve().parent
+MB = 2 ** 20
+
+
+def step_modules(names=None):
+    """Import every ``benchmarks/step_*.py`` (those named in `names`, if given), by NAME."""
+    modules = {}
+    for info in sorted(pkgutil.iter_modules([str(HERE)]), key=lambda m: m.name):
+        if info.name.startswith("step_"):
+            module = importlib.import_module(f"benchmarks.{info.name}")
+            modules[module.NAME] = module
+    if names:
+        unknown = sorted(set(names) - set(modules))
+        if unknown:
+            raise SystemExit(f"bench_models: unknown --model {unknown}; available: "
+                             f"{sorted(modules)}")
+        modules = {name: modules[name] for name in names}
+    return modules
+
+
+def rss_bytes():
+    """The current resident set size of this process (Linux: /proc/self/statm)."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * resource.getpagesize()
+
+
+def memory_child(name, framework, threads=None, seed=0):
+    """In a fresh process: build one step, run three, print the peak RSS growth as JSON."""
+    if threads is not None:
+        limit_threads(threads, importlib.import_module("torch") if framework == "torch" else None)
+    module = step_modules([name])[name]
+    built = (module.build_minitx if framework == "minitx" else module.build_torch)(seed)
+    step = built[0]
+    baseline = rss_bytes()
+    for _ in range(3):
+        step()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
+    print(json.dumps({"peak_rss_growth": max(peak - baseline, 0)}))
+
+
+def peak_rss_growth(name, framework, threads=None):
+    """Run :func:`memory_child` in a subprocess; return bytes, or None if it failed."""
+    extra = [] if threads is None else ["--threads", str(threads)]
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_models", "--memory-child", name, framework,
+         *extra], capture_output=True, text=True, cwd=HERE.parent, timeout=900)
+    if result.returncode != 0:
+        print(f"  memory of {name}/{framework} not measured: {result.stderr.strip()[-300:]}")
+        return None
+    return json.loads(result.stdout.strip().splitlines()[-1])["peak_rss_growth"]
+
+
+def with_cpu_time(step, record):
+    """Wrap `step` so that each call appends its process CPU seconds to `record`.
+
+    With one thread per framework (--threads 1) the CPU time of a step is what its wall time
+    would be on an idle core, so it stays meaningful on a machine shared with other work.
+    """
+    def timed_step():
+        start = time.process_time()
+        step()
+        record.append(time.process_time() - start)
+
+    return timed_step
+
+
+def profile(step, count=5, top=15):
+    """Return cProfile's table of `count` calls of `step`, sorted by time in each function."""
+    profiler = cProfile.Profile()
+    profiler.runcall(lambda: [step() for _ in range(count)])
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(top)
+    return text.getvalue()
+
+
+def bench(module, args):
+    """Time one family; return its table row and a dict of the numbers."""
+    mx_step, info = module.build_minitx(0)
+    contenders = {"minitx": mx_step}
+    torch_built = None if args.no_torch else module.build_torch(0)
+    if torch_built is not None:
+        contenders["torch"] = torch_built[0]
+    first = {name: step() for name, step in contenders.items()}  # also the first warm-up
+    cpu = {name: [] for name in contenders}
+    timed = {name: with_cpu_time(step, cpu[name]) for name, step in contenders.items()}
+    samples = interleaved_samples(timed, args.repeat, max(args.warmup - 1, 0))
+    medians = {name: statistics.median(times) for name, times in samples.items()}
+    result = {"first_loss": first, "median_s": medians,
+              "cpu_median_s": {name: statistics.median(times[-args.repeat:])  # the timed ones
+                               for name, times in cpu.items()},
+              "spread": {name: relative_spread(t) for name, t in samples.items()}}
+    if not args.no_memory:
+        result["traced_bytes"] = peak_traced_bytes(mx_step)
+        result["peak_rss_growth"] = {name: peak_rss_growth(module.NAME, name, args.threads)
+                                     for name in contenders}
+    if args.profile:
+        result["profile"] = profile(mx_step)
+
+    def ms(name):
+        if name not in medians:
+            return "-"
+        spread = result["spread"][name]  # NaN with fewer than 4 samples
+        return f"{1e3 * medians[name]:.1f}" + ("" if spread != spread else f" ±{100 * spread:.0f}%")
+
+    def mem(name):
+        value = result.get("peak_rss_growth", {}).get(name)
+        return "-" if value is None else f"{value / MB:.0f}"
+
+    def cpu_ms(name):
+        return f"{1e3 * result['cpu_median_s'][name]:.1f}" if name in medians else "-"
+
+    ratio = medians["minitx"] / medians["torch"] if "torch" in medians else None
+    cpu_ratio = (result["cpu_median_s"]["minitx"] / result["cpu_median_s"]["torch"]
+                 if "torch" in medians else None)
+    result["ratio"], result["cpu_ratio"] = ratio, cpu_ratio
+    traced = result.get("traced_bytes")
+    row = [module.NAME, info.get("description", info.get("shape", "")),
+           f"{info.get('parameters', 0) / 1e6:.2f}M", ms("minitx"), ms("torch"),
+           "-" if ratio is None else f"{ratio:.2f}x", cpu_ms("minitx"), cpu_ms("torch"),
+           "-" if cpu_ratio is None else f"{cpu_ratio:.2f}x", mem("minitx"), mem("torch"),
+           "-" if traced is None else f"{traced / MB:.0f}"]
+    return row, result
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", help="only this family (repeatable)")
+    parser.add_argument("--repeat", type=int, default=20, help="timed steps (median)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 3 timed steps, 1 warm-up, no memory")
+    parser.add_argument("--profile", action="store_true", help="cProfile the minitx step")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="cap torch's threads and NumPy's BLAS threads at N (a busy "
+                             "machine: 1 avoids threads waiting for each other's cores)")
+    parser.add_argument("--no-torch", action="store_true", help="time minitx alone")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory columns")
+    parser.add_argument("--memory-child", nargs=2, metavar=("NAME", "FRAMEWORK"),
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        return memory_child(*args.memory_child, threads=args.threads)
+    if args.quick:
+        args.repeat, args.warmup, args.no_memory = 3, 1, True
+    elif args.repeat < 20:
+        print(f"note: --repeat {args.repeat} is below the 20 steps a reported median needs")
+    modules = step_modules(args.model)
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch
+        except ImportError:
+            args.no_torch = True
+    if args.threads is not None:
+        limit_threads(args.threads, torch)
+    gc.freeze()  # torch's many long-lived objects would make every gc pass slow; skip them
+    print("\n".join(describe_environment(torch)))
+    memory = "no memory" if args.no_memory else (
+        "memory: peak RSS growth over 3 steps in a fresh process, and traced NumPy peak (MB)")
+    print(f"training steps: median of {args.repeat} interleaved steps after {args.warmup} "
+          f"warm-up, wall and CPU time; {memory}\n")
+    headers = ["model", "configuration", "params", "minitx ms", "torch ms", "ratio",
+               "minitx CPU ms", "torch CPU ms", "CPU ratio", "minitx MB", "torch MB",
+               "traced MB"]
+    rows, results = [], {}
+    for name, module in modules.items():
+        row, results[name] = bench(module, args)
+        rows.append(row)
+        print(f"{name}: " + ", ".join(f"{h} {c}" for h, c in zip(headers[2:], row[2:])),
+              flush=True)
+    print("\n" + format_table(headers, rows))
+    for name, result in results.items():
+        losses = ", ".join(f"{k} {v:.4f}" for k, v in result["first_loss"].items())
+        print(f"{name}: first-step loss {losses}")
+        if "profile" in result:
+            print(f"\ncProfile of 5 minitx steps of {name}:\n{result['profile']}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

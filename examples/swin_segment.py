@@ -42,7 +42,7 @@ class Config:
     activation: str = "gelu_tanh"  # see examples.swin_classify
     train_images: int = 3000
     test_images: int = 500
-    steps: int = 700
+    steps: int = 1000
     batch_size: int = 32
     lr: float = 2e-3
     warmup_steps: int = 50

@@ -17,6 +17,7 @@ from minitx import backend
 from minitx import random as mt_random
 from minitx.autograd import Function
 from minitx.ops.common import broadcast_shapes, register, unbroadcast
+from minitx.ops.linalg import count_macs
 from minitx.tensor import Tensor
 
 
@@ -129,6 +130,11 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout_p=0.0
         drop_mask = (rng.random(scores, dtype=np.float32) >= dropout_p).astype(q.dtype)
         drop_mask *= 1.0 / (1.0 - dropout_p)  # drawn on the host, then moved
         drop_mask = backend.to_device(drop_mask, q.device)
+    if count_macs.active:  # the two products inside: Q Kᵀ and P V
+        batch = 1
+        for size in scores[:-2]:
+            batch *= size
+        count_macs.record(batch * Tq * Tk * (q.shape[-1] + v.shape[-1]))
     sink = [] if return_weights else None
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     out = ScaledDotProductAttention.apply(q, k, v, bias, allowed=allowed, scale=scale,

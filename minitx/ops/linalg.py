@@ -72,6 +72,12 @@ class count_macs:
     def __exit__(self, *exc):
         count_macs.active.remove(self)
 
+    @staticmethod
+    def record(macs):
+        """Add `macs` to every open counter (fused ops report the products they contain)."""
+        for counter in count_macs.active:
+            counter.macs += macs
+
 
 def matmul(a, b):
     """Matrix product with NumPy's rules (batched, broadcast batch axes, 1-D operands)."""
@@ -89,6 +95,5 @@ def matmul(a, b):
         macs = n * k_a * m
         for size in batch:
             macs *= size
-        for counter in count_macs.active:
-            counter.macs += macs
+        count_macs.record(macs)
     return MatMul.apply(a, b)

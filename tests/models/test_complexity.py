@@ -99,9 +99,6 @@ def test_a_vit_block_counts_msa_plus_its_mlp(counted_attention):
     assert counter.macs == msa_formula(h, w, C) + 2 * h * w * C * mlp  # MSA + two MLP layers
 
 
-@pytest.mark.xfail(reason="core: the fused scaled_dot_product_attention op does not report "
-                          "its Q Kᵀ and P V products to mt.count_macs (reported to the lead)",
-                   strict=False)
 def test_global_msa_counts_the_formula_with_the_fused_op():
     h = w = 4
     C = 8

@@ -1,6 +1,6 @@
 """One ViT training step in minitx and in PyTorch, for ``benchmarks/bench_models.py``.
 
-    python -m benchmarks.step_vit [--repeat 20] [--warmup 3] [--profile] [--no-torch]
+    python -m benchmarks.bench_models --model vit [--threads 1] [--profile]
 
 The step: 32x32x3 images, patch 4 (64 patches + [class]), D = 192, 6 layers, 3 heads, MLP 768,
 10 classes, batch 64, float32; forward, cross-entropy, backward, AdamW (``PRESETS["bench"]`` of
@@ -11,22 +11,13 @@ model (:func:`copy_weights`), so both contenders compute the same losses and gra
 Interface for bench_models.py: ``NAME``, ``build_minitx(seed)`` and ``build_torch(seed)`` each
 return ``(step, info)``, where ``step()`` runs one full training step and returns the loss (a
 float) and ``info`` is a dict (``"model"``, ``"parameters"``, ``"description"``);
-``build_torch`` returns None when PyTorch is not installed. Run as a script, the module times
-both itself (median of interleaved steps after a warm-up) and with ``--profile`` prints the
-cProfile table of the minitx step.
+``build_torch`` returns None when PyTorch is not installed.
 """
-
-import argparse
-import cProfile
-import io
-import pstats
-import statistics
 
 import numpy as np
 
 import minitx as mt
 import minitx.functional as F
-from benchmarks.common import describe_environment, interleaved_samples, relative_spread
 from minitx import optim
 from models.vit import PRESETS, ViT
 
@@ -90,7 +81,9 @@ def build_torch(seed=0):
 def torch_twin(config=CONFIG):
     """Build the PyTorch twin of ``ViT(config)``: same layers, same order, same maths.
 
-    The class is defined inside, so that this module imports without PyTorch.
+    Same function as minitx's model when ``config.dropout == 0`` (the benchmark's case: the twin
+    has no dropout after the position embeddings). The class is defined inside, so that this
+    module imports without PyTorch.
     """
     import torch
 
@@ -140,40 +133,3 @@ def copy_weights(model, twin):
         state[name] = torch.from_numpy(np.ascontiguousarray(value))
     twin.load_state_dict(state)
     return twin
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--profile", action="store_true", help="cProfile the minitx step")
-    parser.add_argument("--no-torch", action="store_true")
-    args = parser.parse_args(argv)
-    torch_step = None if args.no_torch else build_torch(0)
-    steps = {"minitx": build_minitx(0)[0]}
-    if torch_step is not None:
-        import torch
-
-        steps["torch"] = torch_step[0]
-        print("\n".join(describe_environment(torch)))
-    else:
-        print("\n".join(describe_environment(None)))
-    print(DESCRIPTION)
-    samples = interleaved_samples(steps, args.repeat, args.warmup)
-    medians = {name: statistics.median(t) for name, t in samples.items()}
-    for name, times in samples.items():
-        print(f"{name:>7}: {1e3 * medians[name]:8.1f} ms/step (median of {len(times)}, "
-              f"spread {100 * relative_spread(times):.0f}%)")
-    if "torch" in medians:
-        print(f"ratio minitx / torch: {medians['minitx'] / medians['torch']:.2f}")
-    if args.profile:
-        profiler = cProfile.Profile()
-        profiler.runcall(lambda: [steps["minitx"]() for _ in range(5)])
-        text = io.StringIO()
-        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(20)
-        print(text.getvalue())
-    return medians
-
-
-if __name__ == "__main__":
-    main()

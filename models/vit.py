@@ -352,8 +352,8 @@ PRESETS = {
     "ViT-H/14": ViTConfig(image_size=224, patch_size=14, dim=1280, depth=32, heads=16,
                           mlp_dim=5120, num_classes=1000),
     # Small models that train on 2 CPU cores in minutes: examples/vit_classify.py's defaults.
-    "tiny-digits": ViTConfig(image_size=8, patch_size=2, in_channels=1, dim=64, depth=4,
-                             heads=4, mlp_dim=128, num_classes=10),
+    "tiny-digits": ViTConfig(image_size=8, patch_size=2, in_channels=1, dim=96, depth=4,
+                             heads=4, mlp_dim=192, num_classes=10),
     "tiny-mnist": ViTConfig(image_size=28, patch_size=7, in_channels=1, dim=64, depth=4,
                             heads=4, mlp_dim=128, num_classes=10),
     "tiny-shapes": ViTConfig(image_size=32, patch_size=8, in_channels=3, dim=64, depth=4,

@@ -9,11 +9,10 @@ forward pass counts. 4hwC² is the four projections Q, K, V and the output, each
 with h·d = C, plus the weights times V, the same size again. Softmax, scaling, LayerNorm and the
 relative position bias are not matrix products and do not count.
 
-``mt.count_macs`` counts the products made with ``minitx.ops.matmul``. ViT's attention module
-(``nn.MultiHeadAttention``) calls the fused ``F.scaled_dot_product_attention``, whose forward
-runs the same two products (Q Kᵀ and P V) inside one op, outside that counter; the counting
-tests therefore swap in the op's composite definition (:mod:`minitx.composites`, its test
-oracle: the same products, made with ``ops.matmul``).
+``mt.count_macs`` counts every matrix product made with ``minitx.ops.matmul`` and the two
+inside the fused ``F.scaled_dot_product_attention`` (Q Kᵀ and P V), which ViT's attention module
+(``nn.MultiHeadAttention``) calls; a test checks that the fused op reports exactly the products
+of its composite definition (:mod:`minitx.composites`, made of ``ops.matmul``).
 """
 
 import numpy as np
@@ -37,16 +36,11 @@ def wmsa_formula(h, w, C, M):
     return 4 * h * w * C ** 2 + 2 * M ** 2 * h * w * C  # Ω(W-MSA), Swin Eq. 2
 
 
-@pytest.fixture
-def counted_attention(monkeypatch):
-    """Route F.scaled_dot_product_attention through its composite, made of counted matmuls."""
-
-    def composite(q, k, v, mask=None, causal=False, dropout_p=0.0, training=True, scale=None,
-                  return_weights=False, generator=None):
-        assert dropout_p == 0.0 and not return_weights  # what these tests use
-        return composites.scaled_dot_product_attention(q, k, v, mask, causal, scale)
-
-    monkeypatch.setattr(mt.functional, "scaled_dot_product_attention", composite)
+def composite_attention(q, k, v, mask=None, causal=False, dropout_p=0.0, training=True,
+                        scale=None, return_weights=False, generator=None):
+    """F.scaled_dot_product_attention written with ops.matmul (no dropout, no weights)."""
+    assert dropout_p == 0.0 and not return_weights  # what these tests use
+    return composites.scaled_dot_product_attention(q, k, v, mask, causal, scale)
 
 
 def tokens(B, h, w, C, seed=0):
@@ -55,7 +49,7 @@ def tokens(B, h, w, C, seed=0):
 
 
 @pytest.mark.parametrize("h, w, C, heads", [(4, 4, 8, 2), (6, 8, 12, 3), (8, 8, 16, 4)])
-def test_global_msa_counts_the_formula_exactly(counted_attention, h, w, C, heads):
+def test_global_msa_counts_the_formula_exactly(h, w, C, heads):
     msa = nn.MultiHeadAttention(C, heads)  # the attention module of every ViT block
     x = tokens(1, h, w, C).reshape(1, h * w, C)  # (1, hw, C): one image, hw tokens
     with mt.count_macs() as counter:
@@ -74,8 +68,7 @@ def test_window_msa_counts_the_formula_exactly(swin, h, w, C, heads, M):
     assert counter.macs == wmsa_formula(h, w, C, M)
 
 
-def test_both_scale_with_the_batch_and_windows_win_once_hw_exceeds_m_squared(
-        counted_attention, swin):
+def test_both_scale_with_the_batch_and_windows_win_once_hw_exceeds_m_squared(swin):
     B, h, w, C, heads, M = 3, 8, 8, 8, 2, 4
     msa, wmsa = nn.MultiHeadAttention(C, heads), swin.WindowAttention(C, M, heads)
     x = tokens(B, h, w, C)
@@ -90,7 +83,7 @@ def test_both_scale_with_the_batch_and_windows_win_once_hw_exceeds_m_squared(
         window_count.macs - B * 4 * h * w * C ** 2)
 
 
-def test_a_vit_block_counts_msa_plus_its_mlp(counted_attention):
+def test_a_vit_block_counts_msa_plus_its_mlp():
     h = w = 4
     C, heads, mlp = 8, 2, 32
     block = nn.TransformerEncoderLayer(C, heads, mlp, 0.0, "gelu", norm_first=True)
@@ -99,9 +92,13 @@ def test_a_vit_block_counts_msa_plus_its_mlp(counted_attention):
     assert counter.macs == msa_formula(h, w, C) + 2 * h * w * C * mlp  # MSA + two MLP layers
 
 
-def test_global_msa_counts_the_formula_with_the_fused_op():
-    h = w = 4
-    C = 8
-    with mt.count_macs() as counter:
-        nn.MultiHeadAttention(C, 2)(tokens(1, h, w, C).reshape(1, h * w, C))
-    assert counter.macs == msa_formula(h, w, C)
+def test_the_fused_attention_counts_the_products_of_its_composite(monkeypatch):
+    h, w, C = 4, 6, 8
+    x = tokens(2, h, w, C).reshape(2, h * w, C)
+    msa = nn.MultiHeadAttention(C, 2)
+    with mt.count_macs() as fused:
+        msa(x)
+    monkeypatch.setattr(mt.functional, "scaled_dot_product_attention", composite_attention)
+    with mt.count_macs() as composite:
+        msa(x)
+    assert fused.macs == composite.macs == 2 * msa_formula(h, w, C)

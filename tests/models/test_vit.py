@@ -1,6 +1,7 @@
 """models/vit.py: shapes, the paper's parameter count, position-embedding interpolation (§3.2),
 an overfit-one-batch check, save/load, PyTorch's twin, and smoke runs of the example."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -121,19 +122,15 @@ def test_resize_image_fine_tunes_at_another_resolution():
     model.resize_image(12)  # (4x4) -> (6x6) grid
     assert model.pos_embed.shape == (1, 37, TINY.dim) and model.config.image_size == 12
     assert np.array_equal(model.pos_embed.numpy()[0, 0], old[0, 0])
-    x = images(2, dataclass_replace(TINY, image_size=12))
+    x = images(2, dataclasses.replace(TINY, image_size=12))
     assert model(mt.tensor(x)).shape == (2, TINY.num_classes)
     assert any(p is model.pos_embed for p in model.parameters())
     with pytest.raises(ValueError, match="multiple of the patch size"):
         model.resize_image(13)
 
 
-def dataclass_replace(config, **changes):
-    return ViTConfig(**{**config.__dict__, **changes})
-
-
 def test_heads_pretraining_mlp_and_zero_initialized_fine_tuning_head():
-    pre = ViT(dataclass_replace(TINY, head_hidden=24), generator=np.random.default_rng(0))
+    pre = ViT(dataclasses.replace(TINY, head_hidden=24), generator=np.random.default_rng(0))
     assert pre.head.hidden.weight.shape == (24, TINY.dim)  # §3.1: one hidden layer
     assert pre(mt.tensor(images())).shape == (2, TINY.num_classes)
     pre.reset_head(3)  # §3.2: zero-initialized D x K
@@ -185,7 +182,7 @@ def test_matches_the_pytorch_twin_outputs_and_gradients():
     torch = pytest.importorskip("torch")
     from benchmarks.step_vit import copy_weights, torch_twin
 
-    config = dataclass_replace(TINY, layer_norm_eps=1e-5)
+    config = dataclasses.replace(TINY, layer_norm_eps=1e-5)
     model = ViT(config, generator=np.random.default_rng(0))
     twin = copy_weights(model, torch_twin(config))
     x, y = images(4, config), np.array([0, 1, 2, 3])

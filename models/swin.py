@@ -270,9 +270,10 @@ class WindowAttention(nn.Module):
 
         Attention(Q, K, V) = SoftMax(Q Kᵀ / √d + B) V,   B ∈ R^{M² x M²} per head,
 
-    B gathered from a learned table B̂ ∈ R^{(2M−1) x (2M−1)} per head (§3.2). The matmuls are
-    Q, K, V and output projections (4·M²·C² multiply-adds per window) and Q Kᵀ and P V
-    (2·M⁴·C): nothing else, so Eq. 2's 4hwC² + 2M²hwC is what ``mt.count_macs`` reports.
+    B gathered from a learned table B̂ ∈ R^{(2M−1) x (2M−1)} per head (§3.2). The products are
+    the Q, K, V and output projections (4·M²·C² multiply-adds per window) and Q Kᵀ and P V
+    (2·M⁴·C, inside the fused ``F.scaled_dot_product_attention``, which reports them to
+    ``mt.count_macs``): nothing else, so Eq. 2's 4hwC² + 2M²hwC is what the counter shows.
 
     Args:
         dim: C; window_size: M; num_heads: h (divides C); qkv_bias: biases in W^Q, W^K, W^V;
@@ -290,7 +291,6 @@ class WindowAttention(nn.Module):
             raise ValueError(f"WindowAttention: dim={dim} must be divisible by "
                              f"num_heads={num_heads}")
         self.dim, self.window_size, self.num_heads = dim, window_size, num_heads
-        self.scale = (dim // num_heads) ** -0.5  # 1/√d (Eq. 4)
         kw = dict(device=device, dtype=dtype, generator=generator)
         self.q_proj = nn.Linear(dim, dim, qkv_bias, **kw)  # W^Q, h heads side by side
         self.k_proj = nn.Linear(dim, dim, qkv_bias, **kw)  # W^K
@@ -307,34 +307,33 @@ class WindowAttention(nn.Module):
         every image (0 = may attend, −inf = may not). Returns (B·nW, N, C), and the weights
         (B·nW, h, N, N) when `need_weights`."""
         Bw, N, C = x.shape
-        if N != self.window_size ** 2 or C != self.dim:
-            raise ValueError(f"WindowAttention: expected windows (B·nW, "
-                             f"{self.window_size ** 2}, {self.dim}), got {x.shape}")
-        q = self._heads(self.q_proj(x) * self.scale)  # Q/√d (B·nW, h, N, d)
-        k, v = self._heads(self.k_proj(x)), self._heads(self.v_proj(x))  # (B·nW, h, N, d)
-        scores = q @ k.swapaxes(-1, -2)  # (B·nW, h, N, d) @ (B·nW, h, d, N) -> (B·nW, h, N, N)
+        nW = 1 if mask is None else mask.shape[0]
+        if N != self.window_size ** 2 or C != self.dim or Bw % nW:
+            raise ValueError(f"WindowAttention: expected windows (B·nW, {self.window_size ** 2}"
+                             f", {self.dim}) with B·nW a multiple of the mask's {nW} windows, "
+                             f"got {x.shape}")
+        q, k, v = (self._heads(proj(x), nW) for proj in (self.q_proj, self.k_proj,
+                                                         self.v_proj))  # (B, nW, h, N, d)
         bias = self.relative_position_bias()  # B (h, N, N)
-        if mask is None:
-            scores = scores + bias  # (B·nW, h, N, N)   Eq. 4
-        else:
-            nW = mask.shape[0]
-            scores = scores.reshape(Bw // nW, nW, self.num_heads, N, N)  # (B, nW, h, N, N)
-            scores = scores + (bias + mask.unsqueeze(1))  # + (nW, h, N, N): one add per score
-            scores = scores.reshape(Bw, self.num_heads, N, N)  # (B·nW, h, N, N)
-        weights = F.softmax(scores, axis=-1)  # (B·nW, h, N, N)
-        heads = weights @ v  # (B·nW, h, N, N) @ (B·nW, h, N, d) -> (B·nW, h, N, d)
-        out = self.out_proj(heads.transpose(0, 2, 1, 3).reshape(Bw, N, C))  # (B·nW, N, C)
-        return (out, weights.detach()) if need_weights else out
+        if mask is not None:
+            bias = bias + mask.unsqueeze(1)  # (nW, h, N, N): −inf across shifted regions
+        result = F.scaled_dot_product_attention(  # Eq. 4, scale 1/√d: (B, nW, h, N, d)
+            q, k, v, mask=bias, return_weights=need_weights)
+        heads, weights = result if need_weights else (result, None)
+        heads = heads.transpose(0, 1, 3, 2, 4).reshape(Bw, N, C)  # (B, nW, N, h, d) -> (B·nW, N, C)
+        out = self.out_proj(heads)  # (B·nW, N, C)
+        return (out, weights.reshape(Bw, self.num_heads, N, N)) if need_weights else out
 
     def relative_position_bias(self):
         """Return B (h, N, N): B[:, i, j] = B̂[relative offset of token j from token i] (§3.2)."""
         bias = self.relative_position_bias_table[self.relative_position_index]  # (N, N, h)
         return bias.transpose(2, 0, 1)  # (h, N, N)
 
-    def _heads(self, x):  # (B·nW, N, C)
+    def _heads(self, x, nW):  # (B·nW, N, C)
         Bw, N, _ = x.shape
-        x = x.reshape(Bw, N, self.num_heads, self.dim // self.num_heads)  # (B·nW, N, h, d)
-        return x.transpose(0, 2, 1, 3)  # (B·nW, h, N, d)
+        h, d = self.num_heads, self.dim // self.num_heads
+        x = x.reshape(Bw // nW, nW, N, h, d)  # (B, nW, N, h, d)
+        return x.transpose(0, 1, 3, 2, 4)  # (B, nW, h, N, d): the mask broadcasts over B
 
     def extra_repr(self):
         return f"dim={self.dim}, window_size={self.window_size}, num_heads={self.num_heads}"

@@ -5,8 +5,11 @@ sits on top) make it a backbone for dense prediction. The decoder here is the li
 fuses every stage, after SegFormer's all-MLP head (Xie et al. 2021, arXiv:2105.15203, §3.2):
 
     1. project each stage's map (B, H_i, W_i, C_i) to D channels with a Linear;
-    2. upsample each to the stage-1 grid (B, H/P, W/P, D), nearest neighbour;
-    3. concatenate (4 stages -> 4D), Linear to D, GELU: the fused map;
+    2. upsample each to the stage-1 grid (B, H/P, W/P, D), nearest neighbour; add an
+       image-level feature, the last map average-pooled and projected, copied to every token
+       (the "image pooling" branch of DeepLabv3, Chen et al. 2017, arXiv:1706.05587, §3.3):
+       what class an object is, is a property of the whole object, not of one pixel;
+    3. concatenate (S stages + 1 -> (S+1)·D), Linear to D, GELU: the fused map;
     4. predict P·P·K logits per token and rearrange them into the P x P pixels of its patch
        (a "pixel shuffle", Shi et al. 2016), giving full-resolution logits (B, H, W, K).
 
@@ -49,17 +52,21 @@ class SwinSegmenter(nn.Module):
         widths = [config.embed_dim * 2 ** i for i in range(len(config.depths))]  # C_i
         self.norms = [nn.LayerNorm(c, device=device, dtype=dtype) for c in widths]
         self.project = [nn.Linear(c, decoder_dim, **kw) for c in widths]  # step 1
-        self.fuse = nn.Linear(len(widths) * decoder_dim, decoder_dim, **kw)  # step 3
+        self.pool_project = nn.Linear(widths[-1], decoder_dim, **kw)  # step 2, image level
+        self.fuse = nn.Linear((len(widths) + 1) * decoder_dim, decoder_dim, **kw)  # step 3
         self.classify = nn.Linear(decoder_dim, P * P * num_classes, **kw)  # step 4
 
     def forward(self, images):  # (B, Cin, H, W)
         maps = self.backbone.features(images)  # [(B, H/P·2^-i, W/P·2^-i, C_i)]
-        H1, W1 = maps[0].shape[1:3]  # the stage-1 grid, H/P x W/P
+        B, H1, W1, _ = maps[0].shape  # the stage-1 grid, H/P x W/P
         # 1-2. per-stage projection, upsampled to the stage-1 grid
         fused = [upsample_nearest(proj(norm(x)), H1 // x.shape[1])  # (B, H/P, W/P, D)
                  for x, norm, proj in zip(maps, self.norms, self.project)]
-        # 3. fuse all stages
-        x = F.gelu(self.fuse(mt.concat(fused, axis=-1)))  # (B, H/P, W/P, nD) -> (B, H/P, W/P, D)
+        pooled = self.pool_project(self.norms[-1](maps[-1]).mean(axis=(1, 2)))  # (B, D)
+        D = pooled.shape[-1]
+        fused.append(pooled.reshape(B, 1, 1, D).broadcast_to((B, H1, W1, D)))  # every token
+        # 3. fuse all stages and the image-level feature
+        x = F.gelu(self.fuse(mt.concat(fused, axis=-1)))  # (B, H/P, W/P, (S+1)·D) -> D
         # 4. P·P·K logits per token -> the pixels of its patch
         return pixel_shuffle(self.classify(x), self.backbone.config.patch_size)  # (B, H, W, K)
 

@@ -287,17 +287,50 @@ _ERFC_COEFFS = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.
                 -1.13520398, 1.48851587, -0.82215223, 0.17087277)
 
 
+# Elements per block of the CPU erf: three float32 buffers of this size (768 KiB) stay in a
+# typical L2 cache, so its ~28 passes read cache instead of main memory.
+ERF_BLOCK = 1 << 16
+
+
 def erf(x):
     """The error function erf(x) = 2/√π ∫₀ˣ exp(−t²) dt, accurate to about 1.2e-7.
+
+    erf(x) = sign(x) · (1 − erfc(|x|)),   erfc(z) = t · exp(−z² + P(t)),   t = 1/(1 + z/2),
+
+    P a degree-9 polynomial evaluated by Horner's rule: about 28 elementwise passes. On the CPU
+    a large array goes through in blocks of ``ERF_BLOCK`` elements, which makes the passes run
+    from cache (about twice as fast as whole-array passes for a few million elements). On a
+    GPU each pass is one kernel over the whole array, so there it is not blocked.
 
     >>> round(float(erf(np.array(0.5))), 6)
     0.5205
     """
-    xp = xp_of(x)
-    z = abs(x)
-    t = 1.0 / (1.0 + 0.5 * z)
-    poly = xp.zeros_like(z)
-    for c in reversed(_ERFC_COEFFS[1:]):  # Horner's rule
-        poly = t * (poly + c)
-    erfc = t * xp.exp(-z * z + _ERFC_COEFFS[0] + poly)
-    return xp.where(x >= 0, 1.0 - erfc, erfc - 1.0).astype(x.dtype, copy=False)
+    if not isinstance(x, np.ndarray) or x.size <= ERF_BLOCK:
+        return _erf(x)
+    flat = x.reshape(-1)  # a view when x is contiguous
+    out = np.empty_like(flat)
+    for start in range(0, flat.size, ERF_BLOCK):
+        out[start:start + ERF_BLOCK] = _erf(flat[start:start + ERF_BLOCK])
+    return out.reshape(x.shape)
+
+
+def _erf(x):
+    """erf on one array, in three buffers the size of x (every pass after the first writes
+    into one of them)."""
+    xp, shape = xp_of(x), x.shape
+    x = x.reshape(shape or (1,))  # a 0-d array would decay to a scalar, which has no buffer
+    z = abs(x)  # buffer 1: |x|
+    t = z * 0.5  # buffer 2: t = 1 / (1 + z/2)
+    t += 1.0
+    xp.reciprocal(t, out=t)
+    poly = t * _ERFC_COEFFS[-1]  # buffer 3: P(t) - c0, by Horner's rule
+    for c in reversed(_ERFC_COEFFS[1:-1]):
+        poly += c
+        poly *= t
+    z *= z  # z²
+    poly -= z  # −z² + P(t) - c0
+    poly += _ERFC_COEFFS[0]
+    xp.exp(poly, out=poly)
+    poly *= t  # erfc(|x|)
+    xp.subtract(1.0, poly, out=poly)  # erf(|x|)
+    return xp.copysign(poly, x, out=poly).astype(x.dtype, copy=False).reshape(shape)

@@ -30,6 +30,12 @@ def log_softmax(x, axis=-1):
     return x - logsumexp(x, axis, keepdims=True)
 
 
+def linear(x, weight, bias=None):
+    """x Wᵀ + b: a matmul with the transposed weight, then a broadcast add."""
+    y = ops.matmul(x, ops.transpose(weight, (1, 0)))
+    return y if bias is None else y + bias
+
+
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
     """(x − μ) / √(σ² + ε) · w + b over the last axis, σ² the population variance."""
     mu = ops.mean(x, -1, keepdims=True)

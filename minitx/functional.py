@@ -28,9 +28,8 @@ __all__ = [
 
 
 def linear(x, weight, bias=None):
-    """y = x Wᵀ + b, with W of shape (out_features, in_features) as in PyTorch."""
-    y = ops.matmul(x, ops.transpose(weight, (1, 0)))  # (..., in) @ (in, out) -> (..., out)
-    return y if bias is None else y + bias
+    """y = x Wᵀ + b, with W of shape (out_features, in_features) as in PyTorch (fused op)."""
+    return ops.linear(x, weight, bias)  # (..., in) -> (..., out)
 
 
 def silu(x):

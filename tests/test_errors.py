@@ -93,3 +93,10 @@ def test_axis_out_of_range():
 def test_item_needs_one_element():
     with pytest.raises(ValueError, match=r"shape \(2,\)"):
         mt.ones(2).item()
+
+
+def test_linear_names_input_and_weight_shapes():
+    with pytest.raises(ValueError, match=r"linear: .* got input \(2, 3\) and weight \(4, 5\)"):
+        F.linear(mt.ones((2, 3)), mt.ones((4, 5)))
+    with pytest.raises(ValueError, match=r"linear: bias must have shape \(4,\) .* got \(3,\)"):
+        F.linear(mt.ones((2, 5)), mt.ones((4, 5)), mt.ones(3))

@@ -33,7 +33,7 @@ from minitx.ops.elementwise import (
     where,
 )
 from minitx.ops.fused import cross_entropy, layer_norm, log_softmax, softmax
-from minitx.ops.linalg import count_macs, matmul
+from minitx.ops.linalg import count_macs, linear, matmul
 from minitx.ops.nn import dropout, embedding
 from minitx.ops.reduce import logsumexp, max, mean, min, sum, var
 from minitx.ops.shape import (
@@ -58,7 +58,7 @@ from minitx.ops.shape import (
 __all__ = [
     "OPS", "register", "unbroadcast", "add", "astype", "broadcast_to", "causal_mask", "chunk",
     "clip", "compare", "concat", "count_macs", "cross_entropy", "div", "dropout", "embedding",
-    "exp", "flatten", "gather", "gelu", "getitem", "layer_norm", "log", "log_softmax",
+    "exp", "flatten", "gather", "gelu", "getitem", "layer_norm", "linear", "log", "log_softmax",
     "logical_and", "logical_not", "logical_or", "logsumexp", "masked_fill", "matmul", "max",
     "maximum", "mean", "min", "minimum", "mul",
     "neg", "pad", "pow", "relu", "reshape", "roll", "scaled_dot_product_attention", "sigmoid",

@@ -245,21 +245,51 @@ class GELU(Function):
     """
 
     def forward(self, x, *, approximate="none"):
-        xp = backend.xp_of(x)
+        xp, self.shape = backend.xp_of(x), x.shape
+        x = x.reshape(self.shape or (1,))  # a 0-d array would decay to a buffer-less scalar
         self.x, self.approximate = x, approximate
         if approximate == "tanh":
-            self.t = xp.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x ** 3))
-            return 0.5 * x * (1 + self.t)
-        self.cdf = 0.5 * (1 + backend.erf(x / _SQRT_2))
-        return x * self.cdf
+            u = x * x  # x², then u = √(2/π)(x + 0.044715x³) in the same buffer
+            u *= _GELU_CUBIC
+            u += 1.0
+            u *= x
+            u *= _SQRT_2_OVER_PI
+            self.t = xp.tanh(u, out=u)  # tanh u, kept for the backward pass
+            y = self.t + 1.0
+            y *= x
+            y *= 0.5
+            return y.reshape(self.shape)
+        cdf = backend.erf(x * (1 / _SQRT_2))  # erf(x/√2), then Φ(x) = ½(1 + erf) in place
+        cdf += 1.0
+        cdf *= 0.5
+        self.cdf = cdf
+        return (x * cdf).reshape(self.shape)
 
     def backward(self, g):
-        x = self.x
+        # Each pass writes into the one buffer it allocates: no per-term temporaries.
+        x, xp = self.x, backend.xp_of(self.x)
+        g = g.reshape(x.shape)
         if self.approximate == "tanh":
-            du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * x * x)
-            return g * (0.5 * (1 + self.t) + 0.5 * x * (1 - self.t * self.t) * du)
-        pdf = backend.xp_of(x).exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
-        return g * (self.cdf + x * pdf)
+            du = x * x  # du/dx = √(2/π)(1 + 3 · 0.044715x²)
+            du *= 3 * _GELU_CUBIC * _SQRT_2_OVER_PI
+            du += _SQRT_2_OVER_PI
+            sech2 = self.t * self.t  # 1 − tanh²u
+            xp.subtract(1.0, sech2, out=sech2)
+            du *= sech2
+            du *= x  # x(1 − tanh²u) du/dx
+            du += self.t  # + tanh u
+            du += 1.0  # + 1, all halved below
+            du *= g
+            du *= 0.5
+            return du.reshape(self.shape)
+        grad = x * x  # φ(x) = exp(−x²/2)/√(2π), then x φ(x) + Φ(x)
+        grad *= -0.5
+        xp.exp(grad, out=grad)
+        grad *= 1 / math.sqrt(2 * math.pi)
+        grad *= x
+        grad += self.cdf
+        grad *= g
+        return grad.reshape(self.shape)
 
 
 @register

@@ -35,6 +35,35 @@ class MatMul(Function):
                 unbroadcast(gB, B.shape).reshape(self.B.shape))
 
 
+@register
+class Linear(Function):
+    """y = x Wᵀ + b, the affine map of a fully connected layer, as one op (fused).
+
+    x: (..., k), W: (m, k) as in PyTorch, b: (m,) or None. With X the (N, k) fold of x and G
+    the (N, m) fold of dL/dy:
+
+        dL/dX = G W,   dL/dW = Gᵀ X,   dL/db = Σ_rows G.
+
+    The composite ``matmul(x, Wᵀ) + b`` (``minitx.composites.linear``) records three nodes and
+    keeps the product and the sum as two (N, m) arrays; here the bias is added in place into
+    the product and the bias gradient is one column sum.
+    """
+
+    def forward(self, x, W, b):
+        self.x, self.W, self.has_bias = x, W, b is not None
+        y = _fold(x) @ W.T  # (N, k) @ (k, m) -> (N, m): one GEMM
+        if b is not None:
+            y += b
+        return y.reshape(x.shape[:-1] + W.shape[:1])  # (..., m)
+
+    def backward(self, gy):
+        G, X = _fold(gy), _fold(self.x)  # (N, m), (N, k)
+        gx = (G @ self.W).reshape(self.x.shape)  # (N, m) @ (m, k) -> (..., k)
+        gW = G.T @ X  # (m, N) @ (N, k) -> (m, k): the sum over the batch is inside the GEMM
+        gb = G.sum(axis=0) if self.has_bias else None  # (m,)
+        return gx, gW, gb
+
+
 def _fold(X):
     """View (..., n, k) as (N, k), N = the product of the leading sizes.
 
@@ -77,6 +106,23 @@ class count_macs:
         """Add `macs` to every open counter (fused ops report the products they contain)."""
         for counter in count_macs.active:
             counter.macs += macs
+
+
+def linear(x, weight, bias=None):
+    """y = x Wᵀ + b for x (..., in_features), W (out_features, in_features), b (out_features,)."""
+    if x.ndim == 0 or weight.ndim != 2 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input (..., {weight.shape[-1] if weight.ndim else '?'}) and "
+                         f"weight (out_features, in_features) expected, got input {x.shape} "
+                         f"and weight {weight.shape}")
+    if bias is not None and bias.shape != weight.shape[:1]:
+        raise ValueError(f"linear: bias must have shape ({weight.shape[0]},) for weight "
+                         f"{weight.shape}, got {bias.shape}")
+    if count_macs.active:
+        macs = weight.shape[0] * weight.shape[1]
+        for size in x.shape[:-1]:
+            macs *= size
+        count_macs.record(macs)
+    return Linear.apply(x, weight, bias)
 
 
 def matmul(a, b):

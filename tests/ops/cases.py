@@ -256,6 +256,16 @@ def _matmul(draw):
     return Case([draw(arrays(a_shape)), draw(arrays(b_shape))], lambda a, b: a @ b, np.matmul)
 
 
+@case("Linear")
+def _linear(draw):
+    lead = draw(shapes(min_dims=0, max_dims=3))
+    k, m = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    x, W = draw(arrays(lead + (k,))), draw(arrays((m, k)))
+    if draw(st.booleans()):
+        return Case([x, W], F.linear, lambda a, w: a @ w.T)
+    return Case([x, W, draw(arrays((m,)))], F.linear, lambda a, w, b: a @ w.T + b)
+
+
 # ---- shape ---------------------------------------------------------------------------------
 
 @case("Reshape")

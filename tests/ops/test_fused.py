@@ -59,6 +59,16 @@ def test_logsumexp(device, data):
 
 
 @given(data=st.data())
+def test_linear(device, data):
+    lead = data.draw(shapes(min_dims=0, max_dims=3))
+    k, m = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 5))
+    inputs = [data.draw(arrays(lead + (k,))), data.draw(arrays((m, k)))]
+    if data.draw(st.booleans()):
+        inputs.append(data.draw(arrays((m,))))
+    assert_same(F.linear, composites.linear, inputs, device)
+
+
+@given(data=st.data())
 def test_layer_norm(device, data):
     shape = data.draw(shapes(min_dims=0, max_dims=2)) + (data.draw(st.integers(2, 8)),)
     x, w, b = data.draw(arrays(shape)), data.draw(arrays(shape[-1:])), data.draw(

@@ -68,9 +68,20 @@ def ones_like(x, requires_grad=False):
     return ones(x.shape, x.dtype, x.device, requires_grad)
 
 
-def arange(*args, dtype=np.int64, device="cpu"):
-    """Like ``np.arange``, integers by default."""
-    return Tensor(backend.xp_for(device).arange(*args, dtype=dtype))
+def arange(*args, dtype=None, device="cpu"):
+    """Evenly spaced values in [start, stop) with spacing `step`, as ``np.arange(*args)``.
+
+    Without `dtype`: int64 when every argument is an integer, else float32 (minitx's default
+    float; the values are computed in float64 first, then rounded once).
+
+    >>> arange(3).dtype, arange(0, 1, 0.25).tolist()
+    (dtype('int64'), [0.0, 0.25, 0.5, 0.75])
+    """
+    if dtype is None:
+        integral = all(isinstance(a, (int, np.integer)) for a in args)
+        dtype = np.int64 if integral else np.float32
+    values = backend.xp_for(device).arange(*args)  # int64 or float64, as NumPy infers
+    return Tensor(values.astype(dtype, copy=False))
 
 
 def randn(*shape, dtype=np.float32, device="cpu", requires_grad=False, generator=None):

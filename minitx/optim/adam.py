@@ -86,7 +86,7 @@ class Adam(Optimizer):
 
                     state["step"] += 1                                                  # (1)
                     t = state["step"]
-                    g = p.grad if wd == 0 else p.grad + wd * p.data                     # (2)
+                    g = self.weight_decay(p, lr, wd)                                    # (2)
                     work = xp.multiply(g, 1.0 - beta1)   # the one scratch array of this update
                     m *= beta1
                     m += work                                                           # (3)
@@ -104,6 +104,11 @@ class Adam(Optimizer):
                     update *= step_size
                     p.data -= update                                                    # (7)
         return loss
+
+    def weight_decay(self, p, lr, wd):
+        """(2): g_t = ∇f + λθ. The L2 term joins the gradient, so it goes through the moments
+        (the one line :class:`minitx.optim.AdamW` changes)."""
+        return p.grad if wd == 0 else p.grad + wd * p.data
 
 
 def _check_adam_group(name, group):

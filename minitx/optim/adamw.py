@@ -1,14 +1,9 @@
 """AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, ICLR 2019, arXiv:1711.05101)."""
 
-import math
-
-from minitx import backend
-from minitx.autograd import no_grad
-from minitx.optim.adam import _check_adam_group
-from minitx.optim.optimizer import Optimizer
+from minitx.optim.adam import Adam
 
 
-class AdamW(Optimizer):
+class AdamW(Adam):
     """AdamW, Algorithm 2 of Loshchilov & Hutter (2019), as in ``torch.optim.AdamW``.
 
     Adam's L2 term goes through the adaptive denominator, so weights with large gradients are
@@ -50,59 +45,11 @@ class AdamW(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
                  amsgrad=False):
-        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
-                    "amsgrad": amsgrad}
-        super().__init__(params, defaults)
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)  # only λ's default differs
 
-    def check_group(self, group):
-        _check_adam_group(type(self).__name__, group)
-
-    def step(self, closure=None):
-        """Take one AdamW step on every parameter that has a gradient (others are skipped).
-
-        Args:
-            closure: optional function that re-evaluates the model and returns the loss.
-
-        Returns:
-            The closure's loss, or None.
-        """
-        loss = closure() if closure is not None else None
-        with no_grad():
-            for group in self.param_groups:
-                lr, eps, wd = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
-                beta1, beta2 = (float(b) for b in group["betas"])
-                for p in group["params"]:
-                    if p.grad is None:
-                        continue
-                    xp = backend.xp_of(p.data)
-                    state = self.state.setdefault(p, {})
-                    if not state:                                    # m_0 = v_0 = 0, t = 0
-                        state["step"] = 0
-                        state["exp_avg"] = xp.zeros_like(p.data)
-                        state["exp_avg_sq"] = xp.zeros_like(p.data)
-                        if group["amsgrad"]:
-                            state["max_exp_avg_sq"] = xp.zeros_like(p.data)
-                    m, v = state["exp_avg"], state["exp_avg_sq"]
-
-                    state["step"] += 1                                                  # (1)
-                    t = state["step"]
-                    g = p.grad                                                          # (2)
-                    if wd != 0:
-                        p.data *= 1.0 - lr * wd                   # (7), decay part: θ·(1 − γλ)
-                    work = xp.multiply(g, 1.0 - beta1)   # the one scratch array of this update
-                    m *= beta1
-                    m += work                                                           # (3)
-                    xp.multiply(g, g, out=work)
-                    work *= 1.0 - beta2
-                    v *= beta2
-                    v += work                                                           # (4)
-                    if group["amsgrad"]:
-                        v = xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    step_size = lr / (1.0 - beta1 ** t)                                 # (5)
-                    denom = xp.sqrt(v, out=work)
-                    denom /= math.sqrt(1.0 - beta2 ** t)                                # (6)
-                    denom += eps                                          # √v̂_t + ε
-                    update = xp.divide(m, denom, out=work)
-                    update *= step_size
-                    p.data -= update                                      # (7), Adam part
-        return loss
+    def weight_decay(self, p, lr, wd):
+        """(2) and the decay half of (7): θ ← θ·(1 − γλ) directly, and g_t = ∇f untouched, so
+        the decay never passes through the moments. The rest of the step is Adam's."""
+        if wd != 0:
+            p.data *= 1.0 - lr * wd
+        return p.grad

@@ -13,7 +13,17 @@ import numpy as np
 
 import minitx as mt
 import minitx.functional as F
-from examples.common import MetricsLog, parse_config, plot_curves, progress, run_dir
+from examples.common import (
+    MetricsLog,
+    accuracy,
+    log_progress,
+    optimizer_step,
+    parse_config,
+    plot_curves,
+    progress,
+    resume_step,
+    run_dir,
+)
 from minitx import nn, optim, serialization
 from minitx.data import ArrayDataset, DataLoader, load_digits
 
@@ -40,14 +50,6 @@ def build_model(cfg):
     )
 
 
-def accuracy(model, images, labels, device):
-    model.eval()
-    with mt.no_grad():
-        logits = model(mt.tensor(images.reshape(len(images), -1), device=device))
-    model.train()
-    return float((logits.argmax(-1).numpy() == labels).mean())
-
-
 def main(argv=None):
     cfg, args = parse_config(Config, __doc__, argv,
                              resume=(bool, False, "continue from runs/mlp_digits/checkpoint.npz"),
@@ -58,19 +60,18 @@ def main(argv=None):
     mt.random.seed(cfg.seed)
     x_train, y_train = load_digits("train", seed=cfg.seed)
     x_test, y_test = load_digits("test", seed=cfg.seed)
+    x_train, x_test = (x.reshape(len(x), -1) for x in (x_train, x_test))  # (N, 8, 8) -> (N, 64)
     loader_rng = np.random.default_rng(cfg.seed)
-    train_set = ArrayDataset(x_train.reshape(len(x_train), -1), y_train)  # (N, 64), (N,)
+    train_set = ArrayDataset(x_train, y_train)  # (N, 64), (N,)
     loader = DataLoader(train_set, cfg.batch_size, shuffle=True, drop_last=True, rng=loader_rng)
 
     model = build_model(cfg).to(cfg.device)
     opt = optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = optim.WarmupCosineSchedule(opt, warmup_steps=cfg.warmup_steps,
                                        total_steps=cfg.steps)
-    step = 0
     checkpoint = out / "checkpoint.npz"
-    if args.resume and checkpoint.exists():
-        step = serialization.load_checkpoint(checkpoint, model=model, optimizer=opt,
-                                             schedule=sched, rngs={"loader": loader_rng})["step"]
+    step = resume_step(checkpoint, args.resume, model=model, optimizer=opt, schedule=sched,
+                       rngs={"loader": loader_rng})
     log = MetricsLog(out, resume=args.resume)
 
     bar, start = progress(cfg.steps, "mlp_digits", initial=step), time.perf_counter()
@@ -78,21 +79,15 @@ def main(argv=None):
         for xb, yb in loader:
             logits = model(mt.tensor(xb, device=cfg.device))  # (B, 10)
             loss = F.cross_entropy(logits, mt.tensor(yb, device=cfg.device))
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-            sched.step()
+            optimizer_step(loss, model, opt, sched)  # no gradient clipping
             step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if step % 50 == 0 or step == cfg.steps:
-                log.log(step=step, loss=loss.item(), lr=opt.param_groups[0]["lr"])
+            log_progress(bar, log, step, loss, opt, every=50, total=cfg.steps)
             if step == cfg.steps:
                 break
     bar.close()
     seconds = time.perf_counter() - start
 
-    train_acc = accuracy(model, x_train, y_train, cfg.device)
+    train_acc = accuracy(model, x_train, y_train, cfg.device)  # all images in one pass
     test_acc = accuracy(model, x_test, y_test, cfg.device)
     log.log(step=step, train_accuracy=train_acc, test_accuracy=test_acc)
     serialization.save_checkpoint(checkpoint, model=model, optimizer=opt, schedule=sched,

@@ -21,13 +21,23 @@ import numpy as np
 
 import minitx as mt
 import minitx.functional as F
-from examples.common import MetricsLog, parse_config, plot_curves, progress, run_dir
-from examples.swin_classify import load_dataset
+from examples.common import (
+    MetricsLog,
+    log_progress,
+    optimizer_step,
+    parse_config,
+    plot_curves,
+    predict,
+    progress,
+    resume_step,
+    run_dir,
+)
+from examples.swin_classify import load_dataset, swin_config
 from minitx import data, optim, serialization
-from models.swin import SwinConfig
 from models.swin_segment import SwinSegmenter, confusion_matrix, mean_iou
 
 SHAPE_CLASSES = ("background", "circle", "square", "triangle", "diamond", "cross")
+EVAL_BATCH = 100  # images per forward pass when predicting masks
 
 
 @dataclass(frozen=True)
@@ -69,25 +79,9 @@ def load_segmentation(cfg):
 
 
 def build_model(cfg, in_channels, num_classes):
-    widths = [cfg.embed_dim * 2 ** i for i in range(3)]
-    config = SwinConfig(image_size=32, patch_size=2, in_channels=in_channels,
-                        embed_dim=cfg.embed_dim, depths=(cfg.depth,) * 3,
-                        num_heads=tuple(max(c // cfg.head_dim, 1) for c in widths),
-                        window_size=cfg.window_size, mlp_ratio=cfg.mlp_ratio, num_classes=1,
-                        activation=cfg.activation)
+    """The Swin backbone of examples.swin_classify (patch 2) with the all-MLP decoder."""
+    config = swin_config(cfg, in_channels, num_classes=1, patch_size=2)  # backbone's head unused
     return SwinSegmenter(config, num_classes, cfg.decoder_dim, device=cfg.device)
-
-
-def predict(model, images, device, batch=100):
-    """Per-pixel argmax, (N, H, W) int64, in eval mode without a graph."""
-    model.eval()
-    out = []
-    with mt.no_grad():
-        for i in range(0, len(images), batch):
-            logits = model(mt.tensor(images[i:i + batch], device=device))  # (b, H, W, K)
-            out.append(logits.argmax(-1).numpy())
-    model.train()
-    return np.concatenate(out)
 
 
 def main(argv=None):
@@ -115,10 +109,9 @@ def main(argv=None):
     opt = optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = optim.WarmupCosineSchedule(opt, warmup_steps=cfg.warmup_steps,
                                        total_steps=cfg.steps)
-    step, checkpoint = 0, out / "checkpoint.npz"
-    if args.resume and checkpoint.exists():
-        step = serialization.load_checkpoint(checkpoint, model=model, optimizer=opt,
-                                             schedule=sched, rngs={"loader": loader_rng})["step"]
+    checkpoint = out / "checkpoint.npz"
+    step = resume_step(checkpoint, args.resume, model=model, optimizer=opt, schedule=sched,
+                       rngs={"loader": loader_rng})
     log = MetricsLog(out, resume=args.resume)
 
     bar, start = progress(cfg.steps, "swin_segment", initial=step), time.perf_counter()
@@ -126,25 +119,19 @@ def main(argv=None):
         for xb, mb in loader:
             logits = model(mt.tensor(xb, device=cfg.device))  # (B, H, W, K)
             loss = F.cross_entropy(logits, mt.tensor(mb, device=cfg.device))  # per pixel
-            loss.backward()
-            optim.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-            opt.step()
-            opt.zero_grad()
-            sched.step()
+            optimizer_step(loss, model, opt, sched, clip_norm=cfg.clip_norm)
             step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if step % 25 == 0 or step == cfg.steps:
-                log.log(step=step, loss=loss.item(), lr=opt.param_groups[0]["lr"])
+            log_progress(bar, log, step, loss, opt, every=25, total=cfg.steps)
             if step % 250 == 0 and step < cfg.steps:
-                miou = mean_iou(confusion_matrix(predict(model, n_test, cfg.device), m_test, K))
+                predicted = predict(model, n_test, cfg.device, EVAL_BATCH)  # (N, 32, 32)
+                miou = mean_iou(confusion_matrix(predicted, m_test, K))
                 log.log(step=step, test_miou=miou[0])
             if step == cfg.steps:
                 break
     bar.close()
     seconds = time.perf_counter() - start
 
-    predicted = predict(model, n_test, cfg.device)
+    predicted = predict(model, n_test, cfg.device, EVAL_BATCH)  # (N, 32, 32)
     miou, iou = mean_iou(confusion_matrix(predicted, m_test, K))
     pixel_acc = float((predicted == m_test).mean())
     log.log(step=step, test_miou=miou, test_pixel_accuracy=pixel_acc)

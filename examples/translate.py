@@ -33,7 +33,16 @@ from dataclasses import dataclass
 import numpy as np
 
 import minitx as mt
-from examples.common import MetricsLog, parse_config, plot_curves, progress, run_dir
+from examples.common import (
+    MetricsLog,
+    log_progress,
+    optimizer_step,
+    parse_config,
+    plot_curves,
+    progress,
+    resume_step,
+    run_dir,
+)
 from minitx import serialization
 from minitx.data import CharTokenizer, load_number_words
 from minitx.data.tokenizers import SPECIAL_TOKENS
@@ -234,11 +243,9 @@ def train(cfg, data, out, name, resume=False, quick=False):
     mt.random.seed(cfg.seed)
     model = Transformer(model_config(cfg, src_tok, tgt_tok)).to(cfg.device)
     opt, sched = make_optimizer(model, cfg.warmup_steps, cfg.lr_scale)  # §5.3
-    batch_rng, step = np.random.default_rng(cfg.seed), 0
-    checkpoint = out / "checkpoint.npz"
-    if resume and checkpoint.exists():
-        step = serialization.load_checkpoint(checkpoint, model=model, optimizer=opt,
-                                             schedule=sched, rngs={"batches": batch_rng})["step"]
+    batch_rng, checkpoint = np.random.default_rng(cfg.seed), out / "checkpoint.npz"
+    step = resume_step(checkpoint, resume, model=model, optimizer=opt, schedule=sched,
+                       rngs={"batches": batch_rng})
     log = MetricsLog(out, resume=resume)
     bar, start, cpu = progress(cfg.steps, name, initial=step), time.perf_counter(), cpu_seconds()
     while step < cfg.steps:
@@ -246,21 +253,15 @@ def train(cfg, data, out, name, resume=False, quick=False):
             xb, yb_in, yb_out = (mt.tensor(a, device=cfg.device)
                                  for a in trim(src[rows], tgt_in[rows], tgt_out[rows]))
             loss = transformer_loss(model(xb, yb_in), yb_out, model.config)  # §5.4
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
-            sched.step()
+            optimizer_step(loss, model, opt, sched)  # no gradient clipping in the paper
             step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if step % 25 == 0 or step == cfg.steps:
-                log.log(step=step, loss=loss.item(), lr=opt.param_groups[0]["lr"])
+            loss_value = log_progress(bar, log, step, loss, opt, every=25, total=cfg.steps)
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 n = 16 if quick else 256
                 hyp = translate(model, src_tok, tgt_tok, val_de[:n], cfg.device)
                 val_exact = float(np.mean([h == r for h, r in zip(hyp, val_en[:n])]))
                 log.log(step=step, val_exact_match=val_exact)
-                bar.set_postfix(loss=f"{loss.item():.3f}", val_exact=f"{val_exact:.3f}")
+                bar.set_postfix(loss=f"{loss_value:.3f}", val_exact=f"{val_exact:.3f}")
             if step == cfg.steps:
                 break
     bar.close()
@@ -287,12 +288,6 @@ def load_trained(out, device):
     serialization.load_checkpoint(checkpoint, model=model)
     return model, CharTokenizer.load(out / "src_vocab.json"), WordTokenizer.load(
         out / "tgt_vocab.json")
-
-
-def timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - start
 
 
 # ---- the run ------------------------------------------------------------------------------------

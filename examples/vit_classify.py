@@ -20,7 +20,6 @@ weights and the attention rollout of all layers, as in the paper's Fig. 6) and
 ``pos_embed.png`` (cosine similarity of the learned position embeddings, as in Fig. 7).
 """
 
-import argparse
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -30,7 +29,19 @@ import numpy as np
 
 import minitx as mt
 import minitx.functional as F
-from examples.common import MetricsLog, parse_config, plot_curves, progress, run_dir
+from examples.common import (
+    MetricsLog,
+    accuracy,
+    log_progress,
+    optimizer_step,
+    parse_dataset_config,
+    plot_curves,
+    predict,
+    progress,
+    random_shift,
+    resume_step,
+    run_dir,
+)
 from minitx import data, optim, serialization
 from models.vit import ViT, ViTConfig, attention_rollout
 
@@ -100,6 +111,7 @@ class Cifar10Config(ShapesConfig):  # not tuned: CIFAR-10 is not on this machine
 CONFIGS = {"digits": Config, "mnist_5k": Mnist5kConfig, "shapes": ShapesConfig,
            "mnist": MnistConfig, "cifar10": Cifar10Config}
 SHAPES_TEST_SIZE = 1000
+EVAL_BATCH = 500  # test images per forward pass when evaluating
 
 
 def load(cfg):
@@ -128,40 +140,11 @@ def load(cfg):
     return x_train, y_train, x_test, y_test, names
 
 
-def random_shift(images, max_shift, rng):
-    """Translate each image by up to `max_shift` pixels in each direction, filling with 0.
-
-    Args: images (B, C, H, W); rng: np.random.Generator. Returns a new (B, C, H, W) array.
-    """
-    if max_shift == 0:
-        return images
-    B, _, H, W = images.shape
-    s = max_shift
-    padded = np.pad(images, ((0, 0), (0, 0), (s, s), (s, s)))  # (B, C, H + 2s, W + 2s)
-    dy, dx = rng.integers(0, 2 * s + 1, size=(2, B))
-    return np.stack([padded[i, :, dy[i]:dy[i] + H, dx[i]:dx[i] + W] for i in range(B)])
-
-
-def evaluate(model, images, labels, device, batch_size=500):
-    """Return the accuracy of `model` on normalized `images` (in eval mode, without grads)."""
-    model.eval()
-    hits = 0
-    with mt.no_grad():
-        for i in range(0, len(images), batch_size):
-            logits = model(mt.tensor(images[i:i + batch_size], device=device))  # (b, K)
-            hits += int((logits.argmax(-1).numpy() == labels[i:i + batch_size]).sum())
-    model.train()
-    return hits / len(images)
-
-
 def main(argv=None):
-    peek = argparse.ArgumentParser(add_help=False)
-    peek.add_argument("--dataset", default="digits", choices=list(CONFIGS))
-    dataset = peek.parse_known_args(argv)[0].dataset
-    cfg, args = parse_config(CONFIGS[dataset], __doc__, argv,
-                             resume=(bool, False, "continue from the run's checkpoint.npz"),
-                             quick=(bool, False, "a smoke run of a few steps"))
-    if args.quick and cfg.steps == CONFIGS[dataset].steps:  # unless --steps says otherwise
+    cfg, args = parse_dataset_config(CONFIGS, "digits", __doc__, argv,
+                                     resume=(bool, False, "continue from the run's checkpoint"),
+                                     quick=(bool, False, "a smoke run of a few steps"))
+    if args.quick and cfg.steps == CONFIGS[cfg.dataset].steps:  # unless --steps says otherwise
         cfg = dataclasses.replace(cfg, steps=10, warmup_steps=2, eval_every=5,
                                   train_size=min(cfg.train_size, 256))
     out = run_dir(f"vit_classify/{cfg.dataset}")
@@ -184,39 +167,35 @@ def main(argv=None):
     opt = optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = optim.WarmupCosineSchedule(opt, cfg.warmup_steps, cfg.steps)
     rngs = {"loader": loader_rng, "augment": augment_rng}
-    step, checkpoint = 0, out / "checkpoint.npz"
-    if args.resume and checkpoint.exists():
-        step = serialization.load_checkpoint(checkpoint, model=model, optimizer=opt,
-                                             schedule=sched, rngs=rngs)["step"]
+    checkpoint = out / "checkpoint.npz"
+    step = resume_step(checkpoint, args.resume, model=model, optimizer=opt, schedule=sched,
+                       rngs=rngs)
     log = MetricsLog(out, resume=args.resume)
 
     bar, start = progress(cfg.steps, f"vit {cfg.dataset}", initial=step), time.perf_counter()
     while step < cfg.steps:
         for xb, yb in loader:
-            xb = (random_shift(xb, cfg.shift, augment_rng) - mean) / std  # (B, C, H, W)
+            # zero padding: the shift happens before normalization, so the border is black
+            xb = random_shift(xb, cfg.shift, augment_rng, mode="constant")  # (B, C, H, W)
+            xb = (xb - mean) / std
             logits = model(mt.tensor(xb.astype(np.float32), device=cfg.device))  # (B, K)
             loss = F.cross_entropy(logits, mt.tensor(yb, device=cfg.device),
                                    label_smoothing=cfg.label_smoothing)
-            loss.backward()
-            optim.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-            opt.step()
-            opt.zero_grad()
-            sched.step()
+            optimizer_step(loss, model, opt, sched, clip_norm=cfg.clip_norm)
             step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if step % 25 == 0 or step == cfg.steps:
-                log.log(step=step, loss=loss.item(), lr=opt.param_groups[0]["lr"])
+            log_progress(bar, log, step, loss, opt, every=25, total=cfg.steps)
             if step % cfg.eval_every == 0 and step < cfg.steps:
-                log.log(step=step, test_accuracy=evaluate(model, x_test_n, y_test, cfg.device))
+                test_acc = accuracy(model, x_test_n, y_test, cfg.device, EVAL_BATCH)
+                log.log(step=step, test_accuracy=test_acc)
             if step == cfg.steps:
                 break
     bar.close()
     seconds = time.perf_counter() - start
 
-    test_acc = evaluate(model, x_test_n, y_test, cfg.device)
+    test_acc = accuracy(model, x_test_n, y_test, cfg.device, EVAL_BATCH)
     some = slice(0, 5000)  # the training accuracy of at most 5,000 images is estimate enough
-    train_acc = evaluate(model, (x_train[some] - mean) / std, y_train[some], cfg.device)
+    train_acc = accuracy(model, (x_train[some] - mean) / std, y_train[some], cfg.device,
+                         EVAL_BATCH)
     log.log(step=step, train_accuracy=train_acc, test_accuracy=test_acc)
     serialization.save_checkpoint(checkpoint, model=model, optimizer=opt, schedule=sched,
                                   step=step, config=model_cfg, rngs=rngs)
@@ -238,10 +217,7 @@ def plot_attention(model, raw, images, labels, names, device, path):
     """Save, for a few images, what the [class] token attends to: the last layer's weights
     (mean over heads) and the attention rollout over all layers (Fig. 6), on the patch grid."""
     weights = model.attention_weights(mt.tensor(images, device=device))  # L x (B, h, T, T)
-    with mt.no_grad():
-        model.eval()
-        predicted = model(mt.tensor(images, device=device)).argmax(-1).numpy()
-        model.train()
+    predicted = predict(model, images, device)  # (B,)
     gh, gw = model.config.grid
     maps = {"last layer": weights[-1].mean(axis=1)[:, 0, 1:],  # (B, N): [class] row, heads
             "rollout": attention_rollout(weights)}  # averaged, no [class] column

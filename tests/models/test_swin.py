@@ -267,7 +267,7 @@ def test_swin_classify_quick_and_resume(tmp_path):
     pytest.importorskip("mlxtend")
     out = run_example("swin_classify", tmp_path, "--quick")
     assert "test accuracy" in out
-    folder = tmp_path / "runs" / "swin_classify"
+    folder = tmp_path / "runs" / "swin_classify" / "mnist_5k"
     for name in ("checkpoint.npz", "metrics.csv", "loss.png", "windows.png"):
         assert (folder / name).exists(), name
     out = run_example("swin_classify", tmp_path, "--quick", "--steps", "4", "--resume")

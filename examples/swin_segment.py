@@ -47,6 +47,7 @@ class Config:
     depth: int = 2  # Swin blocks per stage
     head_dim: int = 16  # d; heads per stage = C_i / d
     window_size: int = 4  # M
+    patch_size: int = 2  # P: each token predicts the classes of its P x P pixels
     mlp_ratio: int = 4  # α, MLP hidden width α·C
     decoder_dim: int = 64  # D of the decoder
     activation: str = "gelu_tanh"  # see examples.swin_classify
@@ -79,8 +80,8 @@ def load_segmentation(cfg):
 
 
 def build_model(cfg, in_channels, num_classes):
-    """The Swin backbone of examples.swin_classify (patch 2) with the all-MLP decoder."""
-    config = swin_config(cfg, in_channels, num_classes=1, patch_size=2)  # backbone's head unused
+    """The Swin backbone of examples.swin_classify with the all-MLP decoder."""
+    config = swin_config(cfg, in_channels, num_classes=1, patch_size=cfg.patch_size)  # no head
     return SwinSegmenter(config, num_classes, cfg.decoder_dim, device=cfg.device)
 
 

@@ -76,8 +76,12 @@ class Function:
     ``self``, and ``backward(self, gy)``, which returns one gradient per input (a tuple when
     there are several; ``None`` for an input that needs none). Each gradient has its input's
     shape and dtype. ``backward`` must not write into ``gy``: it may be shared.
+
+    ``forward`` may read ``self.needs_grad``: False when the result will not be recorded (under
+    ``no_grad``, or no input requires a gradient), so work only ``backward`` uses can be skipped.
     """
 
+    needs_grad = True  # set per call by apply; True for a forward called directly
     freed = False  # set once backward has run and the saved arrays are gone
     allows_inf = False  # an op may set this in forward when it makes infinities on purpose
     same_dtype = True  # all array inputs must share one dtype (no silent promotion)
@@ -88,6 +92,7 @@ class Function:
         tensors = [t for t in inputs if t is not None]
         _check_inputs(cls.__name__, tensors, cls.same_dtype)
         fn = cls()
+        fn.needs_grad = _grad_enabled and any(t.requires_grad for t in tensors)
         arrays = [None if t is None else t.data for t in inputs]
         out = fn.forward(*arrays, **params)
         if not backend.is_array(out):  # NumPy reductions return scalars; keep 0-d arrays
@@ -96,7 +101,7 @@ class Function:
             if all(_all_finite(a) for a in arrays if a is not None):
                 raise FloatingPointError(f"{cls.__name__}.forward produced NaN or inf from "
                                          f"finite inputs of shapes {[t.shape for t in tensors]}")
-        if _grad_enabled and any(t.requires_grad for t in tensors):
+        if fn.needs_grad:
             fn.inputs = inputs
             return Tensor(out, requires_grad=True, creator=fn)
         return Tensor(out)

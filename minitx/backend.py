@@ -287,9 +287,35 @@ _ERFC_COEFFS = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.
                 -1.13520398, 1.48851587, -0.82215223, 0.17087277)
 
 
-# Elements per block of the CPU erf: three float32 buffers of this size (768 KiB) stay in a
-# typical L2 cache, so its ~28 passes read cache instead of main memory.
-ERF_BLOCK = 1 << 16
+# Elements per block of `blockwise`: a few float32 buffers of this size (256 KiB each) stay in
+# a typical L2 cache, so a chain of elementwise passes over a block reads cache, not memory.
+BLOCK = 1 << 16
+
+
+def blockwise(fn, x):
+    """fn(x) for an elementwise `fn` (arrays of x's shape in, one array or a tuple out), run on
+    a large CPU array block by block.
+
+    NumPy makes one pass over the whole array per operation. A chain of them over an array
+    larger than the caches (erf is ~28 passes) is limited by memory bandwidth; block by block,
+    every pass after the first reads a block that is still in cache: about twice as fast for a
+    few million elements. On a GPU each pass is one kernel over the whole array, so there (and
+    for small arrays) fn is called once. Tuple entries that are None stay None.
+    """
+    if not isinstance(x, np.ndarray) or x.size <= BLOCK:
+        return fn(x)
+    flat = x.reshape(-1)  # a view when x is contiguous
+    outs = None
+    for start in range(0, flat.size, BLOCK):
+        parts = fn(flat[start:start + BLOCK])
+        parts = parts if isinstance(parts, tuple) else (parts,)
+        if outs is None:
+            outs = [None if p is None else np.empty(flat.size, p.dtype) for p in parts]
+        for out, part in zip(outs, parts):
+            if part is not None:
+                out[start:start + BLOCK] = part
+    outs = tuple(None if o is None else o.reshape(x.shape) for o in outs)
+    return outs if len(outs) > 1 else outs[0]
 
 
 def erf(x):
@@ -297,21 +323,13 @@ def erf(x):
 
     erf(x) = sign(x) · (1 − erfc(|x|)),   erfc(z) = t · exp(−z² + P(t)),   t = 1/(1 + z/2),
 
-    P a degree-9 polynomial evaluated by Horner's rule: about 28 elementwise passes. On the CPU
-    a large array goes through in blocks of ``ERF_BLOCK`` elements, which makes the passes run
-    from cache (about twice as fast as whole-array passes for a few million elements). On a
-    GPU each pass is one kernel over the whole array, so there it is not blocked.
+    P a degree-9 polynomial evaluated by Horner's rule: about 28 elementwise passes, run
+    :func:`blockwise`.
 
     >>> round(float(erf(np.array(0.5))), 6)
     0.5205
     """
-    if not isinstance(x, np.ndarray) or x.size <= ERF_BLOCK:
-        return _erf(x)
-    flat = x.reshape(-1)  # a view when x is contiguous
-    out = np.empty_like(flat)
-    for start in range(0, flat.size, ERF_BLOCK):
-        out[start:start + ERF_BLOCK] = _erf(flat[start:start + ERF_BLOCK])
-    return out.reshape(x.shape)
+    return blockwise(_erf, x)
 
 
 def _erf(x):

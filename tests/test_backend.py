@@ -110,7 +110,7 @@ def test_erf_keeps_dtype_and_shape():
 
 def test_blocked_erf_equals_the_whole_array_pass():
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((3, backend.ERF_BLOCK + 7), dtype=np.float32) * 3  # several blocks
+    x = rng.standard_normal((3, backend.BLOCK + 7), dtype=np.float32) * 3  # several blocks
     for a in (x, x.T, x[:, ::2]):  # contiguous and strided
         np.testing.assert_array_equal(backend.erf(a), backend._erf(a))
     on_strict = backend.erf(backend.to_device(x, "strict"))  # one whole-array pass there

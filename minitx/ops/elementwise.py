@@ -242,54 +242,66 @@ class GELU(Function):
     Exact form: Φ(x) = ½(1 + erf(x/√2)),   ∂y/∂x = Φ(x) + x · φ(x),   φ(x) = e^(−x²/2)/√(2π).
     Tanh form:  y = ½x(1 + tanh u),  u = √(2/π)(x + 0.044715x³),
                 ∂y/∂x = ½(1 + tanh u) + ½x(1 − tanh²u) · √(2/π)(1 + 3 · 0.044715x²).
+
+    The forward pass computes ∂y/∂x too, while each block of x is in cache
+    (:func:`minitx.backend.blockwise`), and keeps only that array: the backward pass is then a
+    single product g · ∂y/∂x, and neither x nor Φ(x) has to be kept.
     """
 
     def forward(self, x, *, approximate="none"):
-        xp, self.shape = backend.xp_of(x), x.shape
-        x = x.reshape(self.shape or (1,))  # a 0-d array would decay to a buffer-less scalar
-        self.x, self.approximate = x, approximate
-        if approximate == "tanh":
-            u = x * x  # x², then u = √(2/π)(x + 0.044715x³) in the same buffer
-            u *= _GELU_CUBIC
-            u += 1.0
-            u *= x
-            u *= _SQRT_2_OVER_PI
-            self.t = xp.tanh(u, out=u)  # tanh u, kept for the backward pass
-            y = self.t + 1.0
-            y *= x
-            y *= 0.5
-            return y.reshape(self.shape)
-        cdf = backend.erf(x * (1 / _SQRT_2))  # erf(x/√2), then Φ(x) = ½(1 + erf) in place
-        cdf += 1.0
-        cdf *= 0.5
-        self.cdf = cdf
-        return (x * cdf).reshape(self.shape)
+        shape = x.shape
+        x = x.reshape(shape or (1,))  # a 0-d array would decay to a buffer-less scalar
+        block = _gelu_tanh_block if approximate == "tanh" else _gelu_block
+        y, self.dydx = backend.blockwise(lambda b: block(b, self.needs_grad), x)
+        return y.reshape(shape)
 
     def backward(self, g):
-        # Each pass writes into the one buffer it allocates: no per-term temporaries.
-        x, xp = self.x, backend.xp_of(self.x)
-        g = g.reshape(x.shape)
-        if self.approximate == "tanh":
-            du = x * x  # du/dx = √(2/π)(1 + 3 · 0.044715x²)
-            du *= 3 * _GELU_CUBIC * _SQRT_2_OVER_PI
-            du += _SQRT_2_OVER_PI
-            sech2 = self.t * self.t  # 1 − tanh²u
-            xp.subtract(1.0, sech2, out=sech2)
-            du *= sech2
-            du *= x  # x(1 − tanh²u) du/dx
-            du += self.t  # + tanh u
-            du += 1.0  # + 1, all halved below
-            du *= g
-            du *= 0.5
-            return du.reshape(self.shape)
-        grad = x * x  # φ(x) = exp(−x²/2)/√(2π), then x φ(x) + Φ(x)
-        grad *= -0.5
-        xp.exp(grad, out=grad)
-        grad *= 1 / math.sqrt(2 * math.pi)
-        grad *= x
-        grad += self.cdf
-        grad *= g
-        return grad.reshape(self.shape)
+        return g * self.dydx.reshape(g.shape)
+
+
+def _gelu_block(x, with_grad):
+    """y = x Φ(x) and, if `with_grad`, ∂y/∂x = Φ(x) + x φ(x) for one block of x."""
+    xp = backend.xp_of(x)
+    cdf = backend.erf(x * (1 / _SQRT_2))  # erf(x/√2), then Φ(x) = ½(1 + erf) in place
+    cdf += 1.0
+    cdf *= 0.5
+    y = x * cdf
+    if not with_grad:
+        return y, None
+    dydx = x * x  # φ(x) = exp(−x²/2)/√(2π), then x φ(x) + Φ(x), all in this one buffer
+    dydx *= -0.5
+    xp.exp(dydx, out=dydx)
+    dydx *= 1 / math.sqrt(2 * math.pi)
+    dydx *= x
+    dydx += cdf
+    return y, dydx
+
+
+def _gelu_tanh_block(x, with_grad):
+    """y = ½x(1 + tanh u) and, if `with_grad`, ∂y/∂x, for one block of x (see GELU)."""
+    xp = backend.xp_of(x)
+    t = x * x  # x², then u = √(2/π)(x + 0.044715x³) in the same buffer, then tanh u
+    t *= _GELU_CUBIC
+    t += 1.0
+    t *= x
+    t *= _SQRT_2_OVER_PI
+    xp.tanh(t, out=t)
+    y = t + 1.0
+    y *= x
+    y *= 0.5  # ½x(1 + tanh u)
+    if not with_grad:
+        return y, None
+    dydx = x * x  # du/dx = √(2/π)(1 + 3 · 0.044715x²)
+    dydx *= 3 * _GELU_CUBIC * _SQRT_2_OVER_PI
+    dydx += _SQRT_2_OVER_PI
+    sech2 = t * t  # 1 − tanh²u
+    xp.subtract(1.0, sech2, out=sech2)
+    dydx *= sech2
+    dydx *= x  # x(1 − tanh²u) du/dx
+    dydx += t  # + tanh u
+    dydx += 1.0  # + 1
+    dydx *= 0.5  # all halved
+    return y, dydx
 
 
 @register

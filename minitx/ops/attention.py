@@ -16,7 +16,7 @@ import numpy as np
 from minitx import backend
 from minitx import random as mt_random
 from minitx.autograd import Function
-from minitx.ops.common import broadcast_shapes, register, unbroadcast
+from minitx.ops.common import broadcast_shapes, register, row_dot, unbroadcast
 from minitx.ops.linalg import count_macs
 from minitx.tensor import Tensor
 
@@ -40,8 +40,10 @@ class ScaledDotProductAttention(Function):
         xp = backend.xp_of(q)
         s = q @ k.swapaxes(-1, -2)  # (..., Tq, d) @ (..., d, Tk) -> (..., Tq, Tk)
         s *= scale
-        if bias is not None:
-            s = s + bias  # not in place: B may broadcast s to more batch axes
+        if bias is not None and np.broadcast_shapes(s.shape, bias.shape) == s.shape:
+            s += bias  # B broadcasts over the batch axes of s
+        elif bias is not None:
+            s = s + bias  # B has batch axes that q and k do not: s grows to them
         if allowed is not None:
             s = xp.where(allowed, s, -math.inf)
         m = s.max(axis=-1, keepdims=True)
@@ -60,14 +62,16 @@ class ScaledDotProductAttention(Function):
         q, k, v, p = self.q, self.k, self.v, self.p
         p_dropped = p if self.drop_mask is None else p * self.drop_mask
         gv = p_dropped.swapaxes(-1, -2) @ g  # (..., Tk, Tq) @ (..., Tq, dv) -> (..., Tk, dv)
-        gp = g @ v.swapaxes(-1, -2)  # (..., Tq, dv) @ (..., dv, Tk) -> (..., Tq, Tk)
+        gs = g @ v.swapaxes(-1, -2)  # dL/dP': (..., Tq, dv) @ (..., dv, Tk) -> (..., Tq, Tk)
         if self.drop_mask is not None:
-            gp *= self.drop_mask
-        gs = gp * p
-        gs -= p * gs.sum(axis=-1, keepdims=True)  # P · (gp − Σ gp · P)
+            gs *= self.drop_mask  # dL/dP
+        gs -= row_dot(gs, p)[..., None]  # dL/dP − Σⱼ dL/dPⱼ · Pⱼ, one number per row
+        gs *= p  # dL/dS, in the buffer of dL/dP'
         gb = None if self.bias_shape is None else unbroadcast(gs, self.bias_shape)
-        gq = (gs @ k) * self.scale  # (..., Tq, Tk) @ (..., Tk, d) -> (..., Tq, d)
-        gk = (gs.swapaxes(-1, -2) @ q) * self.scale  # (..., Tk, Tq) @ (..., Tq, d) -> (..., Tk, d)
+        gq = gs @ k  # (..., Tq, Tk) @ (..., Tk, d) -> (..., Tq, d)
+        gq *= self.scale
+        gk = gs.swapaxes(-1, -2) @ q  # (..., Tk, Tq) @ (..., Tq, d) -> (..., Tk, d)
+        gk *= self.scale
         return (unbroadcast(gq, q.shape), unbroadcast(gk, k.shape),
                 unbroadcast(gv, v.shape), gb)
 

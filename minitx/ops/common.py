@@ -69,3 +69,8 @@ def normalize_axes(axis, ndim, op_name):
     if len(set(out)) != len(out):
         raise ValueError(f"{op_name}: repeated axis in {axis}")
     return tuple(sorted(out))
+
+
+def row_dot(a, b):
+    """Σ over the last axis of a · b (shape a.shape[:-1]), without materializing a · b."""
+    return backend.xp_of(a).einsum("...i,...i->...", a, b)

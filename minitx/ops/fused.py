@@ -8,7 +8,7 @@ import numpy as np
 
 from minitx import backend
 from minitx.autograd import Function
-from minitx.ops.common import normalize_axes, register
+from minitx.ops.common import normalize_axes, register, row_dot
 from minitx.tensor import Tensor
 
 
@@ -85,7 +85,7 @@ class LayerNorm(Function):
         xp = backend.xp_of(x)
         D = x.shape[-1]
         xc = x - x.mean(axis=-1, keepdims=True)  # x − μ
-        var = _row_dot(xc, xc)[..., None] / D  # σ², without an (x − μ)² temporary
+        var = row_dot(xc, xc)[..., None] / D  # σ², without an (x − μ)² temporary
         self.rstd = 1 / xp.sqrt(var + eps)
         xc *= self.rstd  # x̂, in place
         self.xhat, self.w, self.has_b = xc, w, b is not None
@@ -102,16 +102,11 @@ class LayerNorm(Function):
         gw = None if self.w is None else backend.xp_of(g).einsum("ni,ni->i", g2, xhat2)
         gb = g2.sum(axis=0) if self.has_b else None
         gx = g * self.w if self.w is not None else g.copy()  # ĝ, a fresh array to work in
-        dot = _row_dot(gx, self.xhat)[..., None] / D  # mean(ĝ · x̂)
+        dot = row_dot(gx, self.xhat)[..., None] / D  # mean(ĝ · x̂)
         gx -= gx.mean(axis=-1, keepdims=True)  # ĝ − mean(ĝ)
         gx -= self.xhat * dot  # ... − x̂ · mean(ĝ · x̂)
         gx *= self.rstd
         return gx, gw, gb
-
-
-def _row_dot(a, b):
-    """Σ over the last axis of a · b, without materializing a · b."""
-    return backend.xp_of(a).einsum("...i,...i->...", a, b)
 
 
 @register

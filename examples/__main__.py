@@ -20,8 +20,8 @@ TOUR = [
      "test_accuracy", "test accuracy, 359 held-out 8x8 digits"),
     ("swin", "examples.swin_classify", ["--dataset", "mnist_5k", "--steps", "300"],
      "test_accuracy", "test accuracy, 1,000 held-out MNIST digits (32x32)"),
-    ("swin_segment", "examples.swin_segment", ["--steps", "200"],
-     "test_miou", "mean IoU, shapes segmentation"),
+    ("swin_segment", "examples.swin_segment", ["--steps", "600", "--train-images", "8000"],
+     "test_miou", "mean IoU, shapes segmentation (500 held-out images)"),
 ]
 
 

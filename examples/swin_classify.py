@@ -235,7 +235,7 @@ def draw_windows(model, path):
     axes[2].set_ylabel("query token")
     fig.suptitle("Swin stage 1: regular and shifted windows, the attention mask (§3.2, Fig. 4)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -1,9 +1,10 @@
 """Semantic segmentation with a Swin backbone: ``python -m examples.swin_segment``.
 
-The Swin of ``examples.swin_classify`` (32x32 images, patch 2, window 4, three stages) as a
-backbone, with the small all-MLP decoder of ``models/swin_segment.py``: each stage's map is
-projected, upsampled to the 16x16 grid of stage 1 by nearest-neighbour repetition (a reshape and
-a broadcast), concatenated and fused, and each token predicts the classes of its 2x2 pixels.
+The Swin of ``examples.swin_classify`` (32x32 images, window 4, three stages; patch 4 here, an
+8x8 token grid) as a backbone, with the small all-MLP decoder of ``models/swin_segment.py``:
+each stage's map is projected, upsampled to the 8x8 grid of stage 1 by nearest-neighbour
+repetition (a reshape and a broadcast), concatenated with an image-level pooled feature and
+fused, and each token predicts the classes of its 4x4 pixels.
 The loss is the per-pixel cross-entropy; the metric is the mean intersection-over-union (mIoU)
 over the classes of the held-out images.
 
@@ -47,16 +48,18 @@ class Config:
     depth: int = 2  # Swin blocks per stage
     head_dim: int = 16  # d; heads per stage = C_i / d
     window_size: int = 4  # M
-    patch_size: int = 2  # P: each token predicts the classes of its P x P pixels
+    # P: each token predicts the classes of its P x P pixels. Patch 2 (16x16 tokens) draws finer
+    # edges but costs 4x per image: 1,000 steps of 32 from 3,000 images reached mIoU 0.52.
+    patch_size: int = 4
     mlp_ratio: int = 4  # α, MLP hidden width α·C
     decoder_dim: int = 64  # D of the decoder
     activation: str = "gelu_tanh"  # see examples.swin_classify
-    train_images: int = 3000
+    train_images: int = 20000  # procedural, so plenty: rendering them takes about 15 s
     test_images: int = 500
-    steps: int = 1000
-    batch_size: int = 32
+    steps: int = 2500
+    batch_size: int = 64
     lr: float = 2e-3
-    warmup_steps: int = 50
+    warmup_steps: int = 100
     weight_decay: float = 0.05
     clip_norm: float = 5.0
     seed: int = 0

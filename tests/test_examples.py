@@ -1,21 +1,8 @@
 """Smoke runs of the examples (``--quick``): they start, train a few steps, write their outputs."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_example(name, tmp_path, *args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
-    result = subprocess.run([sys.executable, "-m", f"examples.{name}", *args], cwd=tmp_path,
-                            env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
+from tests.helpers import run_example
 
 
 def test_tour_runs_every_model(tmp_path):

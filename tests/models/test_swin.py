@@ -1,10 +1,6 @@
 """Swin Transformer (models/swin.py, models/swin_segment.py): windows, the shift mask, the
 relative position bias, patch merging, the parameter count, training, the examples."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,9 +21,9 @@ from models.swin import (
     window_reverse,
 )
 from models.swin_segment import SwinSegmenter, mean_iou, pixel_shuffle, upsample_nearest
+from tests.helpers import run_example
 from tests.nn.helpers import module_gradcheck
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = SwinConfig(image_size=16, patch_size=2, in_channels=3, embed_dim=8, depths=(2, 2),
                   num_heads=(2, 4), window_size=4, num_classes=3)
 
@@ -254,14 +250,6 @@ def test_segmenter_shapes_and_miou():
 
 
 # ---- examples --------------------------------------------------------------------------------
-
-def run_example(name, tmp_path, *args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
-    result = subprocess.run([sys.executable, "-m", f"examples.{name}", *args], cwd=tmp_path,
-                            env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
-
 
 def test_swin_classify_quick_and_resume(tmp_path):
     pytest.importorskip("mlxtend")

@@ -2,10 +2,6 @@
 and a smoke run of examples/translate.py."""
 
 import dataclasses
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,8 +19,8 @@ from models.transformer import (
     new_cache,
     transformer_loss,
 )
+from tests.helpers import run_example
 
-ROOT = Path(__file__).resolve().parents[2]
 PAD, BOS, EOS = 0, 1, 2
 
 
@@ -285,15 +281,9 @@ def test_translate_example_quick_and_translate(tmp_path):
     pytest.importorskip("num2words")
     pytest.importorskip("sacrebleu")
     pytest.importorskip("matplotlib")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg",
-           "OPENBLAS_NUM_THREADS": "1"}
 
     def run(*args):
-        result = subprocess.run([sys.executable, "-m", "examples.translate", *args],
-                                cwd=tmp_path, env=env, capture_output=True, text=True,
-                                timeout=300)
-        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-        return result.stdout
+        return run_example("translate", tmp_path, *args, timeout=300)
 
     out = run("--quick", "--steps", "6")
     assert "exact match" in out and "BLEU" in out and "key/value cache" in out

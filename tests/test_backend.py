@@ -115,3 +115,15 @@ def test_blocked_erf_equals_the_whole_array_pass():
         np.testing.assert_array_equal(backend.erf(a), backend._erf(a))
     on_strict = backend.erf(backend.to_device(x, "strict"))  # one whole-array pass there
     np.testing.assert_array_equal(backend.to_numpy(on_strict), backend.erf(x))
+
+
+def test_keep_host_memory_takes_effect_on_glibc():
+    import platform
+    import subprocess
+    import sys
+
+    code = "from minitx import backend; print(backend.keep_host_memory())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()  # its own process: the setting is global
+    glibc = sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
+    assert out == ("True" if glibc else "False")

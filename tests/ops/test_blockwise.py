@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import minitx as mt
 import minitx.functional as F
 from minitx import backend
-from minitx.ops.elementwise import GELU
+from minitx.ops.activation import GELU
 from minitx.testing import arrays, gradcheck, shapes
 
 

@@ -51,6 +51,7 @@ def build_model(cfg):
 
 
 def main(argv=None):
+    mt.backend.keep_host_memory()  # reuse freed memory step after step (see its docstring)
     cfg, args = parse_config(Config, __doc__, argv,
                              resume=(bool, False, "continue from runs/mlp_digits/checkpoint.npz"),
                              quick=(bool, False, "a smoke run of a few steps"))

@@ -131,6 +131,7 @@ def build_model(cfg, in_channels, num_classes):
 
 
 def main(argv=None):
+    mt.backend.keep_host_memory()  # reuse freed memory step after step (see its docstring)
     cfg, args = parse_dataset_config(CONFIGS, "mnist_5k", __doc__, argv,
                                      resume=(bool, False, "continue from the run's checkpoint"),
                                      quick=(bool, False, "a smoke run of a few steps on few "

@@ -89,6 +89,7 @@ def build_model(cfg, in_channels, num_classes):
 
 
 def main(argv=None):
+    mt.backend.keep_host_memory()  # reuse freed memory step after step (see its docstring)
     cfg, args = parse_config(Config, __doc__, argv,
                              resume=(bool, False, "continue from runs/swin_segment/"
                                                   "checkpoint.npz"),

@@ -293,6 +293,7 @@ def load_trained(out, device):
 # ---- the run ------------------------------------------------------------------------------------
 
 def main(argv=None):
+    mt.backend.keep_host_memory()  # reuse freed memory step after step (see its docstring)
     cfg, args = parse_config(
         Config, __doc__, argv,
         resume=(bool, False, "continue from runs/translate/checkpoint.npz"),

@@ -141,6 +141,7 @@ def load(cfg):
 
 
 def main(argv=None):
+    mt.backend.keep_host_memory()  # reuse freed memory step after step (see its docstring)
     cfg, args = parse_dataset_config(CONFIGS, "digits", __doc__, argv,
                                      resume=(bool, False, "continue from the run's checkpoint"),
                                      quick=(bool, False, "a smoke run of a few steps"))

@@ -179,6 +179,14 @@ def accuracy(model, inputs, labels, device, batch_size=None):
     return float((predict(model, inputs, device, batch_size) == labels).mean())
 
 
+def standardize(train, test):
+    """Per-channel standardization of images (N, C, H, W) with the training set's statistics
+    (the test set must not contribute to them); returns (train, test) standardized."""
+    mean = train.mean(axis=(0, 2, 3), keepdims=True)  # (1, C, 1, 1)
+    std = train.std(axis=(0, 2, 3), keepdims=True) + 1e-6  # + ε: a constant channel stays finite
+    return (train - mean) / std, (test - mean) / std
+
+
 def random_shift(images, max_shift, rng, mode="constant"):
     """Translate each image by a random offset of up to ±max_shift pixels along each axis.
 

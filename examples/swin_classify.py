@@ -33,6 +33,7 @@ from examples.common import (
     random_shift,
     resume_step,
     run_dir,
+    standardize,
 )
 from minitx import data, ops, optim, serialization
 from models.swin import SwinConfig, SwinTransformer, window_partition, window_reverse
@@ -147,9 +148,7 @@ def main(argv=None):
         cfg.dataset, cfg.seed, (cfg.train_size, 32 if args.quick else 1000))
     if args.quick:
         x_train, y_train, x_test, y_test = x_train[:64], y_train[:64], x_test[:32], y_test[:32]
-    mean = x_train.mean(axis=(0, 2, 3), keepdims=True)  # per-channel standardization
-    std = x_train.std(axis=(0, 2, 3), keepdims=True) + 1e-6
-    x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+    x_train, x_test = standardize(x_train, x_test)  # per channel, training-set statistics
     loader_rng = np.random.default_rng(cfg.seed)
     loader = data.DataLoader(data.ArrayDataset(x_train, y_train), cfg.batch_size, shuffle=True,
                              drop_last=True, rng=loader_rng)

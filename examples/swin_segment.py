@@ -32,6 +32,7 @@ from examples.common import (
     progress,
     resume_step,
     run_dir,
+    standardize,
 )
 from examples.swin_classify import load_dataset, swin_config
 from minitx import data, optim, serialization
@@ -103,9 +104,7 @@ def main(argv=None):
     mt.random.seed(cfg.seed)
     x_train, m_train, x_test, m_test, names = load_segmentation(cfg)
     K = len(names)
-    mean = x_train.mean(axis=(0, 2, 3), keepdims=True)  # per-channel standardization
-    std = x_train.std(axis=(0, 2, 3), keepdims=True) + 1e-6
-    n_train, n_test = (x_train - mean) / std, (x_test - mean) / std
+    n_train, n_test = standardize(x_train, x_test)  # per channel, training-set statistics
     loader_rng = np.random.default_rng(cfg.seed)
     loader = data.DataLoader(data.ArrayDataset(n_train, m_train), cfg.batch_size, shuffle=True,
                              drop_last=True, rng=loader_rng)

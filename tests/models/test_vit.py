@@ -1,6 +1,7 @@
 """models/vit.py: shapes, the paper's parameter count, position-embedding interpolation (§3.2),
 an overfit-one-batch check, save/load, PyTorch's twin, and smoke runs of the example."""
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -16,9 +17,9 @@ from models.vit import (
     attention_rollout,
     interpolate_pos_embed,
     linear_interpolation_matrix,
-    patchify,
 )
 from tests.helpers import run_example
+from tests.nn.helpers import spied_weights
 
 TINY = ViTConfig(image_size=8, patch_size=2, in_channels=3, dim=16, depth=2, heads=2,
                  mlp_dim=32, num_classes=5)
@@ -44,8 +45,9 @@ def test_forward_shapes_and_backward(device):
 
 def test_patchify_order_is_raster_and_channels_first():
     x = np.arange(2 * 3 * 4 * 6, dtype=np.float32).reshape(2, 3, 4, 6)  # (B, C, H, W)
-    patches = patchify(mt.tensor(x), 2).numpy()  # (B, N, C·P·P)
-    assert patches.shape == (2, 6, 12)
+    patches = F.patchify(mt.tensor(x), 2).numpy()  # (B, gh, gw, C·P·P)
+    assert patches.shape == (2, 2, 3, 12)
+    patches = patches.reshape(2, 6, 12)  # (B, N, C·P·P)
     for b in range(2):
         for i in range(2):
             for j in range(3):  # patch (i, j) is number i·gw + j, flattened as (C, P, P)
@@ -145,6 +147,32 @@ def test_attention_weights_and_rollout():
     assert rollout.shape == (3, TINY.num_patches) and (rollout > 0).all()
     assert (rollout.sum(-1) < 1).all()  # the [class] token keeps a share for itself
     assert model.training  # restored
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_attention_figure_is_the_blocks_own_under_either_norm_placement(norm_first):
+    """ViT.attention_weights returns the weights each block uses, whatever its LayerNorm
+    placement (the blocks are switched to post-LN here, which ViT never builds)."""
+    model = ViT(TINY, generator=np.random.default_rng(0)).astype(np.float64)
+    for block in model.blocks:
+        block.norm_first = norm_first
+    x = mt.tensor(images(2).astype(np.float64))
+    model.eval()
+    with contextlib.ExitStack() as stack:
+        seen = [stack.enter_context(spied_weights(b.self_attn)) for b in model.blocks]
+        model(x)
+    weights = model.attention_weights(x)
+    for layer_weights, spied in zip(weights, seen):
+        np.testing.assert_array_equal(layer_weights, spied[0])
+
+
+def test_attention_dropout_is_its_own_field_and_zero_by_default():
+    model = ViT(dataclasses.replace(TINY, dropout=0.1))  # App. B.1's dropout
+    for block in model.blocks:
+        assert block.self_attn.dropout_p == 0.0  # the released code: no attention dropout
+        assert block.dropout1.p == block.ffn.dropout.p == 0.1
+    model = ViT(dataclasses.replace(TINY, attention_dropout=0.2))
+    assert all(block.self_attn.dropout_p == 0.2 for block in model.blocks)
 
 
 def test_overfit_one_batch():

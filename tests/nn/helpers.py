@@ -61,3 +61,22 @@ def module_gradcheck(module, *inputs, device="cpu", call=None, **tolerances):
     if device != "cpu":
         tolerances["max_full"], tolerances["directions"] = 0, 1
     return gradcheck(fn, *inputs, *params, device=device, **tolerances)
+
+
+@contextmanager
+def spied_weights(attention):
+    """Within the block, every call of the MultiHeadAttention `attention` also asks it for its
+    weights (``need_weights=True``) and appends them, as NumPy arrays, to the yielded list;
+    the caller still gets the plain output. A check independent of ``record_attention``."""
+    seen, original = [], attention.forward
+
+    def forward(*args, **kwargs):
+        out, weights = original(*args, **{**kwargs, "need_weights": True})
+        seen.append(weights.numpy())
+        return out
+
+    attention.forward = forward
+    try:
+        yield seen
+    finally:
+        del attention.forward

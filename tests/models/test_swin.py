@@ -65,7 +65,7 @@ def test_no_token_attends_across_its_shifted_region(device, H, M):
     x = mt.tensor(randn(2, H, H, 8), device=device)
     s = block.shift_size
     rolled = ops.roll(block.norm1(x), (-s, -s), axis=(1, 2))  # as SwinBlock.forward does
-    windows = window_partition(rolled, M).reshape(-1, M * M, 8)  # (B·nW, N, C)
+    windows = window_partition(rolled, M).reshape(2, -1, M * M, 8)  # (B, nW, N, C)
     _, weights = block.attn(windows, mask=block.attn_mask, need_weights=True)
     weights = weights.numpy().reshape(2, -1, 2, M * M, M * M)  # (B, nW, h, N, N)
     side = wrapped(H, H, M, s)  # (nW, N)
@@ -141,7 +141,7 @@ def test_bias_is_gathered_from_the_table_and_gets_summed_gradients(device):
 def test_window_attention_gradients_with_mask(device):
     attn = WindowAttention(4, 2, 2).astype(np.float64)
     mask = shifted_window_mask(4, 4, 2, 1)  # (4, 4, 4)
-    x = randn(8, 4, 4, dtype=np.float64)  # B = 2 images of nW = 4 windows
+    x = randn(2, 4, 4, 4, dtype=np.float64)  # B = 2 images of nW = 4 windows
     module_gradcheck(attn, x, device=device,
                      call=lambda m, t: m(t, mask=mt.tensor(mask, device=t.device)))
 

@@ -391,8 +391,8 @@ def check_config(config):
 SWIN_PRESETS = {  # §3.3 architecture variants, and small ones for 32x32 images on CPU
     "swin_t": SwinConfig(),
     "swin_s": SwinConfig(depths=(2, 2, 18, 2)),
-    "swin_b": SwinConfig(embed_dim=128, num_heads=(4, 8, 16, 32)),
-    "swin_l": SwinConfig(embed_dim=192, num_heads=(6, 12, 24, 48)),
+    "swin_b": SwinConfig(embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)),
+    "swin_l": SwinConfig(embed_dim=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
     # the CIFAR-sized benchmark model: 32x32x3, patch 2, C 96, depths 2-2-2, window 4
     "swin_cifar": SwinConfig(image_size=32, patch_size=2, depths=(2, 2, 2),
                              num_heads=(3, 6, 12), window_size=4, num_classes=10),

@@ -80,3 +80,22 @@ def spied_weights(attention):
         yield seen
     finally:
         del attention.forward
+
+
+@contextmanager
+def without_random_init():
+    """Within the block, the random init functions of ``nn.init`` leave the values as they are
+    (zeros), so a model of hundreds of millions of parameters builds in moments: the arrays
+    are allocated (untouched zero pages cost no memory) but never filled. For counting
+    parameters and checking shapes only."""
+    from minitx.nn import init
+
+    names = ("uniform_", "normal_", "trunc_normal_")
+    saved = {name: getattr(init, name) for name in names}
+    try:
+        for name in names:
+            setattr(init, name, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(init, name, fn)

@@ -6,7 +6,11 @@
 The h per-head projections W_i^Q (D × d) sit side by side in one (D × D) matrix, so one Linear
 (``q_proj``) computes all heads at once and a reshape splits them: d = D / h.
 
-Shapes: B batch, Tq queries, Tk keys, D = embed_dim, h = num_heads, d = D / h.
+Shapes: B batch, Tq queries, Tk keys, D = embed_dim, h = num_heads, d = D / h. More batch axes
+than B are allowed, (..., T, D): Swin runs all its windows at once as (B, windows, M², C).
+
+The weights (each head's softmax rows) come out with ``need_weights=True`` or, for every
+attention inside a model during one ordinary forward pass, with :class:`record_attention`.
 
 Two mask conventions meet here; both are spelled out because mixing them up silently attends
 to padding:

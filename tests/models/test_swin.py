@@ -7,7 +7,7 @@ import pytest
 
 import minitx as mt
 import minitx.functional as F
-from minitx import ops, optim
+from minitx import nn, optim
 from models.swin import (
     SWIN_PRESETS,
     PatchMerging,
@@ -64,10 +64,10 @@ def test_no_token_attends_across_its_shifted_region(device, H, M):
     block = SwinBlock(8, H, 2, M, M // 2).to(device)
     x = mt.tensor(randn(2, H, H, 8), device=device)
     s = block.shift_size
-    rolled = ops.roll(block.norm1(x), (-s, -s), axis=(1, 2))  # as SwinBlock.forward does
-    windows = window_partition(rolled, M).reshape(2, -1, M * M, 8)  # (B, nW, N, C)
-    _, weights = block.attn(windows, mask=block.attn_mask, need_weights=True)
-    weights = weights.numpy().reshape(2, -1, 2, M * M, M * M)  # (B, nW, h, N, N)
+    with nn.record_attention(block) as recorded:  # the weights of an ordinary forward pass
+        block(x)
+    weights = recorded["attn"].numpy()  # (B, nW, h, N, N)
+    assert weights.shape == (2, (H // M) ** 2, 2, M * M, M * M)
     side = wrapped(H, H, M, s)  # (nW, N)
     same = side[:, :, None] == side[:, None, :]  # (nW, N, N)
     blocked = np.broadcast_to(~same[None, :, None], weights.shape)

@@ -19,6 +19,24 @@ from minitx.ops import (
     tanh,
 )
 from minitx.ops import scaled_dot_product_attention as scaled_dot_product_attention
+from minitx.ops.elementwise import masked_fill, where
+from minitx.ops.shape import (
+    broadcast_to,
+    chunk,
+    concat,
+    flatten,
+    gather,
+    pad,
+    reshape,
+    roll,
+    split,
+    squeeze,
+    stack,
+    swapaxes,
+    take,
+    transpose,
+    unsqueeze,
+)
 
 __all__ = [
     "cross_entropy", "dropout", "embedding", "gelu", "layer_norm", "linear", "log_softmax",
@@ -50,3 +68,41 @@ def one_hot(indices, num_classes, dtype="float32"):
     hits = ops.compare(ops.reshape(indices, indices.shape + (1,)),
                        arange(num_classes, device=indices.device), "eq")
     return ops.astype(hits, dtype)
+
+
+# ---- shape ops: the ops of minitx.ops.shape, and the patch cut of the vision models ----------
+
+__all__ += [
+    "broadcast_to", "chunk", "concat", "flatten", "gather", "masked_fill", "pad", "patchify",
+    "reshape", "roll", "split", "squeeze", "stack", "swapaxes", "take", "transpose", "unsqueeze",
+    "where",
+]
+
+
+def patchify(images, patch_size):
+    """Cut images into non-overlapping P×P patches and flatten each one.
+
+    ViT's x_p (Dosovitskiy et al. 2021, Eq. 1) and Swin's "patch partition" (Liu et al. 2021,
+    §3.1). Each patch is flattened in (C, P, P) order, the layout of a Conv2d(C, D, P, stride=P)
+    kernel, so a Linear on the patches is that convolution and its weights load by a reshape.
+
+    Args:
+        images: Tensor (B, C, H, W), H and W multiples of P.
+        patch_size: P.
+    Returns:
+        Tensor (B, H/P, W/P, C·P·P): the patch grid, channels last.
+
+    >>> import numpy as np
+    >>> from minitx import arange
+    >>> patchify(arange(16, dtype=np.float32).reshape(1, 1, 4, 4), 2).numpy()[0, 0, 1]
+    array([2., 3., 6., 7.], dtype=float32)
+    """
+    if images.ndim != 4:
+        raise ValueError(f"patchify: expected images (B, C, H, W), got shape {images.shape}")
+    B, C, H, W = images.shape
+    P = patch_size
+    if P < 1 or H % P or W % P:
+        raise ValueError(f"patchify: image side {H}x{W} is not a multiple of the patch size {P}")
+    x = images.reshape(B, C, H // P, P, W // P, P)  # (B, C, H/P, P, W/P, P)
+    x = x.transpose(0, 2, 4, 1, 3, 5)  # (B, H/P, W/P, C, P, P)
+    return x.reshape(B, H // P, W // P, C * P * P)  # (B, H/P, W/P, C·P·P)

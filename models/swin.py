@@ -9,7 +9,8 @@ Paper map:  §3.1, Fig. 3 -> PatchEmbedding        patch partition (P·P·3 valu
             §3.1         -> PatchMerging          concat 2x2 neighbours (4C), LayerNorm, -> 2C
             Eq. 3        -> SwinBlock.forward     (S)W-MSA and MLP, pre-norm, residuals
             §3.2         -> window_partition, window_reverse, shifted_window_mask (Fig. 4)
-            Eq. 4        -> WindowAttention       softmax(Q Kᵀ/√d + B) V in each window
+            Eq. 4        -> WindowAttention       softmax(Q Kᵀ/√d + B) V in each window: an
+                                              nn.MultiHeadAttention with B as additive bias
             §3.2         -> relative_position_index   B gathered from a (2M−1)² x h table
             Eq. 1-2      -> WindowAttention       cost 4hwC² + 2M²hwC (W-MSA), see below
             §3.3         -> SWIN_PRESETS          Swin-T/S/B/L (C, depths, heads)
@@ -35,7 +36,7 @@ import numpy as np
 
 import minitx as mt
 from minitx import functional as F
-from minitx import nn, ops
+from minitx import nn
 
 
 @dataclass(frozen=True)
@@ -124,10 +125,7 @@ class PatchEmbedding(nn.Module):
 
     def forward(self, images):  # (B, Cin, H, W)
         B, Cin, H, W = images.shape
-        P = self.patch_size
-        x = images.reshape(B, Cin, H // P, P, W // P, P)  # (B, Cin, H/P, P, W/P, P)
-        x = x.transpose(0, 2, 4, 1, 3, 5)  # (B, H/P, W/P, Cin, P, P): a conv weight's order
-        x = x.reshape(B, H // P, W // P, Cin * P * P)  # §3.1: 4·4·3 = 48 values per patch
+        x = F.patchify(images, self.patch_size)  # §3.1: (B, H/P, W/P, 4·4·3 = 48 values)
         return self.norm(self.proj(x))  # linear embedding to C (B, H/P, W/P, C)
 
 
@@ -206,12 +204,12 @@ class SwinBlock(nn.Module):
         # 1. (S)W-MSA on LN(x), Eq. 3 lines 1 and 3
         y = self.norm1(x)  # (B, H, W, C)
         if s:
-            y = ops.roll(y, (-s, -s), axis=(1, 2))  # §3.2 cyclic shift toward the top-left
-        windows = window_partition(y, M).reshape(-1, M * M, C)  # (B·nW, N, C)
-        windows = self.attn(windows, mask=self.attn_mask)  # (B·nW, N, C)   Eq. 4
+            y = F.roll(y, (-s, -s), axis=(1, 2))  # §3.2 cyclic shift toward the top-left
+        windows = window_partition(y, M).reshape(B, -1, M * M, C)  # (B, nW, N, C)
+        windows = self.attn(windows, mask=self.attn_mask)  # (B, nW, N, C)   Eq. 4
         y = window_reverse(windows.reshape(-1, M, M, C), M, H, W)  # (B, H, W, C)
         if s:
-            y = ops.roll(y, (s, s), axis=(1, 2))  # §3.2 reverse cyclic shift
+            y = F.roll(y, (s, s), axis=(1, 2))  # §3.2 reverse cyclic shift
         x = x + y  # (B, H, W, C)   DEVIATION: no stochastic depth on the residuals
         # 2. MLP on LN(x), Eq. 3 lines 2 and 4
         return x + self.mlp(self.norm2(x))  # (B, H, W, C)
@@ -265,78 +263,59 @@ def window_reverse(windows, M, H, W):
     return x.reshape(-1, H, W, C)  # (B, H, W, C)
 
 
-class WindowAttention(nn.Module):
+class WindowAttention(nn.MultiHeadAttention):
     """Multi-head self-attention inside each window with relative position bias (Eq. 4):
 
         Attention(Q, K, V) = SoftMax(Q Kᵀ / √d + B) V,   B ∈ R^{M² x M²} per head,
 
-    B gathered from a learned table B̂ ∈ R^{(2M−1) x (2M−1)} per head (§3.2). The products are
-    the Q, K, V and output projections (4·M²·C² multiply-adds per window) and Q Kᵀ and P V
-    (2·M⁴·C, inside the fused ``F.scaled_dot_product_attention``, which reports them to
-    ``mt.count_macs``): nothing else, so Eq. 2's 4hwC² + 2M²hwC is what the counter shows.
+    B gathered from a learned table B̂ ∈ R^{(2M−1) x (2M−1)} per head (§3.2). This is
+    :class:`nn.MultiHeadAttention` (its projections W^Q, W^K, W^V, W^O and head split) run on
+    all windows at once, (B, nW, N, C), with B (and the SW-MSA shift mask) as its additive
+    bias. The products are the four projections (4·M²·C² multiply-adds per window) and Q Kᵀ
+    and P V (2·M⁴·C, inside the fused ``F.scaled_dot_product_attention``, which reports them
+    to ``mt.count_macs``): nothing else, so Eq. 2's 4hwC² + 2M²hwC is what the counter shows.
 
     Args:
-        dim: C; window_size: M; num_heads: h (divides C); qkv_bias: biases in W^Q, W^K, W^V;
+        dim: C; window_size: M; num_heads: h (divides C);
         device, dtype, generator: as for :class:`~minitx.nn.Linear`.
 
     >>> attn = WindowAttention(8, 2, 2)
-    >>> attn(mt.ones((3, 4, 8))).shape
-    (3, 4, 8)
+    >>> attn(mt.ones((3, 5, 4, 8))).shape
+    (3, 5, 4, 8)
     """
 
-    def __init__(self, dim, window_size, num_heads, qkv_bias=True, *, device="cpu",
-                 dtype=np.float32, generator=None):
-        super().__init__()
-        if num_heads < 1 or dim % num_heads:
-            raise ValueError(f"WindowAttention: dim={dim} must be divisible by "
-                             f"num_heads={num_heads}")
-        self.dim, self.window_size, self.num_heads = dim, window_size, num_heads
-        kw = dict(device=device, dtype=dtype, generator=generator)
-        self.q_proj = nn.Linear(dim, dim, qkv_bias, **kw)  # W^Q, h heads side by side
-        self.k_proj = nn.Linear(dim, dim, qkv_bias, **kw)  # W^K
-        self.v_proj = nn.Linear(dim, dim, qkv_bias, **kw)  # W^V
-        self.out_proj = nn.Linear(dim, dim, **kw)  # W^O
+    def __init__(self, dim, window_size, num_heads, *, device="cpu", dtype=np.float32,
+                 generator=None):
+        super().__init__(dim, num_heads, device=device, dtype=dtype, generator=generator)
+        self.window_size = window_size
         table = np.zeros(((2 * window_size - 1) ** 2, num_heads), dtype=dtype)
         self.relative_position_bias_table = nn.init.trunc_normal_(  # B̂, (2M−1)² x h (§3.2)
             nn.Parameter(mt.backend.to_device(table, device)), std=0.02, generator=generator)
         index = relative_position_index(window_size)  # (N, N) rows of B̂, fixed
         self.relative_position_index = mt.Tensor(index).to(device)
 
-    def forward(self, x, mask=None, need_weights=False):  # (B·nW, N, C)
-        """Attend within each window; `mask` (nW, N, N) is added to the scores of window i of
-        every image (0 = may attend, −inf = may not). Returns (B·nW, N, C), and the weights
-        (B·nW, h, N, N) when `need_weights`."""
-        Bw, N, C = x.shape
+    def forward(self, x, mask=None, need_weights=False):  # (B, nW, N, C)
+        """Attend within each window of `x` (B, nW, N, C) (any batch axes before N when there
+        is no mask); `mask` (nW, N, N) is added to the scores of window i of every image
+        (0 = may attend, −inf = may not). Returns (B, nW, N, C), and the weights
+        (B, nW, h, N, N) when `need_weights`."""
+        N, C = self.window_size ** 2, self.embed_dim
         nW = 1 if mask is None else mask.shape[0]
-        if N != self.window_size ** 2 or C != self.dim or Bw % nW:
-            raise ValueError(f"WindowAttention: expected windows (B·nW, {self.window_size ** 2}"
-                             f", {self.dim}) with B·nW a multiple of the mask's {nW} windows, "
-                             f"got {x.shape}")
-        q, k, v = (self._heads(proj(x), nW) for proj in (self.q_proj, self.k_proj,
-                                                         self.v_proj))  # (B, nW, h, N, d)
-        bias = self.relative_position_bias()  # B (h, N, N)
+        if x.ndim < 3 or x.shape[-2:] != (N, C) or (mask is not None and x.shape[-3] != nW):
+            raise ValueError(f"WindowAttention: expected windows (B, nW, {N}, {C}) with nW the "
+                             f"mask's {nW} windows, got {x.shape}")
+        bias = self.relative_position_bias().unsqueeze(0)  # B (1, h, N, N), every window
         if mask is not None:
             bias = bias + mask.unsqueeze(1)  # (nW, h, N, N): −inf across shifted regions
-        result = F.scaled_dot_product_attention(  # Eq. 4, scale 1/√d: (B, nW, h, N, d)
-            q, k, v, mask=bias, return_weights=need_weights)
-        heads, weights = result if need_weights else (result, None)
-        heads = heads.transpose(0, 1, 3, 2, 4).reshape(Bw, N, C)  # (B, nW, N, h, d) -> (B·nW, N, C)
-        out = self.out_proj(heads)  # (B·nW, N, C)
-        return (out, weights.reshape(Bw, self.num_heads, N, N)) if need_weights else out
+        return super().forward(x, attn_mask=bias, need_weights=need_weights)  # Eq. 4
 
     def relative_position_bias(self):
         """Return B (h, N, N): B[:, i, j] = B̂[relative offset of token j from token i] (§3.2)."""
         bias = self.relative_position_bias_table[self.relative_position_index]  # (N, N, h)
         return bias.transpose(2, 0, 1)  # (h, N, N)
 
-    def _heads(self, x, nW):  # (B·nW, N, C)
-        Bw, N, _ = x.shape
-        h, d = self.num_heads, self.dim // self.num_heads
-        x = x.reshape(Bw // nW, nW, N, h, d)  # (B, nW, N, h, d)
-        return x.transpose(0, 1, 3, 2, 4)  # (B, nW, h, N, d): the mask broadcasts over B
-
     def extra_repr(self):
-        return f"dim={self.dim}, window_size={self.window_size}, num_heads={self.num_heads}"
+        return f"{super().extra_repr()}, window_size={self.window_size}"
 
 
 def relative_position_index(M):
@@ -380,10 +359,10 @@ def shifted_window_mask(H, W, M, s):
 
 
 def window_labels(regions, M):
-    """Cut an (H, W) array into windows as :func:`window_partition` does: (nW, M²)."""
+    """Cut an (H, W) array into windows with :func:`window_partition`: (nW, M²)."""
     H, W = regions.shape
-    r = regions.reshape(H // M, M, W // M, M).transpose(0, 2, 1, 3)  # (H/M, W/M, M, M)
-    return r.reshape(-1, M * M)  # (nW, N)
+    windows = window_partition(mt.tensor(regions.reshape(1, H, W, 1)), M)  # (nW, M, M, 1)
+    return windows.numpy().reshape(-1, M * M)  # (nW, N)
 
 
 def check_config(config):
@@ -412,9 +391,9 @@ def check_config(config):
 SWIN_PRESETS = {  # §3.3 architecture variants, and small ones for 32x32 images on CPU
     "swin_t": SwinConfig(),
     "swin_s": SwinConfig(depths=(2, 2, 18, 2)),
-    "swin_b": SwinConfig(embed_dim=128, num_heads=(4, 8, 16, 32)),
-    "swin_l": SwinConfig(embed_dim=192, num_heads=(6, 12, 24, 48)),
-    # the benchmark model of the issue: 32x32x3, patch 2, C 96, depths 2-2-2, window 4
+    "swin_b": SwinConfig(embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32)),
+    "swin_l": SwinConfig(embed_dim=192, depths=(2, 2, 18, 2), num_heads=(6, 12, 24, 48)),
+    # the CIFAR-sized benchmark model: 32x32x3, patch 2, C 96, depths 2-2-2, window 4
     "swin_cifar": SwinConfig(image_size=32, patch_size=2, depths=(2, 2, 2),
                              num_heads=(3, 6, 12), window_size=4, num_classes=10),
 }

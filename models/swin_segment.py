@@ -21,10 +21,9 @@ existing ops) and the learned pixel shuffle keep to minitx's primitives.
 
 import numpy as np
 
-import minitx as mt
 from minitx import functional as F
 from minitx import nn
-from models.swin import SwinTransformer
+from models.swin import SwinTransformer, window_reverse
 
 
 class SwinSegmenter(nn.Module):
@@ -36,6 +35,7 @@ class SwinSegmenter(nn.Module):
         decoder_dim: D.
         device, dtype, generator: as for :class:`~models.swin.SwinTransformer`.
 
+    >>> import minitx as mt
     >>> from models.swin import SwinConfig
     >>> cfg = SwinConfig(image_size=16, patch_size=2, embed_dim=8, depths=(2, 2),
     ...                  num_heads=(2, 4), window_size=4, num_classes=1)
@@ -66,7 +66,7 @@ class SwinSegmenter(nn.Module):
         D = pooled.shape[-1]
         fused.append(pooled.reshape(B, 1, 1, D).broadcast_to((B, H1, W1, D)))  # every token
         # 3. fuse all stages and the image-level feature
-        x = F.gelu(self.fuse(mt.concat(fused, axis=-1)))  # (B, H/P, W/P, (S+1)·D) -> D
+        x = F.gelu(self.fuse(F.concat(fused, axis=-1)))  # (B, H/P, W/P, (S+1)·D) -> D
         # 4. P·P·K logits per token -> the pixels of its patch
         return pixel_shuffle(self.classify(x), self.backbone.config.patch_size)  # (B, H, W, K)
 
@@ -77,6 +77,7 @@ def upsample_nearest(x, factor):
     A reshape adds two axes of size 1 and a broadcast repeats along them, so the backward is
     BroadcastTo's: the gradient of each output pixel is summed back into its source pixel.
 
+    >>> import minitx as mt
     >>> x = mt.tensor(np.arange(4, dtype=np.float32).reshape(1, 2, 2, 1))
     >>> upsample_nearest(x, 2).numpy()[0, :, :, 0]
     array([[0., 0., 1., 1.],
@@ -94,12 +95,14 @@ def upsample_nearest(x, factor):
 
 def pixel_shuffle(x, P):
     """Turn per-token logits (B, h, w, P·P·K) into per-pixel logits (B, h·P, w·P, K), the
-    first P·K values of a token being the top row of its patch."""
+    first P·K values of a token being the top row of its patch.
+
+    Each token's values, read as a P x P patch of K channels, are one window of the output:
+    :func:`~models.swin.window_reverse` puts the patches in place."""
     B, h, w, _ = x.shape
     K = x.shape[-1] // (P * P)
-    x = x.reshape(B, h, w, P, P, K)  # (B, h, w, row, column, K)
-    x = x.transpose(0, 1, 3, 2, 4, 5)  # (B, h, row, w, column, K)
-    return x.reshape(B, h * P, w * P, K)  # (B, H, W, K)
+    patches = x.reshape(B * h * w, P, P, K)  # (B·h·w, row, column, K), raster order
+    return window_reverse(patches, P, h * P, w * P)  # (B, H, W, K)
 
 
 def confusion_matrix(predicted, target, num_classes):

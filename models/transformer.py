@@ -334,24 +334,13 @@ def cross_attention_weights(model, src, tgt_in, layer=-1):
     """Return the encoder-decoder attention weights of one decoder layer, (B, h, T, S).
 
     Row t says how much the query at target position t (predicting token t + 1) reads each
-    source position. The decoder layer does not return them, so its first sub-layer is
-    replayed here to get the cross-attention's input (in eval mode: no dropout).
+    source position. One ordinary forward pass in eval mode (no dropout), during which the
+    layer's cross-attention records the weights it uses (``nn.record_attention``).
     """
-    index = range(len(model.decoder))[layer]
-    with _inference(model):
-        src_padding = model.padding_mask(src)  # (B, S)
-        memory = model.encode(src, src_padding)  # (B, S, D)
-        x = model.embed(model.tgt_embed, model.tgt_positions, tgt_in)  # (B, T, D)
-        for block in list(model.decoder)[:index]:
-            x = block(x, memory, memory_key_padding_mask=src_padding, tgt_is_causal=True)
-        block = model.decoder[index]
-        if block.norm_first:  # x + SelfAttn(LN(x)), then LN before the cross-attention
-            query = block.norm2(x + block.self_attn(block.norm1(x), causal=True))  # (B, T, D)
-        else:  # LN(x + SelfAttn(x))
-            query = block.norm1(x + block.self_attn(x, causal=True))  # (B, T, D)
-        _, weights = block.cross_attn(query, memory, key_padding_mask=src_padding,
-                                      need_weights=True)  # (B, h, T, S)
-    return weights
+    block = model.decoder[range(len(model.decoder))[layer]]
+    with _inference(model), nn.record_attention(block.cross_attn) as recorded:
+        model(src, tgt_in)
+    return recorded[""]  # (B, h, T, S)
 
 
 # ---- presets ------------------------------------------------------------------------------------

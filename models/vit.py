@@ -7,7 +7,7 @@ mixes the tokens, and the encoder's output at the [class] position is classified
 
 Paper map:
     Eq. 1          -> ViT.embed            z₀ = [x_class; x_p¹E; ...; x_pᴺE] + E_pos
-                      patchify             x (H, W, C) -> x_p (N, P²·C)
+                      F.patchify           x (H, W, C) -> x_p (N, P²·C)
     Eq. 2-3        -> nn.TransformerEncoderLayer(norm_first=True)   z' = MSA(LN(z)) + z,
                                            z = MLP(LN(z')) + z'
     Eq. 4          -> ViT.forward          y = LN(z_L⁰), then the head
@@ -19,7 +19,8 @@ Paper map:
                                            original image", to fine-tune at another resolution
     Table 1        -> PRESETS              ViT-B/16 (86M parameters), ViT-L/16, ViT-H/14
     Fig. 6, §D.8   -> ViT.attention_weights, attention_rollout   what the [class] token attends
-                                           to (attention rollout, Abnar & Zuidema 2020)
+                                           to (attention rollout, Abnar & Zuidema 2020), from
+                                           the weights the blocks record (nn.record_attention)
 
 Shapes: B batch, C/H/W image channels/height/width, P patch side, gh = H/P and gw = W/P the
 patch grid, N = gh·gw patches, T = N + 1 tokens, D width, h heads, K classes.
@@ -34,6 +35,9 @@ Deviations from the paper (and its released code, github.com/google-research/vis
       layer does; the paper only says "MLP with one hidden layer".
     - Patches are flattened in (C, P, P) order, the layout of a PyTorch Conv2d(C, D, P,
       stride=P) kernel, so such a kernel loads by a reshape (the paper fixes no order).
+    - The attention weights get no dropout (``attention_dropout = 0``, as in the released
+      code); ``dropout`` acts after the position embeddings, on each sub-layer's output and
+      inside the MLP (App. B.1).
     - Position embeddings are interpolated bilinearly between patch centres (PyTorch's
       align_corners=False); the released code uses scipy.ndimage.zoom(order=1), which aligns
       the grid's corners instead.
@@ -45,6 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import minitx as mt
+from minitx import functional as F
 from minitx import nn
 
 
@@ -63,6 +68,7 @@ class ViTConfig:
     head_hidden: int = 0  # §3.1: 0 = a single Linear (fine-tuning); > 0 = an MLP head with one
     #                       hidden layer of this width (pre-training; released code: D)
     dropout: float = 0.0  # after the position embeddings and in every block (App. B.1: 0.1)
+    attention_dropout: float = 0.0  # on the attention weights (released code: 0)
     layer_norm_eps: float = 1e-6  # ε of every LayerNorm (released code)
 
     @property
@@ -103,7 +109,8 @@ class ViT(nn.Module):
         self.blocks = nn.ModuleList([  # Eq. 2-3: pre-LN blocks, GELU MLP (§3.1)
             nn.TransformerEncoderLayer(
                 D, config.heads, config.mlp_dim, config.dropout, "gelu",
-                layer_norm_eps=config.layer_norm_eps, norm_first=True, **kw)
+                layer_norm_eps=config.layer_norm_eps, norm_first=True,
+                attention_dropout=config.attention_dropout, **kw)
             for _ in range(config.depth)])
         self.norm = nn.LayerNorm(D, config.layer_norm_eps, device=device, dtype=dtype)  # Eq. 4
         if config.head_hidden:  # §3.1: pre-training head
@@ -122,9 +129,10 @@ class ViT(nn.Module):
         """Eq. 1: z₀ = [x_class; x_p¹E; ...; x_pᴺE] + E_pos, then dropout. -> (B, T, D)."""
         self._check_images(images)
         B, D = images.shape[0], self.config.dim
-        x = self.patch_embed(patchify(images, self.config.patch_size))  # (B, N, D)   x_p E
+        patches = F.patchify(images, self.config.patch_size)  # (B, gh, gw, C·P·P)   x_p
+        x = self.patch_embed(patches.reshape(B, self.config.num_patches, -1))  # (B, N, D)  x_p E
         cls = self.cls_token.broadcast_to((B, 1, D))  # (B, 1, D)   one x_class per image
-        x = mt.concat([cls, x], axis=1)  # (B, T, D)
+        x = F.concat([cls, x], axis=1)  # (B, T, D)
         return self.dropout(x + self.pos_embed)  # (B, T, D) + (1, T, D)   + E_pos
 
     def _check_images(self, images):
@@ -166,19 +174,15 @@ class ViT(nn.Module):
     def attention_weights(self, images):
         """Return the attention weights of every layer, a list of L arrays (B, h, T, T).
 
-        Runs without gradients and with dropout off; each layer's self-attention is run a
-        second time with ``need_weights`` (the weights are not kept by a normal forward).
+        One ordinary forward pass, without gradients and with dropout off, during which each
+        block's self-attention records the weights it uses (:class:`nn.record_attention`).
         """
-        was_training, weights = self.training, []
+        was_training = self.training
         self.eval()
-        with mt.no_grad():
-            x = self.embed(images)  # (B, T, D)
-            for block in self.blocks:
-                _, w = block.self_attn(block.norm1(x), need_weights=True)  # (B, h, T, T)
-                weights.append(w.numpy())
-                x = block(x)  # (B, T, D)
+        with mt.no_grad(), nn.record_attention(self.blocks) as recorded:
+            self(images)
         self.train(was_training)
-        return weights
+        return [recorded[f"{i}.self_attn"].numpy() for i in range(len(self.blocks))]
 
     def extra_repr(self):
         c = self.config
@@ -202,32 +206,10 @@ class MLPHead(nn.Module):
         self.out = nn.Linear(hidden, num_classes, **kw)  # W₂, b₂
 
     def forward(self, y):  # (B, D)
-        return self.out(self.hidden(y).tanh())  # (B, hidden) -> (B, K)
+        return self.out(F.tanh(self.hidden(y)))  # (B, hidden) -> (B, K)
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-def patchify(images, patch_size):
-    """Cut images into non-overlapping P×P patches and flatten each one (Eq. 1's x_p).
-
-    Args:
-        images: Tensor (B, C, H, W), H and W multiples of P.
-        patch_size: P.
-    Returns:
-        Tensor (B, N, C·P·P), patches in raster order (row by row), each flattened as (C, P, P).
-
-    >>> patchify(mt.arange(16, dtype=np.float32).reshape(1, 1, 4, 4), 2).numpy()[0, 1]
-    array([2., 3., 6., 7.], dtype=float32)
-    """
-    B, C, H, W = images.shape
-    P = patch_size
-    if H % P or W % P:
-        raise ValueError(f"patchify: image side {H}x{W} is not a multiple of the patch size {P}")
-    gh, gw = H // P, W // P
-    x = images.reshape(B, C, gh, P, gw, P)  # (B, C, gh, P, gw, P)
-    x = x.transpose(0, 2, 4, 1, 3, 5)  # (B, gh, gw, C, P, P)
-    return x.reshape(B, gh * gw, C * P * P)  # (B, N, C·P·P)
-
-
 def interpolate_pos_embed(pos_embed, old_grid, new_grid):
     """§3.2: resize position embeddings to another patch grid by bilinear interpolation.
 
@@ -263,7 +245,7 @@ def interpolate_pos_embed(pos_embed, old_grid, new_grid):
     grid = pos_embed[0, 1:].reshape(gh, gw * D)  # (gh, gw·D)
     grid = A_h @ grid  # (gh', gh) @ (gh, gw·D) -> (gh', gw·D)   resize the rows
     grid = A_w @ grid.reshape(nh, gw, D)  # (gw', gw) @ (gh', gw, D) -> (gh', gw', D)   columns
-    return mt.concat([cls, grid.reshape(1, nh * nw, D)], axis=1)  # (1, 1 + gh'·gw', D)
+    return F.concat([cls, grid.reshape(1, nh * nw, D)], axis=1)  # (1, 1 + gh'·gw', D)
 
 
 def linear_interpolation_matrix(n_in, n_out):

@@ -8,14 +8,15 @@ Files, in the order a Transformer uses them:
 * ``init.py``: initialization schemes (``nn.init.xavier_uniform_`` ...), each with its source;
 * ``linear.py``, ``embedding.py``, ``norm.py``, ``activation.py``, ``dropout.py``: the layers;
 * ``positional.py``: sinusoidal (Vaswani §3.5) and learned positional encodings;
-* ``attention.py``: :class:`MultiHeadAttention` (§3.2.2), masks and the key/value cache;
+* ``attention.py``: :class:`MultiHeadAttention` (§3.2.2), masks and the key/value cache, and
+  :class:`record_attention` (the weights the layers use, for figures);
 * ``mlp.py``: :class:`PositionwiseFeedForward` (§3.3);
 * ``transformer.py``: encoder and decoder layers (§3.1), post-LN or pre-LN.
 """
 
 from minitx.nn import init
 from minitx.nn.activation import GELU, ReLU
-from minitx.nn.attention import MultiHeadAttention
+from minitx.nn.attention import MultiHeadAttention, record_attention
 from minitx.nn.containers import ModuleDict, ModuleList, Sequential
 from minitx.nn.dropout import Dropout
 from minitx.nn.embedding import Embedding
@@ -31,4 +32,5 @@ __all__ = [
     "Module", "ModuleDict", "ModuleList", "MultiHeadAttention", "Parameter",
     "PositionwiseFeedForward", "ReLU", "Sequential", "SinusoidalPositionalEncoding",
     "StateDictError", "TransformerDecoderLayer", "TransformerEncoderLayer", "init",
+    "record_attention",
 ]

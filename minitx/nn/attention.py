@@ -6,7 +6,11 @@
 The h per-head projections W_i^Q (D × d) sit side by side in one (D × D) matrix, so one Linear
 (``q_proj``) computes all heads at once and a reshape splits them: d = D / h.
 
-Shapes: B batch, Tq queries, Tk keys, D = embed_dim, h = num_heads, d = D / h.
+Shapes: B batch, Tq queries, Tk keys, D = embed_dim, h = num_heads, d = D / h. More batch axes
+than B are allowed, (..., T, D): Swin runs all its windows at once as (B, windows, M², C).
+
+The weights (each head's softmax rows) come out with ``need_weights=True`` or, for every
+attention inside a model during one ordinary forward pass, with :class:`record_attention`.
 
 Two mask conventions meet here; both are spelled out because mixing them up silently attends
 to padding:
@@ -30,7 +34,6 @@ from minitx.creation import zeros
 from minitx.nn import init
 from minitx.nn.linear import Linear
 from minitx.nn.module import Module
-from minitx.ops import concat
 
 
 class MultiHeadAttention(Module):
@@ -71,6 +74,7 @@ class MultiHeadAttention(Module):
         self.kdim = embed_dim if kdim is None else kdim
         self.vdim = embed_dim if vdim is None else vdim
         self.dropout_p, self.generator = dropout, generator
+        self.weights_hook = None  # when set, called with the weights of every call
         kw = dict(device=device, dtype=dtype, generator=generator)
         self.q_proj = Linear(embed_dim, embed_dim, bias, **kw)  # W^Q, all h heads side by side
         self.k_proj = Linear(self.kdim, embed_dim, bias, **kw)  # W^K
@@ -87,13 +91,18 @@ class MultiHeadAttention(Module):
         """Attend from `query` to `key`/`value` (to `query` itself when key is None).
 
         Args:
-            query: (B, Tq, D).
-            key: (B, Tk, kdim), or None for self-attention (key = value = query).
-            value: (B, Tk, vdim); None means value = key.
-            key_padding_mask: (B, Tk); bool: True = PADDING, never attended to (PyTorch's
+            query: (B, Tq, D), or (..., Tq, D) with any batch axes (e.g. Swin's
+                (B, windows, M², C)).
+            key: (..., Tk, kdim), the batch axes of query; None for self-attention (key =
+                value = query).
+            value: (..., Tk, vdim); None means value = key.
+            key_padding_mask: (..., Tk); bool: True = PADDING, never attended to (PyTorch's
                 convention); or float, added to the scores.
-            attn_mask: (Tq, Tk), (B·h, Tq, Tk) or broadcastable to (B, h, Tq, Tk); bool: True =
-                NOT allowed (PyTorch's convention); or float, added to the scores.
+            attn_mask: (Tq, Tk), or broadcastable to the scores (..., h, Tq, Tk) (with 3-d
+                inputs a 3-d mask must be PyTorch's per-head layout (B·h, Tq, Tk)); bool:
+                True = NOT allowed (PyTorch's convention); or float, added to the scores: an
+                additive bias, differentiable (Swin's relative position bias plus its shift
+                mask is one).
             causal: query i may attend only to keys j ≤ i + Tk − Tq (the lower triangle when
                 Tq = Tk; with a cache, the new queries are the newest positions).
             need_weights: also return the attention weights per head.
@@ -104,19 +113,25 @@ class MultiHeadAttention(Module):
                 Cross-attention (key given): the projected keys/values are computed on the
                 first call and reused afterwards (``cache["static"] = True``).
         Returns:
-            (B, Tq, D); with need_weights, also the weights (B, h, Tq, Tk), each row summing
-            to 1 (a row whose keys are all masked is 0), not differentiable.
+            (..., Tq, D); with need_weights, also the weights (..., h, Tq, Tk), each row
+            summing to 1 (a row whose keys are all masked is 0), not differentiable. When
+            ``self.weights_hook`` is set (see :class:`record_attention`) it is called with
+            the same weights.
         """
-        B, Tq = self._check_input("query", query, self.embed_dim)
-        q = self._split_heads(self.q_proj(query))  # (B, Tq, D) -> (B, h, Tq, d)
-        k, v = self._keys_values(query, key, value, cache)  # (B, h, Tk, d) each
-        mask = self._merge_masks(key_padding_mask, attn_mask, B, Tq, k.shape[2], q)
-        result = F.scaled_dot_product_attention(  # Eq. 1, each head: (B, h, Tq, d)
+        batch, Tq = self._check_input("query", query, self.embed_dim)
+        q = self._split_heads(self.q_proj(query))  # (..., Tq, D) -> (..., h, Tq, d)
+        k, v = self._keys_values(query, key, value, cache)  # (..., h, Tk, d) each
+        mask = self._merge_masks(key_padding_mask, attn_mask, batch, Tq, k.shape[-2], q)
+        want_weights = need_weights or self.weights_hook is not None
+        result = F.scaled_dot_product_attention(  # Eq. 1, each head: (..., h, Tq, d)
             q, k, v, mask=mask, causal=causal, dropout_p=self.dropout_p, training=self.training,
-            return_weights=need_weights, generator=self.generator)
-        heads, weights = result if need_weights else (result, None)
-        heads = heads.transpose(0, 2, 1, 3)  # (B, h, Tq, d) -> (B, Tq, h, d)
-        out = self.out_proj(heads.reshape(B, Tq, self.embed_dim))  # Concat(heads) W^O (B, Tq, D)
+            return_weights=want_weights, generator=self.generator)
+        heads, weights = result if want_weights else (result, None)
+        if self.weights_hook is not None:
+            self.weights_hook(weights)  # (..., h, Tq, Tk)
+        heads = heads.swapaxes(-3, -2)  # (..., h, Tq, d) -> (..., Tq, h, d)
+        heads = heads.reshape(*batch, Tq, self.embed_dim)  # Concat(head_1, ..., head_h)
+        out = self.out_proj(heads)  # Concat(heads) W^O (..., Tq, D)
         return (out, weights) if need_weights else out
 
     def _keys_values(self, query, key, value, cache):
@@ -128,53 +143,56 @@ class MultiHeadAttention(Module):
             raise ValueError("MultiHeadAttention: value given without key; pass key too")
         key = query if self_attention else key
         value = key if value is None else value
-        B = query.shape[0]
-        if self._check_input("key", key, self.kdim)[0] != B or \
-                self._check_input("value", value, self.vdim)[0] != B:
+        batch = query.shape[:-2]
+        if self._check_input("key", key, self.kdim)[0] != batch or \
+                self._check_input("value", value, self.vdim)[0] != batch:
             raise ValueError(f"MultiHeadAttention: batch sizes differ: query {query.shape}, key "
                              f"{key.shape}, value {value.shape}")
-        if key.shape[1] != value.shape[1]:
+        if key.shape[-2] != value.shape[-2]:
             raise ValueError(f"MultiHeadAttention: key {key.shape} and value {value.shape} need "
                              f"the same number of positions")
-        k = self._split_heads(self.k_proj(key))  # (B, Tk, kdim) -> (B, h, Tk, d)
-        v = self._split_heads(self.v_proj(value))  # (B, Tk, vdim) -> (B, h, Tk, d)
+        k = self._split_heads(self.k_proj(key))  # (..., Tk, kdim) -> (..., h, Tk, d)
+        v = self._split_heads(self.v_proj(value))  # (..., Tk, vdim) -> (..., h, Tk, d)
         if cache is not None:
             if self_attention and "k" in cache:
-                k = concat([cache["k"], k], axis=2)  # (B, h, T_past + T_new, d)
-                v = concat([cache["v"], v], axis=2)  # (B, h, T_past + T_new, d)
+                k = F.concat([cache["k"], k], axis=-2)  # (..., h, T_past + T_new, d)
+                v = F.concat([cache["v"], v], axis=-2)  # (..., h, T_past + T_new, d)
             cache["k"], cache["v"], cache["static"] = k, v, not self_attention
         return k, v
 
-    def _split_heads(self, x):  # (B, T, D)
-        B, T, _ = x.shape
-        x = x.reshape(B, T, self.num_heads, self.head_dim)  # (B, T, h, d)
-        return x.transpose(0, 2, 1, 3)  # (B, h, T, d)
+    def _split_heads(self, x):  # (..., T, D)
+        *batch, T, _ = x.shape
+        x = x.reshape(*batch, T, self.num_heads, self.head_dim)  # (..., T, h, d)
+        return x.swapaxes(-3, -2)  # (..., h, T, d)
 
     def _check_input(self, name, x, width):
-        if x.ndim != 3 or x.shape[2] != width:
-            raise ValueError(f"MultiHeadAttention: {name} must be (B, T, {width}) (batch first), "
-                             f"got shape {x.shape}")
-        return x.shape[0], x.shape[1]
+        """Return (batch axes, T) of an input (..., T, width)."""
+        if x.ndim < 3 or x.shape[-1] != width:
+            raise ValueError(f"MultiHeadAttention: {name} must be (B, T, {width}) (batch first; "
+                             f"more batch axes are allowed), got shape {x.shape}")
+        return x.shape[:-2], x.shape[-2]
 
-    def _merge_masks(self, key_padding_mask, attn_mask, B, Tq, Tk, q):
+    def _merge_masks(self, key_padding_mask, attn_mask, batch, Tq, Tk, q):
         """Turn PyTorch-convention masks (True = NOT allowed) into one mask for
         F.scaled_dot_product_attention: bool with True = MAY attend, or a float bias.
 
-        Returns None, or a Tensor broadcastable to the scores (B, h, Tq, Tk).
+        Returns None, or a Tensor broadcastable to the scores (..., h, Tq, Tk).
         """
-        h, masks = self.num_heads, []
+        h, masks, scores = self.num_heads, [], (*batch, self.num_heads, Tq, Tk)
         if key_padding_mask is not None:
-            if key_padding_mask.shape != (B, Tk):
-                raise ValueError(f"MultiHeadAttention: key_padding_mask must be (B, Tk) = "
-                                 f"{(B, Tk)}, got {key_padding_mask.shape}")
-            masks.append(key_padding_mask.reshape(B, 1, 1, Tk))  # (B, 1, 1, Tk)
+            if key_padding_mask.shape != (*batch, Tk):
+                raise ValueError(f"MultiHeadAttention: key_padding_mask must be (..., Tk) = "
+                                 f"{(*batch, Tk)}, got {key_padding_mask.shape}")
+            masks.append(key_padding_mask.reshape(*batch, 1, 1, Tk))  # (..., 1, 1, Tk)
         if attn_mask is not None:
-            if attn_mask.shape == (B * h, Tq, Tk):  # PyTorch's per-head 3-d layout
-                attn_mask = attn_mask.reshape(B, h, Tq, Tk)  # (B, h, Tq, Tk)
-            elif attn_mask.ndim not in (2, 4) or attn_mask.shape[-2:] != (Tq, Tk):
-                raise ValueError(f"MultiHeadAttention: attn_mask must be (Tq, Tk) = {(Tq, Tk)}, "
-                                 f"(B·h, Tq, Tk) or (B, h, Tq, Tk), got {attn_mask.shape}")
-            masks.append(attn_mask)  # (Tq, Tk) or (B, h, Tq, Tk)
+            if len(batch) == 1 and attn_mask.shape == (batch[0] * h, Tq, Tk):  # PyTorch's
+                attn_mask = attn_mask.reshape(batch[0], h, Tq, Tk)  # per-head 3-d layout
+            elif (attn_mask.ndim < 2 or attn_mask.ndim == 3 and len(batch) == 1
+                  or not _broadcasts(attn_mask.shape, scores)):
+                raise ValueError(f"MultiHeadAttention: attn_mask must be (Tq, Tk) = {(Tq, Tk)}"
+                                 f", (B·h, Tq, Tk) or broadcastable to (..., h, Tq, Tk) = "
+                                 f"{scores}, got {attn_mask.shape}")
+            masks.append(attn_mask)  # (Tq, Tk) or (..., h, Tq, Tk)
         for m in masks:
             if m.dtype != bool and m.dtype.kind != "f":
                 raise TypeError(f"MultiHeadAttention: masks must be bool or float, got {m.dtype}")
@@ -183,13 +201,13 @@ class MultiHeadAttention(Module):
         if all(m.dtype == bool for m in masks):
             allowed = ~masks[0]  # PyTorch's True = masked  ->  True = may attend
             for m in masks[1:]:
-                allowed = allowed & ~m  # (B, h or 1, Tq or 1, Tk)
+                allowed = allowed & ~m  # (..., h or 1, Tq or 1, Tk)
             return allowed
         bias = None  # a float mask is present: express the boolean ones as −inf biases
         for m in masks:
             if m.dtype == bool:
                 m = zeros(m.shape, dtype=q.dtype, device=q.device).masked_fill(m, -math.inf)
-            bias = m if bias is None else bias + m  # (B, h or 1, Tq or 1, Tk)
+            bias = m if bias is None else bias + m  # (..., h or 1, Tq or 1, Tk)
         return bias
 
     def extra_repr(self):
@@ -197,3 +215,47 @@ class MultiHeadAttention(Module):
         extra += f", dropout={self.dropout_p}" if self.dropout_p else ""
         return extra + (f", kdim={self.kdim}, vdim={self.vdim}"
                         if (self.kdim, self.vdim) != (self.embed_dim,) * 2 else "")
+
+
+def _broadcasts(shape, target):
+    """True when an array of `shape` broadcasts to `target` without growing it."""
+    try:
+        return np.broadcast_shapes(shape, target) == tuple(target)
+    except ValueError:
+        return False
+
+
+class record_attention:
+    """Context manager: record the attention weights of every :class:`MultiHeadAttention`
+    inside `module`, as if each were called with ``need_weights=True``.
+
+    It yields a dict {dotted module name: weights (..., h, Tq, Tk) of its latest call, or None
+    if it was not called}, in the order of ``module.named_modules()``. Figures built on it read
+    the weights the layers really used, whatever the layers around them do (LayerNorm
+    placement, masks, windows), without running any part of the model a second time.
+
+    >>> import minitx as mt
+    >>> from minitx import nn
+    >>> layer = nn.TransformerEncoderLayer(8, 2, 16)
+    >>> with record_attention(layer) as weights:
+    ...     _ = layer(mt.ones((3, 5, 8)))
+    >>> weights["self_attn"].shape
+    (3, 2, 5, 5)
+    """
+
+    def __init__(self, module):
+        self.layers = {name: m for name, m in module.named_modules()
+                       if isinstance(m, MultiHeadAttention)}
+
+    def __enter__(self):
+        weights = dict.fromkeys(self.layers)
+        for name, layer in self.layers.items():
+            if layer.weights_hook is not None:
+                raise RuntimeError(f"record_attention: {name or 'the module'} is already "
+                                   f"being recorded")
+            layer.weights_hook = lambda w, name=name: weights.__setitem__(name, w)
+        return weights
+
+    def __exit__(self, *exc):
+        for layer in self.layers.values():
+            layer.weights_hook = None

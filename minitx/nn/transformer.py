@@ -15,6 +15,10 @@ The argument names and semantics follow PyTorch's ``nn.TransformerEncoderLayer``
 them give the same outputs. One difference: PyTorch's ``is_causal`` is only a hint that the
 mask you pass is causal; here ``is_causal=True`` applies the causal mask itself.
 
+The attention weights a layer uses are read with :class:`minitx.nn.record_attention` (one
+ordinary forward pass), never by re-running a sub-layer: that way figures stay right whatever
+the norm placement.
+
 Shapes: B batch, T target (or source) positions, S memory positions, D = d_model.
 """
 
@@ -37,6 +41,8 @@ class TransformerEncoderLayer(Module):
         activation: of the FFN, "relu" (the paper), "gelu" or "gelu_tanh".
         layer_norm_eps: ε of the LayerNorms; norm_first: pre-LN (True) or post-LN (False).
         bias: biases in the Linear and LayerNorm layers.
+        attention_dropout: dropout on the attention weights; None means `dropout` (PyTorch's
+            layers have only the one rate).
         device, dtype, generator: as for :class:`~minitx.nn.Linear`.
 
     >>> import minitx as mt
@@ -45,13 +51,14 @@ class TransformerEncoderLayer(Module):
     """
 
     def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu", *,
-                 layer_norm_eps=1e-5, norm_first=False, bias=True, device="cpu",
-                 dtype=np.float32, generator=None):
+                 layer_norm_eps=1e-5, norm_first=False, bias=True, attention_dropout=None,
+                 device="cpu", dtype=np.float32, generator=None):
         super().__init__()
         kw = dict(device=device, dtype=dtype)
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, nhead, dropout, bias, generator=generator,
-                                            **kw)
+        attention_dropout = dropout if attention_dropout is None else attention_dropout
+        self.self_attn = MultiHeadAttention(d_model, nhead, attention_dropout, bias,
+                                            generator=generator, **kw)
         self.ffn = PositionwiseFeedForward(d_model, dim_feedforward, dropout, activation, bias,
                                            generator=generator, **kw)
         self.norm1 = LayerNorm(d_model, layer_norm_eps, bias=bias, **kw)
@@ -95,15 +102,16 @@ class TransformerDecoderLayer(Module):
     """
 
     def __init__(self, d_model, nhead, dim_feedforward=2048, dropout=0.1, activation="relu", *,
-                 layer_norm_eps=1e-5, norm_first=False, bias=True, device="cpu",
-                 dtype=np.float32, generator=None):
+                 layer_norm_eps=1e-5, norm_first=False, bias=True, attention_dropout=None,
+                 device="cpu", dtype=np.float32, generator=None):
         super().__init__()
         kw = dict(device=device, dtype=dtype)
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, nhead, dropout, bias, generator=generator,
-                                            **kw)
-        self.cross_attn = MultiHeadAttention(d_model, nhead, dropout, bias, generator=generator,
-                                             **kw)
+        attention_dropout = dropout if attention_dropout is None else attention_dropout
+        self.self_attn = MultiHeadAttention(d_model, nhead, attention_dropout, bias,
+                                            generator=generator, **kw)
+        self.cross_attn = MultiHeadAttention(d_model, nhead, attention_dropout, bias,
+                                             generator=generator, **kw)
         self.ffn = PositionwiseFeedForward(d_model, dim_feedforward, dropout, activation, bias,
                                            generator=generator, **kw)
         self.norm1 = LayerNorm(d_model, layer_norm_eps, bias=bias, **kw)

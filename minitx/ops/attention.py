@@ -6,7 +6,7 @@ with an optional additive bias B (differentiable: Swin's relative position bias 
 optional boolean mask and a causal flag. The composite version, built from matmul, masked_fill
 and softmax, is :func:`minitx.composites.scaled_dot_product_attention`; the tests check this op
 against it. Fusing saves the intermediate score tensors of the composite (each as large as the
-attention matrix) and lets the softmax run in place.
+attention matrix).
 """
 
 import math
@@ -17,6 +17,7 @@ from minitx import backend
 from minitx import random as mt_random
 from minitx.autograd import Function
 from minitx.ops.common import broadcast_shapes, register, row_dot, unbroadcast
+from minitx.ops.fused import stable_softmax
 from minitx.ops.linalg import count_macs
 from minitx.tensor import Tensor
 
@@ -36,26 +37,12 @@ class ScaledDotProductAttention(Function):
     P = 0, an output of zeros and zero gradients (no NaN).
     """
 
-    def forward(self, q, k, v, bias, *, allowed, scale, drop_mask, weights_sink):
-        xp = backend.xp_of(q)
-        s = q @ k.swapaxes(-1, -2)  # (..., Tq, d) @ (..., d, Tk) -> (..., Tq, Tk)
-        s *= scale
-        if bias is not None and np.broadcast_shapes(s.shape, bias.shape) == s.shape:
-            s += bias  # B broadcasts over the batch axes of s
-        elif bias is not None:
-            s = s + bias  # B has batch axes that q and k do not: s grows to them
-        if allowed is not None:
-            s = xp.where(allowed, s, -math.inf)
-        m = s.max(axis=-1, keepdims=True)
-        s -= xp.where(xp.isfinite(m), m, 0)  # softmax in place on s (see fused.stable_softmax)
-        xp.exp(s, out=s)
-        total = s.sum(axis=-1, keepdims=True)
-        s /= xp.where(total > 0, total, 1)
-        self.q, self.k, self.v, self.p, self.scale = q, k, v, s, scale
+    def forward(self, q, k, v, bias, *, allowed, scale, drop_mask, weights=None):
+        # weights: P, when the caller has computed it already (to hand it out as well)
+        p = attention_weights(q, k, bias, allowed, scale) if weights is None else weights
+        self.q, self.k, self.v, self.p, self.scale = q, k, v, p, scale
         self.drop_mask, self.bias_shape = drop_mask, None if bias is None else bias.shape
-        if weights_sink is not None:
-            weights_sink.append(s)
-        p_dropped = s if drop_mask is None else s * drop_mask
+        p_dropped = p if drop_mask is None else p * drop_mask
         return p_dropped @ v  # (..., Tq, Tk) @ (..., Tk, dv) -> (..., Tq, dv)
 
     def backward(self, g):
@@ -74,6 +61,23 @@ class ScaledDotProductAttention(Function):
         gk *= self.scale
         return (unbroadcast(gq, q.shape), unbroadcast(gk, k.shape),
                 unbroadcast(gv, v.shape), gb)
+
+
+def attention_weights(q, k, bias, allowed, scale):
+    """P = softmax(Q Kᵀ · s + B) on raw arrays, −inf where `allowed` is False: (..., Tq, Tk).
+
+    A row whose keys are all masked is all zeros (see :func:`~minitx.ops.fused.stable_softmax`).
+    """
+    xp = backend.xp_of(q)
+    s = q @ k.swapaxes(-1, -2)  # (..., Tq, d) @ (..., d, Tk) -> (..., Tq, Tk)
+    s *= scale
+    if bias is not None and np.broadcast_shapes(s.shape, bias.shape) == s.shape:
+        s += bias  # B broadcasts over the batch axes of s
+    elif bias is not None:
+        s = s + bias  # B has batch axes that q and k do not: s grows to them
+    if allowed is not None:
+        s = xp.where(allowed, s, -math.inf)
+    return stable_softmax(s, axis=-1)
 
 
 def causal_mask(Tq, Tk, xp):
@@ -139,8 +143,11 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout_p=0.0
         for size in scores[:-2]:
             batch *= size
         count_macs.record(batch * Tq * Tk * (q.shape[-1] + v.shape[-1]))
-    sink = [] if return_weights else None
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    weights = None  # computed here when asked for, and handed to the op (which then reuses it)
+    if return_weights:
+        weights = attention_weights(q.data, k.data, None if bias is None else bias.data,
+                                    allowed, scale)
     out = ScaledDotProductAttention.apply(q, k, v, bias, allowed=allowed, scale=scale,
-                                          drop_mask=drop_mask, weights_sink=sink)
-    return (out, Tensor(sink[0])) if return_weights else out
+                                          drop_mask=drop_mask, weights=weights)
+    return (out, Tensor(weights)) if return_weights else out

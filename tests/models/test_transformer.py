@@ -20,6 +20,7 @@ from models.transformer import (
     transformer_loss,
 )
 from tests.helpers import run_example
+from tests.nn.helpers import spied_weights
 
 PAD, BOS, EOS = 0, 1, 2
 
@@ -129,6 +130,22 @@ def test_cross_attention_weights_ignore_padding():
         net = model(norm_first=norm_first, num_decoder_layers=1)
         assert cross_attention_weights(net, mt.tensor(src), mt.tensor([[BOS], [BOS]])).shape == (
             2, 2, 1, 5)
+
+
+def test_cross_attention_figure_is_the_layers_own_under_either_norm_placement():
+    """The figure reads the weights the decoder layer itself uses, also after its LayerNorm
+    placement is switched (post-LN <-> pre-LN) on a built model."""
+    src = mt.tensor(np.array([[3, 4, 5, PAD, PAD], [6, 7, 8, 9, 10]]))
+    tgt_in = mt.tensor(np.array([[BOS, 4, 5], [BOS, 5, 6]]))
+    for norm_first in (False, True):
+        net = model(norm_first=norm_first)
+        for layer in net.decoder:
+            layer.norm_first = not norm_first  # a placement the model was not built with
+        with spied_weights(net.decoder[0].cross_attn) as seen:
+            net.eval()
+            net(src, tgt_in)
+        figure = cross_attention_weights(net, src, tgt_in, layer=0).numpy()
+        np.testing.assert_array_equal(figure, seen[0])
 
 
 # ---- training -----------------------------------------------------------------------------------

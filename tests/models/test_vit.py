@@ -1,6 +1,7 @@
 """models/vit.py: shapes, the paper's parameter count, position-embedding interpolation (§3.2),
 an overfit-one-batch check, save/load, PyTorch's twin, and smoke runs of the example."""
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -16,9 +17,9 @@ from models.vit import (
     attention_rollout,
     interpolate_pos_embed,
     linear_interpolation_matrix,
-    patchify,
 )
 from tests.helpers import run_example
+from tests.nn.helpers import spied_weights, without_random_init
 
 TINY = ViTConfig(image_size=8, patch_size=2, in_channels=3, dim=16, depth=2, heads=2,
                  mlp_dim=32, num_classes=5)
@@ -44,8 +45,9 @@ def test_forward_shapes_and_backward(device):
 
 def test_patchify_order_is_raster_and_channels_first():
     x = np.arange(2 * 3 * 4 * 6, dtype=np.float32).reshape(2, 3, 4, 6)  # (B, C, H, W)
-    patches = patchify(mt.tensor(x), 2).numpy()  # (B, N, C·P·P)
-    assert patches.shape == (2, 6, 12)
+    patches = F.patchify(mt.tensor(x), 2).numpy()  # (B, gh, gw, C·P·P)
+    assert patches.shape == (2, 2, 3, 12)
+    patches = patches.reshape(2, 6, 12)  # (B, N, C·P·P)
     for b in range(2):
         for i in range(2):
             for j in range(3):  # patch (i, j) is number i·gw + j, flattened as (C, P, P)
@@ -61,9 +63,25 @@ def test_vit_b16_has_the_papers_86m_parameters():
     expected = ((3 * P * P * D + D) + D + (N + 1) * D  # E, x_class, E_pos (Eq. 1)
                 + L * block + 2 * D + (D * K + K))  # blocks, final LN, linear head
     assert expected == 86_567_656
-    model = ViT(c, dtype=np.float16)  # float16 halves the memory of this 86M-parameter build
+    with without_random_init():  # shapes only: the full model, its values never drawn
+        model = ViT(c)
     assert model.num_parameters() == expected
     assert int(model.num_parameters() / 1e6) == 86  # Table 1: "86M"
+
+
+@pytest.mark.parametrize("name, trunk, millions", [
+    ("ViT-B/32", 87_455_232, 88), ("ViT-L/16", 303_301_632, 304),
+    ("ViT-H/14", 630_764_800, 632)])
+def test_every_paper_preset_has_the_reference_parameter_count(name, trunk, millions):
+    """`trunk`: the count without the classification head, as timm's ViTs built with
+    num_classes=0 (the published ImageNet-21k ViT-H/14 comes so; B/32 by the formula of the
+    B/16 test); the presets add a linear 1000-class head, D·1000 + 1000 (ViT-L/16 with it:
+    304,326,632, timm's count). Table 1 rounds H to 632M, and gives 307M for L."""
+    c = PRESETS[name]
+    with without_random_init():  # ViT-H would take 2.5 GB of drawn float32 values
+        model = ViT(c)
+    assert model.num_parameters() == trunk + c.dim * 1000 + 1000
+    assert round(model.num_parameters() / 1e6) == millions
 
 
 def test_linear_interpolation_matrix_rows_sum_to_one_and_match_torch():
@@ -145,6 +163,32 @@ def test_attention_weights_and_rollout():
     assert rollout.shape == (3, TINY.num_patches) and (rollout > 0).all()
     assert (rollout.sum(-1) < 1).all()  # the [class] token keeps a share for itself
     assert model.training  # restored
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_attention_figure_is_the_blocks_own_under_either_norm_placement(norm_first):
+    """ViT.attention_weights returns the weights each block uses, whatever its LayerNorm
+    placement (the blocks are switched to post-LN here, which ViT never builds)."""
+    model = ViT(TINY, generator=np.random.default_rng(0)).astype(np.float64)
+    for block in model.blocks:
+        block.norm_first = norm_first
+    x = mt.tensor(images(2).astype(np.float64))
+    model.eval()
+    with contextlib.ExitStack() as stack:
+        seen = [stack.enter_context(spied_weights(b.self_attn)) for b in model.blocks]
+        model(x)
+    weights = model.attention_weights(x)
+    for layer_weights, spied in zip(weights, seen):
+        np.testing.assert_array_equal(layer_weights, spied[0])
+
+
+def test_attention_dropout_is_its_own_field_and_zero_by_default():
+    model = ViT(dataclasses.replace(TINY, dropout=0.1))  # App. B.1's dropout
+    for block in model.blocks:
+        assert block.self_attn.dropout_p == 0.0  # the released code: no attention dropout
+        assert block.dropout1.p == block.ffn.dropout.p == 0.1
+    model = ViT(dataclasses.replace(TINY, attention_dropout=0.2))
+    assert all(block.self_attn.dropout_p == 0.2 for block in model.blocks)
 
 
 def test_overfit_one_batch():

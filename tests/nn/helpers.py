@@ -61,3 +61,41 @@ def module_gradcheck(module, *inputs, device="cpu", call=None, **tolerances):
     if device != "cpu":
         tolerances["max_full"], tolerances["directions"] = 0, 1
     return gradcheck(fn, *inputs, *params, device=device, **tolerances)
+
+
+@contextmanager
+def spied_weights(attention):
+    """Within the block, every call of the MultiHeadAttention `attention` also asks it for its
+    weights (``need_weights=True``) and appends them, as NumPy arrays, to the yielded list;
+    the caller still gets the plain output. A check independent of ``record_attention``."""
+    seen, original = [], attention.forward
+
+    def forward(*args, **kwargs):
+        out, weights = original(*args, **{**kwargs, "need_weights": True})
+        seen.append(weights.numpy())
+        return out
+
+    attention.forward = forward
+    try:
+        yield seen
+    finally:
+        del attention.forward
+
+
+@contextmanager
+def without_random_init():
+    """Within the block, the random init functions of ``nn.init`` leave the values as they are
+    (zeros), so a model of hundreds of millions of parameters builds in moments: the arrays
+    are allocated (untouched zero pages cost no memory) but never filled. For counting
+    parameters and checking shapes only."""
+    from minitx.nn import init
+
+    names = ("uniform_", "normal_", "trunc_normal_")
+    saved = {name: getattr(init, name) for name in names}
+    try:
+        for name in names:
+            setattr(init, name, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(init, name, fn)

@@ -7,6 +7,7 @@ import pytest
 
 import minitx as mt
 from minitx import nn
+from minitx.testing import gradcheck
 from tests.nn.helpers import module_gradcheck
 
 B, T, D, H = 2, 5, 8, 2
@@ -199,3 +200,52 @@ def test_bad_inputs(device):
         layer(x, value=x)
     with pytest.raises(ValueError, match="same number of positions"):
         layer(x, x, randn(device, B, T + 1, D))
+
+
+# ---- more batch axes, an additive bias, recorded weights ---------------------------------------
+
+def test_extra_batch_axes_and_a_per_group_bias_equal_a_loop(device):
+    """(B, W, T, D) input with a float attn_mask (W, h, T, T): each group w attends with its
+    own bias, exactly as W separate calls on (B, T, D) with that group's bias."""
+    layer, W = mha(device), 3
+    x = randn(device, B, W, T, D)
+    bias = randn(device, W, H, T, T, seed=2)  # e.g. Swin's relative position bias + shift mask
+    out, weights = layer(x, attn_mask=bias, need_weights=True)
+    assert out.shape == (B, W, T, D) and weights.shape == (B, W, H, T, T)
+    for w in range(W):
+        alone, alone_weights = layer(x[:, w], attn_mask=bias[w][None].broadcast_to((B, H, T, T)),
+                                     need_weights=True)
+        np.testing.assert_allclose(out.numpy()[:, w], alone.numpy(), atol=1e-12)
+        np.testing.assert_allclose(weights.numpy()[:, w], alone_weights.numpy(), atol=1e-12)
+
+
+def test_additive_bias_gets_gradients(device):
+    layer = mha(device)
+    x = randn(device, B, T, D)
+    gradcheck(lambda b: layer(x, attn_mask=b), rng(3).standard_normal((1, H, T, T)),
+              device=device)
+
+
+def test_record_attention_gives_the_weights_of_the_last_call(device):
+    enc = nn.TransformerEncoderLayer(D, H, 16, dropout=0.0, device=device, dtype=np.float64,
+                                     generator=rng())
+    x = randn(device, B, T, D)
+    padding = mt.tensor(np.array([[False] * T, [False] * (T - 2) + [True] * 2]), device=device)
+    with nn.record_attention(enc) as recorded:
+        assert recorded == {"self_attn": None}
+        out = enc(x, src_key_padding_mask=padding)
+    _, expected = enc.self_attn(x, key_padding_mask=padding, need_weights=True)  # post-LN
+    np.testing.assert_array_equal(recorded["self_attn"].numpy(), expected.numpy())
+    np.testing.assert_array_equal(enc(x, src_key_padding_mask=padding).numpy(), out.numpy())
+    assert enc.self_attn.weights_hook is None  # nothing is kept outside the block
+    assert not any("weights" in name for name, _ in enc.named_buffers())
+    with nn.record_attention(enc), pytest.raises(RuntimeError, match="already"):
+        with nn.record_attention(enc.self_attn):
+            pass
+
+
+def test_attention_dropout_rate_may_differ_from_the_residual_rate():
+    enc = nn.TransformerEncoderLayer(D, H, 16, dropout=0.3, attention_dropout=0.0)
+    dec = nn.TransformerDecoderLayer(D, H, 16, dropout=0.3)
+    assert enc.self_attn.dropout_p == 0.0 and enc.dropout1.p == 0.3
+    assert dec.self_attn.dropout_p == dec.cross_attn.dropout_p == 0.3  # PyTorch's one rate

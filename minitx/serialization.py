@@ -29,10 +29,8 @@ end and a CRC-32 per member, so a truncated or damaged file fails to load with
     step = load_checkpoint("runs/gpt/ckpt.npz", model=model, optimizer=opt, schedule=sched)["step"]
 """
 
-import contextlib
 import operator
 import os
-import secrets
 
 import numpy as np
 
@@ -53,6 +51,7 @@ from minitx._tree import (
     write_npz,
     write_safetensors,
 )
+from minitx.data.cache import atomic_write
 from minitx.tensor import Tensor
 
 FORMAT_VERSION = 1  # bump when the layout changes; loading refuses files from the future
@@ -325,34 +324,11 @@ def _write_file(path, kind, arrays, config=None, skeleton=None):
 
 
 def _atomic_write(path, arrays):
-    """Write the file under a temporary name, sync it, then rename it onto `path` in one step."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temp = f"{path}.{os.getpid()}-{secrets.token_hex(4)}.tmp"  # same folder: rename is atomic
-    try:
-        # Mode 0o666 minus the umask, as for open(); tempfile would make the file owner-only.
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                     0o666)
-        with open(fd, "wb") as file:
-            if _is_safetensors(path):
-                write_safetensors(file, arrays, metadata=_RESERVED)
-            else:
-                write_npz(file, arrays)
-            file.flush()
-            os.fsync(file.fileno())  # the bytes are on disk before the name points at them
-        os.replace(temp, path)  # atomic: readers see the old file or the new one
-    except BaseException:  # KeyboardInterrupt too: never leave a half-written file behind
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
-    if os.name == "posix":  # make the rename itself survive a power cut
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            with contextlib.suppress(OSError):  # some file systems cannot sync a folder
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+    """Write the members through the package's one atomic writer (see minitx.data.cache)."""
+    if _is_safetensors(path):
+        atomic_write(path, lambda file: write_safetensors(file, arrays, metadata=_RESERVED))
+    else:
+        atomic_write(path, lambda file: write_npz(file, arrays))
 
 
 def _read_file(path, fn, kinds, names=None):

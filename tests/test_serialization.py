@@ -9,9 +9,11 @@ import dataclasses
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -372,32 +374,53 @@ def test_crash_mid_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     assert path.read_bytes() == good and os.listdir(tmp_path) == ["ckpt.npz"]
 
 
-def test_killed_process_leaves_previous_checkpoint_intact(tmp_path):
-    """A real crash (no cleanup runs): the half-written temp file stays, the checkpoint lives."""
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL and process ids are POSIX")
+def test_killed_writer_keeps_checkpoint_and_next_save_removes_its_temporary(tmp_path):
+    """A real crash: SIGKILL in the middle of a write, so no cleanup code runs. The previous
+    checkpoint stays loadable; the next save of that file removes the dead writer's temporary
+    and leaves alone those of live writers and of other files."""
     path = tmp_path / "ckpt.npz"
     serialization.save_checkpoint(path, model=TinyModel(seed=0), step=3)
     script = textwrap.dedent(f"""
-        import os
+        import sys, time
+        import numpy.lib.format as npy_format
         from minitx import serialization
         from tests.test_serialization import TinyModel
-        real_write = serialization.write_npz
-        def die_halfway(file, arrays):
-            real_write(file, arrays)
-            file.truncate(file.tell() // 2)
-            file.flush()
-            os._exit(1)  # like a SIGKILL: no except, no finally
-        serialization.write_npz = die_halfway
+        real_write_array = npy_format.write_array
+        def stall_after_first_array(*args, **kwargs):
+            real_write_array(*args, **kwargs)
+            print("mid-write", flush=True)
+            time.sleep(600)  # killed here, with the temporary half written
+        npy_format.write_array = stall_after_first_array
         serialization.save_checkpoint({str(path)!r}, model=TinyModel(seed=1), step=6)
     """)
-    result = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, timeout=60)
-    assert result.returncode == 1
-    leftovers = [p for p in tmp_path.iterdir() if p != path]
-    assert len(leftovers) == 1 and leftovers[0].name.endswith(".tmp")
+    writer = subprocess.Popen([sys.executable, "-c", script], cwd=REPO_ROOT,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "mid-write\n"
+    finally:
+        writer.kill()  # SIGKILL: no except, no finally runs in the writer
+        writer.wait(timeout=60)
+    assert writer.returncode == -signal.SIGKILL
+    stale = [p for p in tmp_path.iterdir() if p != path]
+    assert len(stale) == 1 and stale[0].name.startswith(f"ckpt.npz.{writer.pid}-")
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
-        serialization.load_checkpoint(leftovers[0], model=TinyModel())
+        serialization.load_checkpoint(stale[0], model=TinyModel())
     restored = TinyModel(seed=2)
     assert serialization.load_checkpoint(path, model=restored)["step"] == 3
     assert_same_arrays(host(TinyModel(seed=0).state_dict()), host(restored.state_dict()))
+
+    live = tmp_path / f"ckpt.npz.{os.getppid()}-0123abcd.tmp"  # a writer that still runs
+    abandoned = tmp_path / f"ckpt.npz.{os.getppid()}-89abcdef.tmp"  # its pid reused long after
+    other_target = tmp_path / f"other.npz.{writer.pid}-0123abcd.tmp"  # another file's writer
+    for temp in (live, abandoned, other_target):
+        temp.write_bytes(b"partial")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(abandoned, (two_days_ago, two_days_ago))
+    serialization.save_checkpoint(path, model=TinyModel(seed=1), step=6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["ckpt.npz", live.name, other_target.name])
+    assert serialization.load_checkpoint(path, model=TinyModel(seed=2))["step"] == 6
 
 
 def test_truncated_checkpoint_gives_clear_error_and_previous_is_intact(tmp_path):

@@ -94,9 +94,9 @@ def load(path, model=None, config_cls=None, strict=True):
     Args:
         path: the file to read.
         model: if given, receives the weights through ``model.load_state_dict(state, strict)``,
-            which places them on the model's device. With ``strict`` every name missing from the
-            file, unexpected in it, or of another shape or dtype is named in one ValueError
-            (:func:`minitx.nn.module.check_state_dict`) before anything is changed.
+            which places them on the model's device. Every name of another shape or dtype, and
+            with ``strict`` every name missing from the file or unexpected in it, is named in
+            one ValueError (:func:`minitx.nn.module.check_state_dict`) before anything changes.
         config_cls: the config's dataclass, to get the config back as an instance of it rather
             than as the stored dict (None when no config was saved).
 
@@ -105,8 +105,7 @@ def load(path, model=None, config_cls=None, strict=True):
     """
     meta, state = _read_file(path, "load", ("model", "state_dict"))
     if model is not None:
-        if strict:
-            _check_names("load", path, model, state)
+        _check_names("load", path, model, state, strict)
         model.load_state_dict(state, strict=strict)
     return state, config_from_json(meta["config"], config_cls, "load")
 
@@ -154,9 +153,10 @@ def load_checkpoint(path, *, model, optimizer=None, schedule=None, rngs=None, co
     """Restore a :func:`save_checkpoint` file into `model`, `optimizer`, `schedule`, minitx's
     default generator and the generators in `rngs`.
 
-    Everything is checked first: a file that does not fit (names or shapes of the model with
-    ``strict``, a missing optimizer, schedule or generator state) raises ValueError and leaves
-    the objects as they were. The optimizer places its arrays next to its parameters.
+    Everything is checked first: a file that does not fit (the model's names with ``strict``,
+    its shapes, the optimizer's class and groups, a missing optimizer, schedule or generator
+    state) raises ValueError and leaves the model as it was. The optimizer places its arrays
+    next to its parameters.
 
     Returns:
         ``{"step": int, "extra": ..., "config": ...}``; the config is an instance of
@@ -168,8 +168,7 @@ def load_checkpoint(path, *, model, optimizer=None, schedule=None, rngs=None, co
     if not (isinstance(tree, dict) and _CHECKPOINT_PARTS <= set(tree)):
         raise CheckpointError(f"{fn}: {path} lacks parts of a minitx checkpoint")
     generators, saved_rngs = _generators(rngs, fn), tree["rng"]["generators"]
-    if strict:
-        _check_names(fn, path, model, tree["model"])
+    _check_names(fn, path, model, tree["model"], strict)
     for name, obj in (("optimizer", optimizer), ("schedule", schedule)):
         if obj is not None and tree[name] is None:
             raise ValueError(f"{fn}: {path} holds no {name} state (saved without {name}=)")
@@ -179,10 +178,10 @@ def load_checkpoint(path, *, model, optimizer=None, schedule=None, rngs=None, co
             raise ValueError(f"{fn}: {path} holds no {kind} state for generator {name!r}; it "
                              f"holds {sorted(saved_rngs)}")
 
-    model.load_state_dict(tree["model"], strict=strict)
     for name, obj in (("optimizer", optimizer), ("schedule", schedule)):
-        if obj is not None:
+        if obj is not None:  # each checks its state before it changes (optim: its class too)
             obj.load_state_dict(tree[name])
+    model.load_state_dict(tree["model"], strict=strict)  # checked above: it fits
     mt_random.set_state(tree["rng"]["minitx"])
     for name, gen in generators.items():
         gen.bit_generator.state = saved_rngs[name]
@@ -206,8 +205,8 @@ def _unflatten(path, skeleton, arrays):
         raise CheckpointError(f"{path} is not a complete minitx checkpoint ({exc})") from exc
 
 
-def _check_names(fn, path, model, state):
-    check_state_dict(model.state_dict(), state, True,
+def _check_names(fn, path, model, state, strict):
+    check_state_dict(model.state_dict(), state, strict,
                      f"{fn}: {path} does not fit {type(model).__name__}")
 
 

@@ -650,3 +650,19 @@ def test_safetensors_agrees_with_the_reference_package(tmp_path):
     assert_same_arrays(state, st.load_file(str(tmp_path / "ours.safetensors")))
     st.save_file(state, str(tmp_path / "theirs.safetensors"), metadata={"format": "np"})
     assert_same_arrays(state, serialization.load_state_dict(tmp_path / "theirs.safetensors"))
+
+
+def test_checkpoint_of_another_optimizer_class_changes_nothing(tmp_path):
+    """AdamW's state offered to SGD is refused, naming both, before the weights change."""
+    from minitx import optim
+
+    path, source = tmp_path / "ckpt.npz", TinyModel(seed=0)
+    adamw = optim.AdamW([source.tensors["layer.weight"], source.tensors["layer.bias"]])
+    serialization.save_checkpoint(path, model=source, optimizer=adamw, step=1)
+    model = TinyModel(seed=1)
+    before = host(model.state_dict())
+    sgd = optim.SGD([model.tensors["layer.weight"], model.tensors["layer.bias"]], lr=0.1)
+    with pytest.raises(ValueError, match="saved by AdamW, not by SGD"):
+        serialization.load_checkpoint(path, model=model, optimizer=sgd)
+    assert_same_arrays(before, host(model.state_dict()))
+    assert sgd.param_groups[0]["lr"] == 0.1 and "betas" not in sgd.param_groups[0]

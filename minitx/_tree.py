@@ -52,16 +52,17 @@ def flat_arrays(state, fn):
     return {name: host_array(value, name, fn) for name, value in state.items()}
 
 
-def flatten(tree, fn="flatten"):
+def flatten(tree, fn):
     """Split nested state into ``(skeleton, arrays)``: JSON values, and ``{path: array}``.
 
     `tree` holds dicts (str or int keys), lists, tuples, arrays of any backend, Tensors, NumPy
-    scalars, None, bools, ints, floats and strings (anything else is a TypeError naming its
-    path). Each array is named by its path, e.g. ``"optimizer/state/3/exp_avg"``. JSON has no
-    tuples, int keys, NaN or arrays, so the skeleton writes those as one-key objects (a plain
-    JSON object never occurs in it): ``{"dict": [[key, node], ...]}`` (keeps int keys and the
-    order), ``{"tuple": [node, ...]}``, ``{"array": path}``, ``{"scalar": path}`` (a NumPy
-    scalar, stored as a 0-d array) and ``{"float": "nan"}`` (also "inf" and "-inf").
+    scalars, None, bools, ints, floats and strings; anything else is a TypeError that names its
+    path and starts with `fn`, the public function called. Each array is named by its path,
+    e.g. ``"optimizer/state/3/exp_avg"``. JSON has no tuples, int keys, NaN or arrays, so the
+    skeleton writes those as one-key objects (a plain JSON object never occurs in it):
+    ``{"dict": [[key, node], ...]}`` (keeps int keys and the order), ``{"tuple": [node, ...]}``,
+    ``{"array": path}``, ``{"scalar": path}`` (a NumPy scalar, stored as a 0-d array) and
+    ``{"float": "nan"}`` (also "inf" and "-inf").
     """
     arrays, taken = {}, set(RESERVED)
 

@@ -48,7 +48,7 @@ from minitx.data.cache import atomic_write
 from minitx.nn.module import check_state_dict
 
 FORMAT_VERSION = 1  # bump when the layout changes; loading refuses files from the future
-_HEADER, _CONFIG, _TREE = _RESERVED = RESERVED
+_RESERVED = _HEADER, _CONFIG, _TREE = RESERVED  # the names of the JSON members
 _LOADERS = {"state_dict": "load_state_dict", "model": "load",
             "checkpoint": "load_checkpoint"}  # the file's "kind" -> the function that reads it
 _CHECKPOINT_PARTS = {"model", "optimizer", "schedule", "step", "rng", "extra"}

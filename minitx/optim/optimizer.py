@@ -112,10 +112,10 @@ class Optimizer:
         """Return the optimizer's state as plain nested dicts (no Tensors, no pickle needed).
 
         Returns:
-            ``{"state": {index: {name: value}}, "param_groups": [{"lr": ..., "params":
-            [indices]}]}``. Parameters are numbered by their position across the groups in
-            order; state values are Python numbers or raw arrays of the parameter's device (the
-            live arrays, not copies: save them before stepping again).
+            ``{"optimizer": class name, "state": {index: {name: value}}, "param_groups":
+            [{"lr": ..., "params": [indices]}]}``. Parameters are numbered by their position
+            across the groups in order; state values are Python numbers or raw arrays of the
+            parameter's device (the live arrays, not copies: save them before stepping again).
         """
         index = {}
         groups = []
@@ -124,17 +124,27 @@ class Optimizer:
                 index.setdefault(id(p), len(index))
             groups.append({**group, "params": [index[id(p)] for p in group["params"]]})
         state = {index[id(p)]: dict(s) for p, s in self.state.items() if id(p) in index}
-        return {"state": state, "param_groups": groups}
+        return {"optimizer": type(self).__name__, "state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict):
         """Restore a state from :meth:`state_dict` onto the current parameters.
 
-        The groups must match in number and size and every state array must have its
-        parameter's shape. Arrays are copied onto each parameter's device and cast to its dtype,
-        so a checkpoint saved on one device resumes on another.
+        The state must come from the same optimizer class (Adam's moments mean nothing to
+        SGD), the groups must match in number and size and every state array must have its
+        parameter's shape; everything is checked before anything changes. Arrays are copied
+        onto each parameter's device and cast to its dtype, so a checkpoint saved on one device
+        resumes on another.
         """
         name = f"{type(self).__name__}.load_state_dict"
-        saved_groups = state_dict["param_groups"]
+        saved_class, saved_groups = state_dict.get("optimizer"), state_dict["param_groups"]
+        if saved_class is not None and saved_class != type(self).__name__:
+            raise ValueError(f"{name}: the state was saved by {saved_class}, not by "
+                             f"{type(self).__name__}; build a {saved_class} to resume it")
+        for i, saved in enumerate(saved_groups):  # a state saved before the class was recorded
+            lacking = sorted(set(self.defaults) - set(saved))
+            if lacking:
+                raise ValueError(f"{name}: saved group {i} lacks {lacking}: the state was saved "
+                                 f"by another optimizer class than {type(self).__name__}")
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"{name}: the state has {len(saved_groups)} parameter groups, this "
                              f"optimizer has {len(self.param_groups)}")

@@ -1,11 +1,18 @@
-"""IDX and CIFAR-10 parsers and the checked download path, on files written here: no network."""
+"""IDX and CIFAR-10 parsers and the checked download path, on files written here: no network.
+
+Downloads go through pooch; the tests that download replace its HTTP downloader with one that
+serves the files they wrote (or point the mirrors at a closed port on this machine).
+"""
 
 import gzip
 import hashlib
 import io
+import socket
+import subprocess
+import sys
 import tarfile
-import urllib.error
-import urllib.request
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,15 +20,37 @@ import pytest
 import minitx.data.download as dl
 from minitx.data import load_cifar10, load_fashion_mnist, load_mnist, parse_cifar_binary, parse_idx
 
+try:
+    import pooch
+except ImportError:
+    pooch = None
+needs_pooch = pytest.mark.skipif(pooch is None, reason="pooch not installed")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):
     """Make any real download attempt fail loudly; tests that fake a server replace this."""
+    if pooch is not None:
+        monkeypatch.setattr(pooch, "HTTPDownloader", FakeServer(lambda url: None, []))
 
-    def refuse(*args, **kwargs):
-        raise AssertionError("tests must not touch the network")
 
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+class FakeServer:
+    """Stands in for ``pooch.HTTPDownloader``: ``serve(url)`` returns the bytes or raises."""
+
+    def __init__(self, serve, requested):
+        self.serve, self.requested = serve, requested
+
+    def __call__(self, **kwargs):  # pooch.HTTPDownloader(timeout=...) builds a downloader
+        return self.download
+
+    def download(self, url, output_file, pooch_instance):
+        self.requested.append(url)
+        data = self.serve(url)
+        if data is None:
+            raise AssertionError("tests must not touch the network")
+        with open(output_file, "wb") as file:
+            file.write(data)
 
 
 def idx_bytes(array):
@@ -140,6 +169,7 @@ def test_wrong_checksum_of_a_cached_file_raises(tmp_path):
         load_mnist("train", cache_dir=tmp_path, download=False)
 
 
+@needs_pooch
 def test_download_verifies_then_caches(tmp_path, monkeypatch):
     served = tmp_path / "server"
     arrays, digests = write_mnist_files(served)
@@ -147,13 +177,12 @@ def test_download_verifies_then_caches(tmp_path, monkeypatch):
         monkeypatch.setitem(dl.SHA256, ("mnist", name), digest)
     requested = []
 
-    def fake_urlopen(url, timeout=None):
-        requested.append(url)
+    def serve(url):
         if url.startswith(dl.MIRRORS["mnist"][0]):  # the first mirror is down
-            raise urllib.error.URLError("connection refused")
-        return io.BytesIO((served / url.rsplit("/", 1)[-1]).read_bytes())
+            raise ConnectionError("connection refused")
+        return (served / url.rsplit("/", 1)[-1]).read_bytes()
 
-    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr(pooch, "HTTPDownloader", FakeServer(serve, requested))
     images, labels = load_mnist("test", cache_dir=tmp_path / "cache")
     np.testing.assert_array_equal(labels, arrays["t10k"][1])
     assert (tmp_path / "cache" / "mnist" / "t10k-images-idx3-ubyte.gz").is_file()
@@ -162,22 +191,57 @@ def test_download_verifies_then_caches(tmp_path, monkeypatch):
     assert len(requested) == 4  # the second load is served from the cache
 
 
+@needs_pooch
 def test_mirror_with_wrong_bytes_is_not_cached(tmp_path, monkeypatch):
-    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: io.BytesIO(b"junk"))
+    monkeypatch.setattr(pooch, "HTTPDownloader", FakeServer(lambda url: b"junk", []))
     with pytest.raises(ValueError, match="differs from the expected"):
         load_mnist("train", cache_dir=tmp_path)
-    assert not list(tmp_path.rglob("*.gz"))
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # not even a partial file
 
 
+@needs_pooch
 def test_offline_error_names_the_embedded_alternatives(tmp_path, monkeypatch):
-    def offline(url, timeout=None):
-        raise urllib.error.URLError("no network")
+    def offline(url):
+        raise ConnectionError("no network")
 
-    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    monkeypatch.setattr(pooch, "HTTPDownloader", FakeServer(offline, []))
     with pytest.raises(ConnectionError) as info:
         load_cifar10("train", cache_dir=tmp_path)
-    for name in ("load_digits", "load_mnist_5k", "load_shapes"):
+    for name in ("load_digits", "load_mnist_5k", "load_shapes", "cifar-10-binary.tar.gz into"):
         assert name in str(info.value)
+
+
+@needs_pooch
+def test_real_download_attempt_fails_fast_when_nothing_answers(tmp_path, monkeypatch):
+    """pooch's own HTTP downloader, pointed at a closed port of this machine: no network used."""
+    monkeypatch.undo()  # the real pooch.HTTPDownloader
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setitem(dl.MIRRORS, "mnist", (f"http://127.0.0.1:{port}/a/",
+                                              f"http://127.0.0.1:{port}/b/"))
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError, match="load_mnist_5k"):
+        load_mnist("test", cache_dir=tmp_path)
+    assert time.perf_counter() - start < 10
+
+
+def test_without_pooch_a_download_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pooch", None)  # as if it were not installed
+    with pytest.raises(ImportError, match=r"pip install 'minitx\[pooch\]'.*load_digits"):
+        load_fashion_mnist("train", cache_dir=tmp_path)
+
+
+def test_embedded_datasets_and_the_cache_need_no_pooch(tmp_path):
+    script = f"""
+import sys
+sys.modules["pooch"] = None  # importing pooch now fails
+from minitx.data import load_digits, load_number_words, load_shapes
+assert load_shapes(4)["images"].shape[0] == 4
+assert len(load_digits("train")[0]) > 0
+assert len(load_number_words("train", count=50, cache_dir={str(tmp_path)!r})[2]) > 0
+"""
+    subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, check=True, timeout=120)
 
 
 def test_missing_file_without_download_and_bad_split(tmp_path):

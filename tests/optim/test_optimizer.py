@@ -211,3 +211,26 @@ def test_load_state_dict_errors():
 def test_repr_lists_groups():
     opt = SGD([mt.zeros(2, requires_grad=True)], lr=0.1)
     assert "group 0: 1 tensors" in repr(opt) and "lr=0.1" in repr(opt)
+
+
+@pytest.mark.parametrize(("saver", "loader"), [(AdamW, SGD), (SGD, AdamW), (Adam, AdamW),
+                                               (AdamW, Adam)])
+def test_state_of_another_optimizer_class_is_refused(saver, loader):
+    """AdamW's state in SGD would silently change lr and weight decay; SGD's in AdamW would fail
+    later with KeyError 'exp_avg'. Both classes are named at load time, nothing is changed."""
+    params = make_params([np.ones((2, 2)), np.ones(2)], "cpu")
+    source = saver(params, lr=0.5, weight_decay=0.3)
+    run(source, params, [[np.ones((2, 2)), np.ones(2)]])
+    target = loader(params, lr=0.01)
+    run(target, params, [[np.ones((2, 2)), np.ones(2)]])
+    before = to_host(target.state_dict())
+    with pytest.raises(ValueError, match=f"saved by {saver.__name__}, not by {loader.__name__}"):
+        target.load_state_dict(to_host(source.state_dict()))
+    after = to_host(target.state_dict())
+    assert after["param_groups"] == before["param_groups"]
+    assert {i: set(s) for i, s in after["state"].items()} == {i: set(s) for i, s in
+                                                              before["state"].items()}
+    legacy = {k: v for k, v in to_host(source.state_dict()).items() if k != "optimizer"}
+    if {saver, loader} != {Adam, AdamW}:  # a state without the class name: its keys tell
+        with pytest.raises(ValueError, match=f"another optimizer class than {loader.__name__}"):
+            target.load_state_dict(legacy)

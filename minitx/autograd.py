@@ -15,6 +15,8 @@ available. After a backward pass each Function drops its inputs and saved arrays
 freed); a second pass through it is an error unless the first used ``retain_graph=True``.
 """
 
+import numpy as np
+
 from minitx import backend
 from minitx.tensor import Tensor
 
@@ -94,9 +96,7 @@ class Function:
         fn = cls()
         fn.needs_grad = _grad_enabled and any(t.requires_grad for t in tensors)
         arrays = [None if t is None else t.data for t in inputs]
-        out = fn.forward(*arrays, **params)
-        if not backend.is_array(out):  # NumPy reductions return scalars; keep 0-d arrays
-            out = backend.xp_of(tensors[0].data).asarray(out)
+        out = fn.forward(*arrays, **params)  # Tensor() turns a NumPy scalar into a 0-d array
         if _anomaly_mode and not fn.allows_inf and not _all_finite(out):
             if all(_all_finite(a) for a in arrays if a is not None):
                 raise FloatingPointError(f"{cls.__name__}.forward produced NaN or inf from "
@@ -179,7 +179,9 @@ def backward(root, grad=None, retain_graph=False):
             if x is None or not x.requires_grad or gx is None:
                 continue
             _check_grad(fn, x, gx)
-            grads[id(x)] = gx if id(x) not in grads else grads[id(x)] + gx
+            total = gx if id(x) not in grads else grads[id(x)] + gx
+            # NumPy turns 0-d results into scalars; gradients stay arrays, as on a GPU
+            grads[id(x)] = np.asarray(total) if isinstance(total, np.generic) else total
         if not retain_graph:
             fn.release()
 

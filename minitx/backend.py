@@ -42,7 +42,12 @@ def _unwrap(value):
 
 
 def _wrap(value):
-    """Wrap NumPy results as StrictArrays; NumPy scalars become 0-d arrays, as in CuPy."""
+    """Wrap NumPy results as StrictArrays; NumPy scalars become 0-d arrays, as in CuPy.
+
+    The stand-in follows CuPy, not NumPy, here: it models the GPU. NumPy's scalars are met on
+    the CPU itself, where ``Tensor`` turns them back into 0-d arrays, and the Tensor-surface
+    tests run on both devices with 0-d and empty inputs.
+    """
     if isinstance(value, (np.ndarray, np.generic)):
         return StrictArray(np.asarray(value))
     if isinstance(value, tuple):

@@ -12,9 +12,9 @@ from minitx.tensor import Tensor
 
 
 def _default_dtype(data):
-    """Python floats become float32 (the default); other data keeps NumPy's dtype."""
+    """Python floats become float32 (the default); NumPy data keeps its dtype."""
     array = np.asarray(data)
-    if array.dtype == np.float64 and not isinstance(data, np.ndarray):
+    if array.dtype == np.float64 and not isinstance(data, (np.ndarray, np.generic)):
         return np.float32
     return array.dtype
 

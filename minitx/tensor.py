@@ -27,6 +27,8 @@ class Tensor:
     __array_ufunc__ = None  # `np.float32(2) * t` defers to Tensor.__rmul__ instead of NumPy
 
     def __init__(self, data, requires_grad=False, creator=None):
+        if isinstance(data, np.generic):  # NumPy gives scalars where CuPy gives 0-d arrays
+            data = np.asarray(data)
         if not backend.is_array(data):
             raise TypeError(f"Tensor wraps an array of a backend, got {type(data).__name__}; "
                             f"use minitx.tensor(...) to build one from Python data")
@@ -238,6 +240,10 @@ class Tensor:
     def argmax(self, axis=None):
         """Indices of the maxima (an int64 tensor; not differentiable)."""
         return Tensor(self.data.argmax(axis=axis))
+
+    def argmin(self, axis=None):
+        """Indices of the minima (an int64 tensor; not differentiable)."""
+        return Tensor(self.data.argmin(axis=axis))
 
     def softmax(self, axis=-1):
         return ops.softmax(self, axis)

@@ -67,7 +67,21 @@ class Tensor:
         return self.creator is None
 
     def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor; use .item() for its value")
         return self.shape[0]
+
+    def __bool__(self):
+        """The truth of a one-element tensor, as in NumPy and PyTorch (``if loss < 1e-3:``).
+
+        With several elements (or none) the question "is it true?" has no single answer, so it
+        is an error; ``.any()`` and ``.all()`` say which one is meant. This also keeps
+        ``t in [u]`` honest: ``in`` compares with ``==``, which is elementwise here.
+        """
+        if self.size != 1:
+            raise ValueError(f"the truth value of a tensor with {self.size} elements (shape "
+                             f"{self.shape}) is ambiguous; use .any() or .all()")
+        return bool(self.item())
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
@@ -244,6 +258,14 @@ class Tensor:
     def argmin(self, axis=None):
         """Indices of the minima (an int64 tensor; not differentiable)."""
         return Tensor(self.data.argmin(axis=axis))
+
+    def any(self, axis=None, keepdims=False):
+        """True where any element along `axis` is nonzero (a bool tensor; not differentiable)."""
+        return Tensor(self.data.any(axis=axis, keepdims=keepdims))
+
+    def all(self, axis=None, keepdims=False):
+        """True where every element along `axis` is nonzero (a bool tensor; not differentiable)."""
+        return Tensor(self.data.all(axis=axis, keepdims=keepdims))
 
     def softmax(self, axis=-1):
         return ops.softmax(self, axis)

@@ -44,6 +44,8 @@ ANY_SHAPE = [
     ("clip", lambda t: t.clip(0.0, 2.0), lambda a: np.clip(a, 0.0, 2.0)),
     ("sum", lambda t: t.sum(), np.sum),
     ("mean of x + 0", lambda t: t.sum() + 0, lambda a: np.sum(a) + 0),
+    ("any", lambda t: (t > 2).any(), lambda a: np.any(a > 2)),
+    ("all", lambda t: (t > 2).all(), lambda a: np.all(a > 2)),
     ("astype", lambda t: t.astype(np.float64), lambda a: a.astype(np.float64)),
     ("detach", lambda t: t.detach(), lambda a: a),
     ("[...]", lambda t: t[...], lambda a: a[...]),
@@ -101,6 +103,7 @@ def test_boolean_scalars(device):
     check_like_numpy(~t, np.False_, device)
     check_like_numpy(t & mt.tensor(False, device=device), np.False_, device)
     check_like_numpy(t | mt.tensor(False, device=device), np.True_, device)
+    assert bool(t) and not bool(~t)
 
 
 def test_item_and_tolist_of_0d(device):

@@ -246,7 +246,11 @@ def is_array(value):
 
 
 def to_numpy(array):
-    """Copy `array` to the host as a NumPy array (explicit; the only way off a device)."""
+    """`array` on the host as a NumPy array (explicit; the only way off a device).
+
+    A device array is copied; a NumPy array is returned as it is, not copied (internal code
+    reads through it). ``Tensor.numpy()`` is the public way, and always copies.
+    """
     if isinstance(array, StrictArray):
         return array._a.copy()
     if _is_cupy(array):

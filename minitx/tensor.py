@@ -124,8 +124,13 @@ class Tensor:
         return self.data.item()
 
     def numpy(self):
-        """Return a NumPy copy of the data (copied to the host from a device)."""
-        return backend.to_numpy(self.data)
+        """Return a NumPy copy of the data (copied to the host from a device).
+
+        Always a copy, on every device: writing into it leaves the tensor alone (``.data`` is
+        the tensor's own array).
+        """
+        host = backend.to_numpy(self.data)
+        return host.copy() if host is self.data else host
 
     def tolist(self):
         return self.numpy().tolist()

@@ -1,9 +1,10 @@
-"""The Tensor object itself: truth values and len."""
+"""The Tensor object itself: truth values, len, and what numpy() hands out."""
 
 import numpy as np
 import pytest
 
 import minitx as mt
+from minitx import backend
 
 # ---- truth values, as in NumPy and PyTorch ---------------------------------------------------
 
@@ -48,3 +49,22 @@ def test_any_and_all(device):
     assert bool(t.any()) and not bool(t.all())
     np.testing.assert_array_equal(t.all(axis=1).numpy(), [False, True])
     np.testing.assert_array_equal(t.any(axis=0, keepdims=True).numpy(), [[True, True]])
+
+
+# ---- numpy() is a copy on every device --------------------------------------------------------
+
+def test_numpy_returns_a_copy_that_does_not_write_back(device):
+    w = mt.tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+    host = w.numpy()
+    assert isinstance(host, np.ndarray)
+    host[:] = 0
+    np.testing.assert_array_equal(backend.to_numpy(w.data), [1.0, 2.0, 3.0])
+    assert not np.shares_memory(w.numpy(), w.numpy())
+
+
+def test_numpy_of_a_parameter_leaves_the_layer_alone(device):
+    from minitx import nn
+    layer = nn.Linear(2, 2).to(device)
+    before = layer.weight.numpy().copy()
+    layer.weight.numpy()[:] = 0
+    np.testing.assert_array_equal(layer.weight.numpy(), before)

@@ -15,17 +15,27 @@ available. After a backward pass each Function drops its inputs and saved arrays
 freed); a second pass through it is an error unless the first used ``retain_graph=True``.
 """
 
+import threading
+
 import numpy as np
 
 from minitx import backend
 from minitx.tensor import Tensor
 
-_grad_enabled = True  # the one global switch: recording on or off
-_anomaly_mode = False  # checks every forward and backward result for NaN/inf when on
+
+class _Mode(threading.local):
+    """The switches of the engine, one set per thread (as in PyTorch): a data-loading or
+    evaluation thread inside ``no_grad`` leaves recording on in the training thread."""
+
+    grad_enabled = True  # recording on or off
+    anomaly = False  # check every forward and backward result for NaN/inf
+
+
+_mode = _Mode()
 
 
 class no_grad:
-    """Context manager that turns graph recording off (inference, optimizer updates).
+    """Context manager that turns graph recording off in this thread (inference, updates).
 
     >>> import minitx as mt
     >>> x = mt.tensor([1.0, 2.0], requires_grad=True)
@@ -36,35 +46,31 @@ class no_grad:
     """
 
     def __enter__(self):
-        global _grad_enabled
-        self._previous, _grad_enabled = _grad_enabled, False
+        self._previous, _mode.grad_enabled = _mode.grad_enabled, False
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._previous
+        _mode.grad_enabled = self._previous
 
 
 def is_grad_enabled():
-    """Return True when new operations are recorded for backward."""
-    return _grad_enabled
+    """Return True when new operations in this thread are recorded for backward."""
+    return _mode.grad_enabled
 
 
 class detect_anomaly:
     """Context manager that names the first op whose forward or backward made a NaN or inf.
 
-    Inside it, every op checks its result. A forward result is reported when it holds NaN or
-    inf although all of the op's inputs were finite (so the report names where the trouble
-    starts); a backward result whenever it holds NaN or inf. Deliberate infinities, such as a
-    ``masked_fill`` with ``-inf``, are not reported. It slows every op down: use it to debug.
+    Inside it, every op of this thread checks its result. A forward result is reported when it
+    holds NaN or inf although all of the op's inputs were finite (so the report names where the
+    trouble starts); a backward result whenever it holds NaN or inf. Deliberate infinities, such
+    as a ``masked_fill`` with ``-inf``, are not reported. It slows every op down: use it to debug.
     """
 
     def __enter__(self):
-        global _anomaly_mode
-        self._previous, _anomaly_mode = _anomaly_mode, True
+        self._previous, _mode.anomaly = _mode.anomaly, True
 
     def __exit__(self, *exc):
-        global _anomaly_mode
-        _anomaly_mode = self._previous
+        _mode.anomaly = self._previous
 
 
 def _all_finite(array):
@@ -94,10 +100,10 @@ class Function:
         tensors = [t for t in inputs if t is not None]
         _check_inputs(cls.__name__, tensors, cls.same_dtype)
         fn = cls()
-        fn.needs_grad = _grad_enabled and any(t.requires_grad for t in tensors)
+        fn.needs_grad = _mode.grad_enabled and any(t.requires_grad for t in tensors)
         arrays = [None if t is None else t.data for t in inputs]
         out = fn.forward(*arrays, **params)  # Tensor() turns a NumPy scalar into a 0-d array
-        if _anomaly_mode and not fn.allows_inf and not _all_finite(out):
+        if _mode.anomaly and not fn.allows_inf and not _all_finite(out):
             if all(_all_finite(a) for a in arrays if a is not None):
                 raise FloatingPointError(f"{cls.__name__}.forward produced NaN or inf from "
                                          f"finite inputs of shapes {[t.shape for t in tensors]}")
@@ -224,7 +230,7 @@ def _check_grad(fn, x, gx):
     if gx.shape != x.shape or gx.dtype != x.dtype:
         raise RuntimeError(f"{name}.backward returned a gradient of shape {gx.shape} and dtype "
                            f"{gx.dtype} for an input of shape {x.shape} and dtype {x.dtype}")
-    if _anomaly_mode and not _all_finite(gx):
+    if _mode.anomaly and not _all_finite(gx):
         raise FloatingPointError(f"{name}.backward produced NaN or inf in the gradient of an "
                                  f"input of shape {x.shape}")
 

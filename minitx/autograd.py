@@ -10,6 +10,14 @@ dL/d(output) as a raw array and returns dL/d(input) for every input, and the eng
 contributions, so a tensor used twice collects both. Leaves (tensors made by the user, such as
 parameters) keep their gradient in ``.grad``; intermediates do so only after ``retain_grad()``.
 
+Between forward and backward the saved arrays must stay as they were: a backward that reads a
+weight changed by ``w.data[:] = ...`` or ``optimizer.step()`` returns a gradient for values the
+forward pass never saw. As PyTorch does, every Tensor carries a version counter (see
+``Tensor.data``), ``apply`` notes the versions of the tensors whose memory the op saved on
+itself (found by identity of the saved arrays, views included), and the walk refuses to call
+``backward`` when one of them has changed since. Tensors the op did not save may change freely:
+their values do not enter its gradient.
+
 The engine is first-order: ``backward`` works on raw arrays, so gradients of gradients are not
 available. After a backward pass each Function drops its inputs and saved arrays (the graph is
 freed); a second pass through it is an error unless the first used ``retain_graph=True``.
@@ -90,6 +98,7 @@ class Function:
     """
 
     needs_grad = True  # set per call by apply; True for a forward called directly
+    saved_versions = ()  # (counter, version, input index or None for the output), by apply
     freed = False  # set once backward has run and the saved arrays are gone
     allows_inf = False  # an op may set this in forward when it makes infinities on purpose
     same_dtype = True  # all array inputs must share one dtype (no silent promotion)
@@ -101,16 +110,18 @@ class Function:
         _check_inputs(cls.__name__, tensors, cls.same_dtype)
         fn = cls()
         fn.needs_grad = _mode.grad_enabled and any(t.requires_grad for t in tensors)
-        arrays = [None if t is None else t.data for t in inputs]
+        arrays = [None if t is None else t._data for t in inputs]
         out = fn.forward(*arrays, **params)  # Tensor() turns a NumPy scalar into a 0-d array
         if _mode.anomaly and not fn.allows_inf and not _all_finite(out):
             if all(_all_finite(a) for a in arrays if a is not None):
                 raise FloatingPointError(f"{cls.__name__}.forward produced NaN or inf from "
                                          f"finite inputs of shapes {[t.shape for t in tensors]}")
-        if fn.needs_grad:
-            fn.inputs = inputs
-            return Tensor(out, requires_grad=True, creator=fn)
-        return Tensor(out)
+        if not fn.needs_grad:
+            return _share_version_with_inputs(Tensor(out), tensors)
+        result = _share_version_with_inputs(Tensor(out, requires_grad=True, creator=fn), tensors)
+        fn.saved_versions = _saved_versions(fn, inputs, result)
+        fn.inputs = inputs
+        return result
 
     def forward(self, *arrays, **params):
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
@@ -122,6 +133,49 @@ class Function:
         """Drop the inputs and saved arrays once backward is done with them."""
         vars(self).clear()
         self.freed = True
+
+
+def _share_version_with_inputs(result, tensors):
+    """A result that is a view of an input (reshape, indexing, transpose) shares its memory, so
+    it shares its version counter too: a later write through either one is seen by both."""
+    owner = backend.memory_owner(result._data)
+    for t in tensors:
+        if backend.memory_owner(t._data) is owner:
+            result._version_counter = t._version_counter
+            break
+    return result
+
+
+def _saved_versions(fn, inputs, result):
+    """The version of every input (and of the result) whose memory ``fn.forward`` saved on
+    ``fn`` for backward, found by identity: a saved array is the tensor's array or a view of
+    its memory. Only these matter: an op that saved nothing of an input (Add, Reshape) gives
+    the right gradient whatever happens to that input later, as in PyTorch."""
+    saved = set()
+    for value in vars(fn).values():
+        for array in value if isinstance(value, (tuple, list)) else (value,):
+            if backend.is_array(array):
+                saved.add(id(backend.memory_owner(array)))
+    if not saved:
+        return ()
+    candidates = [(t, i) for i, t in enumerate(inputs) if t is not None] + [(result, None)]
+    return [(t._version_counter, t._version, i) for t, i in candidates
+            if id(backend.memory_owner(t._data)) in saved]
+
+
+def _check_versions(fn, result):
+    """Refuse to run ``fn.backward`` when a tensor it saved was changed in place since."""
+    for counter, version, index in fn.saved_versions:
+        if counter.value != version:
+            name = type(fn).__name__
+            t = result if index is None else fn.inputs[index]
+            which = "its output" if index is None else f"its input {index}"
+            raise RuntimeError(
+                f"{name}.backward needs the values its forward pass saved, but {which} (a "
+                f"{type(t).__name__} of shape {t.shape}, dtype {t.dtype}) was changed in place "
+                f"since: version {version} then, {counter.value} now (a write through .data, "
+                f"or optimizer.step()). Between forward and backward, read values with "
+                f".numpy() or .item(), and step the optimizer after backward()")
 
 
 def _check_inputs(name, tensors, same_dtype):
@@ -156,15 +210,15 @@ def backward(root, grad=None, retain_graph=False):
     if not root.requires_grad:
         raise RuntimeError("backward() called on a tensor that does not require grad "
                            "(no input had requires_grad=True, or it was made under no_grad)")
-    xp = backend.xp_of(root.data)
+    xp = backend.xp_of(root._data)
     if grad is None:
         if root.size != 1:
             raise RuntimeError(f"backward() without grad= works on scalars only; this tensor "
                                f"has shape {root.shape}: pass grad= of that shape, or reduce "
                                f"it first (e.g. .sum())")
-        grad = xp.ones_like(root.data)
+        grad = xp.ones_like(root._data)
     else:
-        grad = grad.data if isinstance(grad, Tensor) else grad
+        grad = grad._data if isinstance(grad, Tensor) else grad
         if (not backend.is_array(grad) or backend.device_of(grad) != root.device
                 or grad.shape != root.shape or grad.dtype != root.dtype):
             raise ValueError(f"backward(grad=...) must be an array of shape {root.shape}, dtype "
@@ -178,6 +232,7 @@ def backward(root, grad=None, retain_graph=False):
         fn = t.creator
         if fn is None:
             continue
+        _check_versions(fn, t)
         in_grads = fn.backward(g)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)

@@ -245,6 +245,16 @@ def is_array(value):
     return isinstance(value, (np.ndarray, StrictArray)) or _is_cupy(value)
 
 
+def memory_owner(array):
+    """The object that owns the memory of `array`: the array itself, or the array it is a view
+    of (``x.reshape(...)``, ``x[1:]``, ``x.T``). Two arrays with the same owner may overlap."""
+    if isinstance(array, StrictArray):
+        array = array._a
+    while is_array(getattr(array, "base", None)):
+        array = array.base
+    return array
+
+
 def to_numpy(array):
     """`array` on the host as a NumPy array (explicit; the only way off a device).
 

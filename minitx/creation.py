@@ -29,7 +29,7 @@ def tensor(data, dtype=None, device="cpu", requires_grad=False):
     (dtype('int64'), dtype('float32'))
     """
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if backend.is_array(data) and backend.device_of(data) != "cpu":
         source = backend.device_of(data)
         if source != backend.normalize_device(device):

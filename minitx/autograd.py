@@ -13,10 +13,10 @@ parameters) keep their gradient in ``.grad``; intermediates do so only after ``r
 Between forward and backward the saved arrays must stay as they were: a backward that reads a
 weight changed by ``w.data[:] = ...`` or ``optimizer.step()`` returns a gradient for values the
 forward pass never saw. As PyTorch does, every Tensor carries a version counter (see
-``Tensor.data``), ``apply`` notes the versions of the tensors whose memory the op saved on
-itself (found by identity of the saved arrays, views included), and the walk refuses to call
-``backward`` when one of them has changed since. Tensors the op did not save may change freely:
-their values do not enter its gradient.
+``Tensor.data``). ``apply`` notes the versions of each op's inputs and output, and the walk
+refuses to call ``backward`` when one of them has changed since *and* the op saved that tensor's
+memory (its array, or a view of it, is among the op's attributes: found by identity). Tensors
+the op did not save may change freely: their values do not enter its gradient.
 
 The engine is first-order: ``backward`` works on raw arrays, so gradients of gradients are not
 available. After a backward pass each Function drops its inputs and saved arrays (the graph is
@@ -98,7 +98,7 @@ class Function:
     """
 
     needs_grad = True  # set per call by apply; True for a forward called directly
-    saved_versions = ()  # (counter, version, input index or None for the output), by apply
+    versions = (), None  # the versions of the inputs and of the output, noted by apply
     freed = False  # set once backward has run and the saved arrays are gone
     allows_inf = False  # an op may set this in forward when it makes infinities on purpose
     same_dtype = True  # all array inputs must share one dtype (no silent promotion)
@@ -116,11 +116,12 @@ class Function:
             if all(_all_finite(a) for a in arrays if a is not None):
                 raise FloatingPointError(f"{cls.__name__}.forward produced NaN or inf from "
                                          f"finite inputs of shapes {[t.shape for t in tensors]}")
-        if not fn.needs_grad:
-            return _share_version_with_inputs(Tensor(out), tensors)
-        result = _share_version_with_inputs(Tensor(out, requires_grad=True, creator=fn), tensors)
-        fn.saved_versions = _saved_versions(fn, inputs, result)
-        fn.inputs = inputs
+        result = Tensor(out, requires_grad=fn.needs_grad, creator=fn if fn.needs_grad else None)
+        _share_version_with_inputs(result, tensors)
+        if fn.needs_grad:
+            fn.inputs = inputs
+            fn.versions = ([None if t is None else t._version_counter.value for t in inputs],
+                           result._version_counter.value)
         return result
 
     def forward(self, *arrays, **params):
@@ -142,40 +143,37 @@ def _share_version_with_inputs(result, tensors):
     for t in tensors:
         if backend.memory_owner(t._data) is owner:
             result._version_counter = t._version_counter
-            break
-    return result
+            return
 
 
-def _saved_versions(fn, inputs, result):
-    """The version of every input (and of the result) whose memory ``fn.forward`` saved on
-    ``fn`` for backward, found by identity: a saved array is the tensor's array or a view of
-    its memory. Only these matter: an op that saved nothing of an input (Add, Reshape) gives
-    the right gradient whatever happens to that input later, as in PyTorch."""
+def _check_versions(fn, result):
+    """Refuse to run ``fn.backward`` when a tensor whose memory it saved has changed since.
+
+    A changed version is an error only if ``fn`` saved that tensor's memory on itself (the
+    tensor's array, or a view of it, among ``vars(fn)``): an op that saved nothing of an input
+    (Add, Reshape) gives the right gradient whatever happens to that input later, as in
+    PyTorch. The saved arrays are searched only when some version has changed.
+    """
+    input_versions, output_version = fn.versions
+    changed = [(t, v, f"its input {i}") for i, (t, v) in enumerate(zip(fn.inputs, input_versions))
+               if t is not None and t._version_counter.value != v]
+    if result._version_counter.value != output_version:
+        changed.append((result, output_version, "its output"))
+    if not changed:
+        return
     saved = set()
     for value in vars(fn).values():
         for array in value if isinstance(value, (tuple, list)) else (value,):
             if backend.is_array(array):
                 saved.add(id(backend.memory_owner(array)))
-    if not saved:
-        return ()
-    candidates = [(t, i) for i, t in enumerate(inputs) if t is not None] + [(result, None)]
-    return [(t._version_counter, t._version, i) for t, i in candidates
-            if id(backend.memory_owner(t._data)) in saved]
-
-
-def _check_versions(fn, result):
-    """Refuse to run ``fn.backward`` when a tensor it saved was changed in place since."""
-    for counter, version, index in fn.saved_versions:
-        if counter.value != version:
-            name = type(fn).__name__
-            t = result if index is None else fn.inputs[index]
-            which = "its output" if index is None else f"its input {index}"
+    for t, version, which in changed:
+        if id(backend.memory_owner(t._data)) in saved:
             raise RuntimeError(
-                f"{name}.backward needs the values its forward pass saved, but {which} (a "
-                f"{type(t).__name__} of shape {t.shape}, dtype {t.dtype}) was changed in place "
-                f"since: version {version} then, {counter.value} now (a write through .data, "
-                f"or optimizer.step()). Between forward and backward, read values with "
-                f".numpy() or .item(), and step the optimizer after backward()")
+                f"{type(fn).__name__}.backward needs the values its forward pass saved, but "
+                f"{which} (a {type(t).__name__} of shape {t.shape}, dtype {t.dtype}) was "
+                f"changed in place since: version {version} then, {t._version} now (a write "
+                f"through .data, or optimizer.step()). Between forward and backward, read "
+                f"values with .numpy() or .item(), and step the optimizer after backward()")
 
 
 def _check_inputs(name, tensors, same_dtype):

@@ -250,7 +250,7 @@ def memory_owner(array):
     of (``x.reshape(...)``, ``x[1:]``, ``x.T``). Two arrays with the same owner may overlap."""
     if isinstance(array, StrictArray):
         array = array._a
-    while is_array(getattr(array, "base", None)):
+    while getattr(array, "base", None) is not None:  # NumPy and CuPy keep the owner in .base
         array = array.base
     return array
 

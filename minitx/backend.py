@@ -42,12 +42,8 @@ def _unwrap(value):
 
 
 def _wrap(value):
-    """Wrap NumPy results as StrictArrays; NumPy scalars become 0-d arrays, as in CuPy.
-
-    The stand-in follows CuPy, not NumPy, here: it models the GPU. NumPy's scalars are met on
-    the CPU itself, where ``Tensor`` turns them back into 0-d arrays, and the Tensor-surface
-    tests run on both devices with 0-d and empty inputs.
-    """
+    """Wrap NumPy results as StrictArrays; NumPy scalars become 0-d arrays, as in CuPy (the
+    stand-in models the GPU; on the CPU, ``Tensor()`` turns NumPy's scalars into 0-d arrays)."""
     if isinstance(value, (np.ndarray, np.generic)):
         return StrictArray(np.asarray(value))
     if isinstance(value, tuple):
@@ -256,11 +252,8 @@ def memory_owner(array):
 
 
 def to_numpy(array):
-    """`array` on the host as a NumPy array (explicit; the only way off a device).
-
-    A device array is copied; a NumPy array is returned as it is, not copied (internal code
-    reads through it). ``Tensor.numpy()`` is the public way, and always copies.
-    """
+    """`array` on the host as a NumPy array (explicit; the only way off a device): a copy of a
+    device array, a NumPy array itself as it is (``Tensor.numpy()`` always copies)."""
     if isinstance(array, StrictArray):
         return array._a.copy()
     if _is_cupy(array):

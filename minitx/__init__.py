@@ -13,7 +13,10 @@ from minitx import backend, ops, random
 from minitx.autograd import detect_anomaly, is_grad_enabled, no_grad
 from minitx.creation import (
     arange,
+    empty,
+    empty_like,
     full,
+    full_like,
     ones,
     ones_like,
     rand,
@@ -38,7 +41,8 @@ from minitx.ops import (
 )
 
 __all__ = [
-    "Tensor", "arange", "backend", "concat", "count_macs", "detect_anomaly", "exp", "full",
+    "Tensor", "arange", "backend", "concat", "count_macs", "detect_anomaly", "empty",
+    "empty_like", "exp", "full", "full_like",
     "is_grad_enabled", "log", "matmul", "maximum", "minimum", "no_grad", "ones", "ones_like",
     "ops", "rand", "randn", "random", "sigmoid", "sqrt", "stack", "tanh", "tensor", "where",
     "zeros", "zeros_like",

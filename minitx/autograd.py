@@ -10,20 +10,40 @@ dL/d(output) as a raw array and returns dL/d(input) for every input, and the eng
 contributions, so a tensor used twice collects both. Leaves (tensors made by the user, such as
 parameters) keep their gradient in ``.grad``; intermediates do so only after ``retain_grad()``.
 
+Between forward and backward the saved arrays must stay as they were: a backward that reads a
+weight changed by ``w.data[:] = ...`` or ``optimizer.step()`` returns a gradient for values the
+forward pass never saw. As PyTorch does, every Tensor carries a version counter (see
+``Tensor.data``). ``apply`` notes the versions of each op's inputs and output, and the walk
+refuses to call ``backward`` when one of them has changed since *and* the op saved that tensor's
+memory (its array, or a view of it, is among the op's attributes: found by identity). Tensors
+the op did not save may change freely: their values do not enter its gradient.
+
 The engine is first-order: ``backward`` works on raw arrays, so gradients of gradients are not
 available. After a backward pass each Function drops its inputs and saved arrays (the graph is
 freed); a second pass through it is an error unless the first used ``retain_graph=True``.
 """
 
+import threading
+
+import numpy as np
+
 from minitx import backend
 from minitx.tensor import Tensor
 
-_grad_enabled = True  # the one global switch: recording on or off
-_anomaly_mode = False  # checks every forward and backward result for NaN/inf when on
+
+class _Mode(threading.local):
+    """The switches of the engine, one set per thread (as in PyTorch): a data-loading or
+    evaluation thread inside ``no_grad`` leaves recording on in the training thread."""
+
+    grad_enabled = True  # recording on or off
+    anomaly = False  # check every forward and backward result for NaN/inf
+
+
+_mode = _Mode()
 
 
 class no_grad:
-    """Context manager that turns graph recording off (inference, optimizer updates).
+    """Context manager that turns graph recording off in this thread (inference, updates).
 
     >>> import minitx as mt
     >>> x = mt.tensor([1.0, 2.0], requires_grad=True)
@@ -34,35 +54,31 @@ class no_grad:
     """
 
     def __enter__(self):
-        global _grad_enabled
-        self._previous, _grad_enabled = _grad_enabled, False
+        self._previous, _mode.grad_enabled = _mode.grad_enabled, False
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._previous
+        _mode.grad_enabled = self._previous
 
 
 def is_grad_enabled():
-    """Return True when new operations are recorded for backward."""
-    return _grad_enabled
+    """Return True when new operations in this thread are recorded for backward."""
+    return _mode.grad_enabled
 
 
 class detect_anomaly:
     """Context manager that names the first op whose forward or backward made a NaN or inf.
 
-    Inside it, every op checks its result. A forward result is reported when it holds NaN or
-    inf although all of the op's inputs were finite (so the report names where the trouble
-    starts); a backward result whenever it holds NaN or inf. Deliberate infinities, such as a
-    ``masked_fill`` with ``-inf``, are not reported. It slows every op down: use it to debug.
+    Inside it, every op of this thread checks its result. A forward result is reported when it
+    holds NaN or inf although all of the op's inputs were finite (so the report names where the
+    trouble starts); a backward result whenever it holds NaN or inf. Deliberate infinities, such
+    as a ``masked_fill`` with ``-inf``, are not reported. It slows every op down: use it to debug.
     """
 
     def __enter__(self):
-        global _anomaly_mode
-        self._previous, _anomaly_mode = _anomaly_mode, True
+        self._previous, _mode.anomaly = _mode.anomaly, True
 
     def __exit__(self, *exc):
-        global _anomaly_mode
-        _anomaly_mode = self._previous
+        _mode.anomaly = self._previous
 
 
 def _all_finite(array):
@@ -82,6 +98,7 @@ class Function:
     """
 
     needs_grad = True  # set per call by apply; True for a forward called directly
+    versions = (), None  # the versions of the inputs and of the output, noted by apply
     freed = False  # set once backward has run and the saved arrays are gone
     allows_inf = False  # an op may set this in forward when it makes infinities on purpose
     same_dtype = True  # all array inputs must share one dtype (no silent promotion)
@@ -92,19 +109,20 @@ class Function:
         tensors = [t for t in inputs if t is not None]
         _check_inputs(cls.__name__, tensors, cls.same_dtype)
         fn = cls()
-        fn.needs_grad = _grad_enabled and any(t.requires_grad for t in tensors)
-        arrays = [None if t is None else t.data for t in inputs]
-        out = fn.forward(*arrays, **params)
-        if not backend.is_array(out):  # NumPy reductions return scalars; keep 0-d arrays
-            out = backend.xp_of(tensors[0].data).asarray(out)
-        if _anomaly_mode and not fn.allows_inf and not _all_finite(out):
+        fn.needs_grad = _mode.grad_enabled and any(t.requires_grad for t in tensors)
+        arrays = [None if t is None else t._data for t in inputs]
+        out = fn.forward(*arrays, **params)  # Tensor() turns a NumPy scalar into a 0-d array
+        if _mode.anomaly and not fn.allows_inf and not _all_finite(out):
             if all(_all_finite(a) for a in arrays if a is not None):
                 raise FloatingPointError(f"{cls.__name__}.forward produced NaN or inf from "
                                          f"finite inputs of shapes {[t.shape for t in tensors]}")
+        result = Tensor(out, requires_grad=fn.needs_grad, creator=fn if fn.needs_grad else None)
+        _share_version_with_inputs(result, tensors)
         if fn.needs_grad:
             fn.inputs = inputs
-            return Tensor(out, requires_grad=True, creator=fn)
-        return Tensor(out)
+            fn.versions = ([None if t is None else t._version_counter.value for t in inputs],
+                           result._version_counter.value)
+        return result
 
     def forward(self, *arrays, **params):
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
@@ -116,6 +134,46 @@ class Function:
         """Drop the inputs and saved arrays once backward is done with them."""
         vars(self).clear()
         self.freed = True
+
+
+def _share_version_with_inputs(result, tensors):
+    """A result that is a view of an input (reshape, indexing, transpose) shares its memory, so
+    it shares its version counter too: a later write through either one is seen by both."""
+    owner = backend.memory_owner(result._data)
+    for t in tensors:
+        if backend.memory_owner(t._data) is owner:
+            result._version_counter = t._version_counter
+            return
+
+
+def _check_versions(fn, result):
+    """Refuse to run ``fn.backward`` when a tensor whose memory it saved has changed since.
+
+    A changed version is an error only if ``fn`` saved that tensor's memory on itself (the
+    tensor's array, or a view of it, among ``vars(fn)``): an op that saved nothing of an input
+    (Add, Reshape) gives the right gradient whatever happens to that input later, as in
+    PyTorch. The saved arrays are searched only when some version has changed.
+    """
+    input_versions, output_version = fn.versions
+    changed = [(t, v, f"its input {i}") for i, (t, v) in enumerate(zip(fn.inputs, input_versions))
+               if t is not None and t._version_counter.value != v]
+    if result._version_counter.value != output_version:
+        changed.append((result, output_version, "its output"))
+    if not changed:
+        return
+    saved = set()
+    for value in vars(fn).values():
+        for array in value if isinstance(value, (tuple, list)) else (value,):
+            if backend.is_array(array):
+                saved.add(id(backend.memory_owner(array)))
+    for t, version, which in changed:
+        if id(backend.memory_owner(t._data)) in saved:
+            raise RuntimeError(
+                f"{type(fn).__name__}.backward needs the values its forward pass saved, but "
+                f"{which} (a {type(t).__name__} of shape {t.shape}, dtype {t.dtype}) was "
+                f"changed in place since: version {version} then, {t._version} now (a write "
+                f"through .data, or optimizer.step()). Between forward and backward, read "
+                f"values with .numpy() or .item(), and step the optimizer after backward()")
 
 
 def _check_inputs(name, tensors, same_dtype):
@@ -150,15 +208,15 @@ def backward(root, grad=None, retain_graph=False):
     if not root.requires_grad:
         raise RuntimeError("backward() called on a tensor that does not require grad "
                            "(no input had requires_grad=True, or it was made under no_grad)")
-    xp = backend.xp_of(root.data)
+    xp = backend.xp_of(root._data)
     if grad is None:
         if root.size != 1:
             raise RuntimeError(f"backward() without grad= works on scalars only; this tensor "
                                f"has shape {root.shape}: pass grad= of that shape, or reduce "
                                f"it first (e.g. .sum())")
-        grad = xp.ones_like(root.data)
+        grad = xp.ones_like(root._data)
     else:
-        grad = grad.data if isinstance(grad, Tensor) else grad
+        grad = grad._data if isinstance(grad, Tensor) else grad
         if (not backend.is_array(grad) or backend.device_of(grad) != root.device
                 or grad.shape != root.shape or grad.dtype != root.dtype):
             raise ValueError(f"backward(grad=...) must be an array of shape {root.shape}, dtype "
@@ -172,6 +230,7 @@ def backward(root, grad=None, retain_graph=False):
         fn = t.creator
         if fn is None:
             continue
+        _check_versions(fn, t)
         in_grads = fn.backward(g)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
@@ -179,7 +238,9 @@ def backward(root, grad=None, retain_graph=False):
             if x is None or not x.requires_grad or gx is None:
                 continue
             _check_grad(fn, x, gx)
-            grads[id(x)] = gx if id(x) not in grads else grads[id(x)] + gx
+            total = gx if id(x) not in grads else grads[id(x)] + gx
+            # NumPy turns 0-d results into scalars; gradients stay arrays, as on a GPU
+            grads[id(x)] = np.asarray(total) if isinstance(total, np.generic) else total
         if not retain_graph:
             fn.release()
 
@@ -222,7 +283,7 @@ def _check_grad(fn, x, gx):
     if gx.shape != x.shape or gx.dtype != x.dtype:
         raise RuntimeError(f"{name}.backward returned a gradient of shape {gx.shape} and dtype "
                            f"{gx.dtype} for an input of shape {x.shape} and dtype {x.dtype}")
-    if _anomaly_mode and not _all_finite(gx):
+    if _mode.anomaly and not _all_finite(gx):
         raise FloatingPointError(f"{name}.backward produced NaN or inf in the gradient of an "
                                  f"input of shape {x.shape}")
 

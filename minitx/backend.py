@@ -42,7 +42,8 @@ def _unwrap(value):
 
 
 def _wrap(value):
-    """Wrap NumPy results as StrictArrays; NumPy scalars become 0-d arrays, as in CuPy."""
+    """Wrap NumPy results as StrictArrays; NumPy scalars become 0-d arrays, as in CuPy (the
+    stand-in models the GPU; on the CPU, ``Tensor()`` turns NumPy's scalars into 0-d arrays)."""
     if isinstance(value, (np.ndarray, np.generic)):
         return StrictArray(np.asarray(value))
     if isinstance(value, tuple):
@@ -240,8 +241,19 @@ def is_array(value):
     return isinstance(value, (np.ndarray, StrictArray)) or _is_cupy(value)
 
 
+def memory_owner(array):
+    """The object that owns the memory of `array`: the array itself, or the array it is a view
+    of (``x.reshape(...)``, ``x[1:]``, ``x.T``). Two arrays with the same owner may overlap."""
+    if isinstance(array, StrictArray):
+        array = array._a
+    while getattr(array, "base", None) is not None:  # NumPy and CuPy keep the owner in .base
+        array = array.base
+    return array
+
+
 def to_numpy(array):
-    """Copy `array` to the host as a NumPy array (explicit; the only way off a device)."""
+    """`array` on the host as a NumPy array (explicit; the only way off a device): a copy of a
+    device array, a NumPy array itself as it is (``Tensor.numpy()`` always copies)."""
     if isinstance(array, StrictArray):
         return array._a.copy()
     if _is_cupy(array):

@@ -70,6 +70,6 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, scale=None):
     elif mask is not None:
         s = ops.masked_fill(s, ~mask, -math.inf)
     if causal:
-        allowed = ops.causal_mask(q.shape[-2], k.shape[-2], backend.xp_of(q.data))
+        allowed = ops.causal_mask(q.shape[-2], k.shape[-2], backend.xp_of(q._data))
         s = ops.masked_fill(s, ~Tensor(allowed), -math.inf)
     return ops.matmul(softmax(s), v)

@@ -4,6 +4,11 @@ A Tensor holds ``data`` (a NumPy, CuPy or strict-device array), ``requires_grad`
 array of the same shape once backward has run) and ``creator``, the Function that made it (None
 for a leaf). Every method below calls an op from :mod:`minitx.ops`; no method is added from
 elsewhere, so "go to definition" always lands here.
+
+Each Tensor also carries a *version counter* (PyTorch's ``Tensor._version``): it goes up every
+time the array may have been written in place. The backward pass compares it with the version
+that the forward pass saw, so a change in between is an error instead of a wrong gradient (see
+:attr:`Tensor.data` and :mod:`minitx.autograd`).
 """
 
 import numpy as np
@@ -11,6 +16,22 @@ import numpy as np
 from minitx import backend
 
 FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+
+class VersionCounter:
+    """How many times the memory of a tensor may have been changed in place.
+
+    Tensors that share memory (a view made by reshape or indexing, a ``detach()``) share one
+    counter, as in PyTorch: a write through any of them changes what the others hold.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value=0):
+        self.value = value
+
+    def bump(self):
+        self.value += 1
 
 
 class Tensor:
@@ -27,50 +48,105 @@ class Tensor:
     __array_ufunc__ = None  # `np.float32(2) * t` defers to Tensor.__rmul__ instead of NumPy
 
     def __init__(self, data, requires_grad=False, creator=None):
+        if isinstance(data, np.generic):  # NumPy gives scalars where CuPy gives 0-d arrays
+            data = np.asarray(data)
         if not backend.is_array(data):
             raise TypeError(f"Tensor wraps an array of a backend, got {type(data).__name__}; "
                             f"use minitx.tensor(...) to build one from Python data")
         if requires_grad and data.dtype not in FLOAT_DTYPES:
             raise TypeError(f"only floating-point tensors can require grad; this one has dtype "
                             f"{data.dtype} (cast it with .astype('float32') first)")
-        self.data = data
+        self._data = data  # the engine reads this; the public `data` property counts versions
+        self._version_counter = VersionCounter()
         self.requires_grad = requires_grad
         self.grad = None
         self.creator = creator
         self.retains_grad = False
 
+    # ---- the array, and its version -----------------------------------------------------------
+    @property
+    def data(self):
+        """The tensor's own array (not a copy): writing into it changes the tensor.
+
+        Whoever holds this array may write into it (``w.data[:] = 0``, ``p.data -= lr * g`` in
+        an optimizer), so reading ``.data`` counts as a possible in-place change: the tensor's
+        version goes up. If an op saved this tensor's values in a forward pass, the backward
+        pass then refuses to run, because it would compute the gradient from the new values
+        (PyTorch raises the same error for an in-place change of a saved tensor).
+
+        So, between forward and backward, read values with ``.numpy()`` or ``.item()``, and
+        change parameters (``optimizer.step()``) only after ``backward()``.
+        """
+        self._version_counter.bump()
+        return self._data
+
+    @data.setter
+    def data(self, array):
+        """Set the array. ``p.data -= u`` writes into the same memory: a new version. A new
+        array leaves the old one, which the graph may have saved, as it was, so it starts a new
+        version count of its own (views made earlier keep the old one)."""
+        if isinstance(array, np.generic):
+            array = np.asarray(array)
+        if not backend.is_array(array):
+            raise TypeError(f"Tensor.data must be an array of a backend, got "
+                            f"{type(array).__name__}")
+        if backend.memory_owner(array) is backend.memory_owner(self._data):
+            self._version_counter.bump()
+        else:
+            self._version_counter = VersionCounter(self._version_counter.value + 1)
+        self._data = array
+
+    @property
+    def _version(self):
+        """How often the array may have been changed in place (as PyTorch's ``_version``)."""
+        return self._version_counter.value
+
     # ---- facts about the array ---------------------------------------------------------------
     @property
     def shape(self):
-        return tuple(self.data.shape)
+        return tuple(self._data.shape)
 
     @property
     def dtype(self):
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self):
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self):
-        return int(self.data.size)
+        return int(self._data.size)
 
     @property
     def device(self):
-        return backend.device_of(self.data)
+        return backend.device_of(self._data)
 
     @property
     def is_leaf(self):
         return self.creator is None
 
     def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor; use .item() for its value")
         return self.shape[0]
+
+    def __bool__(self):
+        """The truth of a one-element tensor, as in NumPy and PyTorch (``if loss < 1e-3:``).
+
+        With several elements (or none) the question "is it true?" has no single answer, so it
+        is an error; ``.any()`` and ``.all()`` say which one is meant. This also keeps
+        ``t in [u]`` honest: ``in`` compares with ``==``, which is elementwise here.
+        """
+        if self.size != 1:
+            raise ValueError(f"the truth value of a tensor with {self.size} elements (shape "
+                             f"{self.shape}) is ambiguous; use .any() or .all()")
+        return bool(self.item())
 
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
         device = "" if self.device == "cpu" else f", device='{self.device}'"
-        body = np.array2string(backend.to_numpy(self.data), separator=", ", prefix="tensor(")
+        body = np.array2string(backend.to_numpy(self._data), separator=", ", prefix="tensor(")
         return f"tensor({body}, dtype={self.dtype}{device}{grad})"
 
     __hash__ = object.__hash__  # == is elementwise, so hashing stays by identity
@@ -88,8 +164,10 @@ class Tensor:
         return self
 
     def detach(self):
-        """Return a new leaf Tensor sharing this data, cut off from the graph."""
-        return Tensor(self.data)
+        """Return a new leaf Tensor sharing this data (and its version), cut off from the graph."""
+        detached = Tensor(self._data)
+        detached._version_counter = self._version_counter
+        return detached
 
     def requires_grad_(self, requires_grad=True):
         """Set ``requires_grad`` in place on a leaf; returns self."""
@@ -105,11 +183,16 @@ class Tensor:
         """Return the value of a one-element tensor as a Python number."""
         if self.size != 1:
             raise ValueError(f"item() needs a tensor with one element, not shape {self.shape}")
-        return self.data.item()
+        return self._data.item()
 
     def numpy(self):
-        """Return a NumPy copy of the data (copied to the host from a device)."""
-        return backend.to_numpy(self.data)
+        """Return a NumPy copy of the data (copied to the host from a device).
+
+        Always a copy, on every device: writing into it leaves the tensor alone (``.data`` is
+        the tensor's own array).
+        """
+        host = backend.to_numpy(self._data)
+        return host.copy() if host is self._data else host
 
     def tolist(self):
         return self.numpy().tolist()
@@ -237,7 +320,19 @@ class Tensor:
 
     def argmax(self, axis=None):
         """Indices of the maxima (an int64 tensor; not differentiable)."""
-        return Tensor(self.data.argmax(axis=axis))
+        return Tensor(self._data.argmax(axis=axis))
+
+    def argmin(self, axis=None):
+        """Indices of the minima (an int64 tensor; not differentiable)."""
+        return Tensor(self._data.argmin(axis=axis))
+
+    def any(self, axis=None, keepdims=False):
+        """True where any element along `axis` is nonzero (a bool tensor; not differentiable)."""
+        return Tensor(self._data.any(axis=axis, keepdims=keepdims))
+
+    def all(self, axis=None, keepdims=False):
+        """True where every element along `axis` is nonzero (a bool tensor; not differentiable)."""
+        return Tensor(self._data.all(axis=axis, keepdims=keepdims))
 
     def softmax(self, axis=-1):
         return ops.softmax(self, axis)

@@ -1,6 +1,7 @@
 """The backward engine: accumulation, broadcasting, graph freeing, depth, memory, grad modes."""
 
 import gc
+import threading
 import tracemalloc
 
 import numpy as np
@@ -113,6 +114,56 @@ def test_no_grad_records_nothing(device):
         y = x * 2.0
     assert not y.requires_grad and y.creator is None
     assert mt.is_grad_enabled()
+
+
+def _in_other_thread(context, make_context):
+    """Run `context` in the main thread while a worker thread sits inside `make_context()`;
+    return what `context` returned and what the worker saw inside its block."""
+    entered, release, seen = threading.Event(), threading.Event(), {}
+
+    def worker():
+        with make_context():
+            seen["grad"] = mt.is_grad_enabled()
+            try:
+                with np.errstate(invalid="ignore"):
+                    mt.tensor([-1.0]).log()  # NaN from a finite input: anomaly mode reports it
+                seen["anomaly"] = False
+            except FloatingPointError:
+                seen["anomaly"] = True
+            entered.set()
+            release.wait(timeout=10)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    try:
+        assert entered.wait(timeout=10)
+        result = context()  # the worker is inside its block now
+    finally:
+        release.set()
+        thread.join()
+    return result, seen
+
+
+def test_no_grad_in_another_thread_leaves_this_one_recording(device):
+    x = leaf([1.0, 2.0], device)
+
+    def record():
+        assert mt.is_grad_enabled()
+        return x * 3.0
+
+    y, seen = _in_other_thread(record, mt.no_grad)
+    assert seen["grad"] is False  # the worker itself was under no_grad
+    assert y.requires_grad and y.creator is not None
+    y.sum().backward()
+    np.testing.assert_allclose(grad(x), [3.0, 3.0])
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in log")
+def test_detect_anomaly_in_another_thread_does_not_check_this_one(device):
+    x = leaf([1.0, -1.0], device)
+    y, seen = _in_other_thread(lambda: x.log(), mt.detect_anomaly)  # NaN, unchecked here
+    assert seen["anomaly"] is True
+    assert np.isnan(y.numpy()[1])
 
 
 def test_detach_cuts_the_graph(device):

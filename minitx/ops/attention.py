@@ -115,7 +115,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout_p=0.0
     Tq, Tk = q.shape[-2], k.shape[-2]
     scores = broadcast_shapes("scaled_dot_product_attention", q.shape[:-2], k.shape[:-2],
                               v.shape[:-2]) + (Tq, Tk)
-    xp = backend.xp_of(q.data)
+    xp = backend.xp_of(q._data)
     allowed, bias = None, None
     if mask is not None:
         if mask.device != q.device:
@@ -123,7 +123,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout_p=0.0
                                f"{q.device}")
         broadcast_shapes("scaled_dot_product_attention (mask)", mask.shape, scores)
         if mask.dtype == bool:
-            allowed = mask.data
+            allowed = mask._data
         else:
             bias = mask
     if causal:

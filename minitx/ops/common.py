@@ -33,7 +33,7 @@ def operand(value, like, op_name):
     if isinstance(value, Tensor):
         return value
     if isinstance(value, (bool, int, float, np.generic)):  # host scalars, never device data
-        xp = backend.xp_of(like.data)
+        xp = backend.xp_of(like._data)
         return Tensor(xp.asarray(value, dtype=like.dtype))
     raise TypeError(f"{op_name}: cannot combine a Tensor with {type(value).__name__}; "
                     f"wrap arrays with minitx.tensor(..., device=...) first")

@@ -266,7 +266,7 @@ def mask_array(mask, device, shape, op_name):
     if broadcast_shapes(op_name, mask.shape, shape) != tuple(shape):
         raise ValueError(f"{op_name}: mask of shape {mask.shape} does not broadcast to the "
                          f"tensor's shape {tuple(shape)}")
-    return mask.data
+    return mask._data
 
 
 @register
@@ -339,12 +339,12 @@ class ToDevice(Function):
 
 def astype(x, dtype):
     """Cast to `dtype`; differentiable between float types, a plain copy otherwise."""
-    xp = backend.xp_of(x.data)
+    xp = backend.xp_of(x._data)
     dtype = xp.dtype(dtype)
     if dtype == x.dtype:
         return x
     if dtype.type not in FLOAT_DTYPES:
-        return Tensor(x.data.astype(dtype))
+        return Tensor(x._data.astype(dtype))
     return Astype.apply(x, dtype=dtype)
 
 
@@ -364,9 +364,9 @@ def compare(a, b, how):
     broadcast_shapes(how, a.shape, b.shape)
     if a.device != b.device:
         raise RuntimeError(f"{how}: tensors on different devices {a.device} and {b.device}")
-    ops = {"eq": a.data.__eq__, "ne": a.data.__ne__, "lt": a.data.__lt__,
-           "le": a.data.__le__, "gt": a.data.__gt__, "ge": a.data.__ge__}
-    return Tensor(ops[how](b.data))
+    ops = {"eq": a._data.__eq__, "ne": a._data.__ne__, "lt": a._data.__lt__,
+           "le": a._data.__le__, "gt": a._data.__gt__, "ge": a._data.__ge__}
+    return Tensor(ops[how](b._data))
 
 
 def _check_bool(name, *tensors):
@@ -381,16 +381,16 @@ def _check_bool(name, *tensors):
 def logical_not(a):
     """~a for a boolean mask (not differentiable)."""
     _check_bool("logical_not", a)
-    return Tensor(~a.data)
+    return Tensor(~a._data)
 
 
 def logical_and(a, b):
     """a & b for boolean masks (not differentiable)."""
     _check_bool("logical_and", a, b)
-    return Tensor(a.data & b.data)
+    return Tensor(a._data & b._data)
 
 
 def logical_or(a, b):
     """a | b for boolean masks (not differentiable)."""
     _check_bool("logical_or", a, b)
-    return Tensor(a.data | b.data)
+    return Tensor(a._data | b._data)

@@ -195,10 +195,10 @@ def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduct
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], "
                          f"got {label_smoothing}")
-    valid = target.data[target.data != ignore_index]
+    valid = target._data[target._data != ignore_index]
     if valid.size and (int(valid.min()) < 0 or int(valid.max()) >= logits.shape[-1]):
         raise ValueError(f"cross_entropy: targets must lie in [0, {logits.shape[-1]}) or equal "
                          f"ignore_index={ignore_index}; got values from {int(valid.min())} "
                          f"to {int(valid.max())}")
-    return CrossEntropy.apply(logits, target=target.data, ignore_index=ignore_index,
+    return CrossEntropy.apply(logits, target=target._data, ignore_index=ignore_index,
                               label_smoothing=float(label_smoothing), reduction=reduction)

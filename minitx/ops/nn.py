@@ -67,7 +67,7 @@ def embedding(indices, weight):
         raise ValueError(f"embedding: weight must be (V, D), got shape {weight.shape}")
     if indices.device != weight.device:
         raise RuntimeError(f"embedding: indices on {indices.device}, weight on {weight.device}")
-    if indices.size and (int(indices.data.min()) < 0 or int(indices.data.max()) >= len(weight)):
+    if indices.size and (int(indices._data.min()) < 0 or int(indices._data.max()) >= len(weight)):
         raise IndexError(f"embedding: indices must lie in [0, {len(weight)}), got values from "
-                         f"{int(indices.data.min())} to {int(indices.data.max())}")
-    return Embedding.apply(weight, indices=indices.data)
+                         f"{int(indices._data.min())} to {int(indices._data.max())}")
+    return Embedding.apply(weight, indices=indices._data)

@@ -188,7 +188,7 @@ _INDEX_HELP = ("supported indices: int, slice (with step), None, Ellipsis, and i
 
 def _index_part(part, x):
     """One component of an index as a raw value on x's device; integer arrays are 'advanced'."""
-    xp = backend.xp_of(x.data)
+    xp = backend.xp_of(x._data)
     if part is None or part is Ellipsis or isinstance(part, slice):
         return part, False
     if isinstance(part, bool):
@@ -198,7 +198,7 @@ def _index_part(part, x):
     if isinstance(part, Tensor):
         if part.device != x.device:
             raise RuntimeError(f"getitem: index on {part.device}, tensor on {x.device}")
-        part = part.data
+        part = part._data
     elif isinstance(part, (list, tuple)) or backend.is_array(part):
         part = xp.asarray(backend.to_numpy(part) if backend.is_array(part) else part)
     else:
@@ -235,7 +235,7 @@ def gather(x, index, axis):
                          f"(shapes {index.shape} and {x.shape})")
     if index.device != x.device:
         raise RuntimeError(f"gather: index on {index.device}, tensor on {x.device}")
-    return Gather.apply(x, index=index.data, axis=normalize_axes(axis, x.ndim, "gather")[0])
+    return Gather.apply(x, index=index._data, axis=normalize_axes(axis, x.ndim, "gather")[0])
 
 
 def _check_join(name, xs, axis, same_axis):

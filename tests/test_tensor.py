@@ -1,0 +1,70 @@
+"""The Tensor object itself: truth values, len, and what numpy() hands out."""
+
+import numpy as np
+import pytest
+
+import minitx as mt
+from minitx import backend
+
+# ---- truth values, as in NumPy and PyTorch ---------------------------------------------------
+
+
+@pytest.mark.parametrize("values, truth", [
+    (0.0, False), (2.5, True), ([0.0], False), ([[3.0]], True), (True, True), ([False], False),
+])
+def test_a_one_element_tensor_has_the_truth_of_its_element(device, values, truth):
+    t = mt.tensor(values, device=device)
+    assert bool(t) is truth
+    assert bool(t) is bool(np.asarray(values))
+
+
+@pytest.mark.parametrize("values", [[1.0, 2.0], [[True], [False]], np.zeros((0,)), []])
+def test_the_truth_of_several_or_no_elements_is_an_error(device, values):
+    t = mt.tensor(values, device=device)
+    with pytest.raises(ValueError, match="ambiguous"):
+        bool(t)
+    with pytest.raises(ValueError, match="ambiguous"):
+        if t:
+            pass
+
+
+def test_in_compares_elementwise_and_refuses_an_ambiguous_answer(device):
+    a = mt.tensor([1.0, 2.0], device=device)
+    b = mt.tensor([3.0, 4.0], device=device)
+    with pytest.raises(ValueError, match="ambiguous"):
+        a in [b]  # noqa: B015  (`in` is what is tested)
+    assert a in [a]  # identity first, as for every Python object
+    assert mt.tensor(1.0, device=device) in [mt.tensor(1.0, device=device)]
+    assert mt.tensor(1.0, device=device) not in [mt.tensor(2.0, device=device)]
+
+
+def test_len_of_a_0d_tensor_is_a_type_error_and_of_others_the_first_side(device):
+    with pytest.raises(TypeError, match="0-d"):
+        len(mt.tensor(1.0, device=device))
+    assert len(mt.zeros((3, 2), device=device)) == 3
+
+
+def test_any_and_all(device):
+    t = mt.tensor([[True, False], [True, True]], device=device)
+    assert bool(t.any()) and not bool(t.all())
+    np.testing.assert_array_equal(t.all(axis=1).numpy(), [False, True])
+    np.testing.assert_array_equal(t.any(axis=0, keepdims=True).numpy(), [[True, True]])
+
+
+# ---- numpy() is a copy on every device --------------------------------------------------------
+
+def test_numpy_returns_a_copy_that_does_not_write_back(device):
+    w = mt.tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+    host = w.numpy()
+    assert isinstance(host, np.ndarray)
+    host[:] = 0
+    np.testing.assert_array_equal(backend.to_numpy(w.data), [1.0, 2.0, 3.0])
+    assert not np.shares_memory(w.numpy(), w.numpy())
+
+
+def test_numpy_of_a_parameter_leaves_the_layer_alone(device):
+    from minitx import nn
+    layer = nn.Linear(2, 2).to(device)
+    before = layer.weight.numpy().copy()
+    layer.weight.numpy()[:] = 0
+    np.testing.assert_array_equal(layer.weight.numpy(), before)

@@ -28,14 +28,29 @@ class GradcheckError(AssertionError):
     """Backward disagrees with finite differences; the message says where."""
 
 
+LAYOUTS = ("contiguous", "strided", "transposed")
+
+
 def _make_tensor(array, device, layout, requires_grad):
-    """A Tensor over `array` on `device`; with layout="strided" its data is a non-contiguous
-    view (on the host and strict devices, where a view can be wrapped as it is)."""
+    """A Tensor over `array` on `device`, its data laid out in memory as `layout` says.
+
+    "contiguous": row-major. "strided": a slice that takes every other element of memory along
+    the last axis. "transposed": column-major, the layout a ``swapaxes`` of a row-major array
+    has (results computed from it keep that order, so a ``reshape`` of them copies instead of
+    viewing). The two non-contiguous layouts apply on the host and strict devices, where a view
+    can be wrapped as it is; they catch an op that writes into a reshaped array and so into a
+    copy.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"gradcheck: layout must be one of {LAYOUTS}, got {layout!r}")
     device, array = backend.normalize_device(device), np.asarray(array)
-    if layout == "strided" and array.ndim > 0 and device in ("cpu", "strict"):
-        wide = np.zeros(array.shape[:-1] + (2 * array.shape[-1],), array.dtype)
-        wide[..., ::2] = array
-        view = wide[..., ::2]  # the same values, every other element of memory
+    if layout != "contiguous" and array.ndim > 0 and device in ("cpu", "strict"):
+        if layout == "strided":
+            wide = np.zeros(array.shape[:-1] + (2 * array.shape[-1],), array.dtype)
+            wide[..., ::2] = array
+            view = wide[..., ::2]  # the same values, every other element of memory
+        else:
+            view = np.asfortranarray(array)  # the same values, the first axis varying fastest
         data = view if device == "cpu" else backend.StrictArray(view)
     else:
         data = backend.to_device(array, device)
@@ -59,7 +74,8 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, device="cpu",
         fn: takes Tensors, returns one Tensor.
         inputs: NumPy arrays (or Tensors, copied to the host).
         device: where to run ("cpu", "strict", "cuda").
-        layout: "contiguous", or "strided" to pass non-contiguous views as data.
+        layout: "contiguous", or "strided" / "transposed" to pass non-contiguous arrays as data
+            (see :data:`LAYOUTS`).
     Returns:
         True; raises :class:`GradcheckError` naming the input, element and both values.
     """

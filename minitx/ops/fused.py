@@ -146,13 +146,15 @@ class CrossEntropy(Function):
     def backward(self, g):
         C = self.p.shape[-1]
         weight = g / self.count if self.reduction == "mean" else g
-        weight = (self.valid * weight).astype(self.p.dtype)[..., None]  # (..., 1) per row
-        gz = self.p * weight  # (p − q) · weight, starting with p · weight ...
+        weight = (self.valid * weight).astype(self.p.dtype).reshape(-1, 1)  # (N, 1) per row
+        # Work on the (N, C) rows as a fresh array and give it its shape only at the end:
+        # reshaping p's (..., C) layout may copy (when the logits were a transposed view), and
+        # a write into that copy would be lost.
+        gz = self.p.reshape(-1, C) * weight  # (p − q) · weight, starting with p · weight ...
         if self.eps:
             gz -= (self.eps / C) * weight  # ... − ε/C · weight ...
-        flat_gz, flat_w = gz.reshape(-1, C), weight.reshape(-1)
-        flat_gz[self.rows, self.target] -= (1 - self.eps) * flat_w  # ... − (1 − ε) · weight
-        return gz
+        gz[self.rows, self.target] -= (1 - self.eps) * weight[:, 0]  # ... − (1 − ε) · weight
+        return gz.reshape(self.p.shape)
 
 
 def softmax(x, axis=-1):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from minitx import backend, ops
 from minitx.tensor import Tensor
-from minitx.testing import gradcheck
+from minitx.testing import LAYOUTS, gradcheck
 from tests.ops.cases_nn import CASES
 
 NAMES = sorted(CASES)
@@ -44,7 +44,7 @@ def test_forward_matches_numpy(name, device, data):
 @given(data=st.data())
 def test_gradient(name, device, data):
     case = data.draw(CASES[name])
-    layout = data.draw(st.sampled_from(["contiguous", "strided"]))
+    layout = data.draw(st.sampled_from(LAYOUTS))
     gradcheck(case.fn, *case.inputs, device=device, layout=layout, **case.tol)
 
 

@@ -69,3 +69,15 @@ def test_scaled_dot_product_attention(kind):
                                              attn_mask=None if mask is None
                                              else torch.tensor(mask))
     check(ours, theirs, [q[0], k[0], v[0]], [q[1], k[1], v[1]], rng)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_cross_entropy_of_a_transposed_view(smoothing):
+    """Classes moved to the last axis by a transpose (a segmentation head's layout): the
+    logits are a non-contiguous view, and the gradient must still reach every element."""
+    rng = np.random.default_rng(4)
+    z = both(rng.standard_normal((2, 3, 4)))
+    t = rng.integers(0, 3, (2, 4))
+    ours = F.cross_entropy(z[0].swapaxes(-1, -2), mt.tensor(t), label_smoothing=smoothing)
+    theirs = TF.cross_entropy(z[1], torch.tensor(t), label_smoothing=smoothing)  # (N, C, d)
+    check(ours, theirs, [z[0]], [z[1]], rng)

@@ -122,6 +122,11 @@ class LogSumExp(_Reduction):
     def forward(self, x, *, axis, keepdims):
         xp = backend.xp_of(x)
         self._setup(x, axis, keepdims)
+        if x.size == 0:  # log of an empty sum is −∞ (there is no maximum to subtract)
+            self.softmax = xp.zeros_like(x)
+            y = xp.full(self.kept, -np.inf, dtype=x.dtype)
+            return y if keepdims else y.reshape(tuple(n for i, n in enumerate(x.shape)
+                                                      if i not in axis))
         m = x.max(axis=axis, keepdims=True)
         m = xp.where(xp.isfinite(m), m, 0)  # rows of -inf: shift by 0, e becomes all zeros
         e = xp.exp(x - m)
@@ -151,13 +156,23 @@ def mean(x, axis=None, keepdims=False):
     return _reduce(Mean, x, axis, keepdims, "mean")
 
 
+def _check_not_empty(x, axis, name):
+    """max and min of no values are undefined: refuse a reduction over an axis of size 0."""
+    axes = normalize_axes(axis, x.ndim, name)
+    if _count(x.shape, axes) == 0:
+        raise ValueError(f"{name}: cannot reduce a tensor of shape {x.shape} over axes {axes}, "
+                         f"which hold no elements (the {name} of nothing is undefined)")
+
+
 def max(x, axis=None, keepdims=False):  # noqa: A001
     """Maximum over `axis`; ties share the gradient equally."""
+    _check_not_empty(x, axis, "max")
     return _reduce(Max, x, axis, keepdims, "max")
 
 
 def min(x, axis=None, keepdims=False):  # noqa: A001
     """Minimum over `axis`; ties share the gradient equally."""
+    _check_not_empty(x, axis, "min")
     return _reduce(Min, x, axis, keepdims, "min")
 
 

@@ -46,11 +46,12 @@ class ScaledDotProductAttention(Function):
             s = s + bias  # B has batch axes that q and k do not: s grows to them
         if allowed is not None:
             s = xp.where(allowed, s, -math.inf)
-        m = s.max(axis=-1, keepdims=True)
-        s -= xp.where(xp.isfinite(m), m, 0)  # softmax in place on s (see fused.stable_softmax)
-        xp.exp(s, out=s)
-        total = s.sum(axis=-1, keepdims=True)
-        s /= xp.where(total > 0, total, 1)
+        if s.size:  # (no query or no key: nothing to normalize, and P V is zeros)
+            m = s.max(axis=-1, keepdims=True)
+            s -= xp.where(xp.isfinite(m), m, 0)  # softmax in place (see fused.stable_softmax)
+            xp.exp(s, out=s)
+            total = s.sum(axis=-1, keepdims=True)
+            s /= xp.where(total > 0, total, 1)
         self.q, self.k, self.v, self.p, self.scale = q, k, v, s, scale
         self.drop_mask, self.bias_shape = drop_mask, None if bias is None else bias.shape
         if weights_sink is not None:

@@ -349,8 +349,11 @@ def split(x, sections, axis=0):
     """Cut along `axis` into pieces of size `sections` (an int) or of the listed sizes."""
     axis = single_axis(axis, x.ndim, "split")
     n = x.shape[axis]
+    if isinstance(sections, int) and sections < 1:
+        raise ValueError(f"split: pieces of size {sections} do not cut axis {axis} of {x.shape}")
     sizes = [sections] * -(-n // sections) if isinstance(sections, int) else list(sections)
     if isinstance(sections, int):
+        sizes = sizes or [0]  # an empty axis gives one empty piece, as in PyTorch
         sizes[-1] = n - sections * (len(sizes) - 1)
     if any(s < 0 for s in sizes) or sum(sizes) != n:
         raise ValueError(f"split: sizes {sizes} do not add up to {n} (axis {axis} of {x.shape})")
@@ -364,7 +367,9 @@ def split(x, sections, axis=0):
 def chunk(x, chunks, axis=0):
     """Cut along `axis` into `chunks` pieces of equal size (the last may be smaller)."""
     n = x.shape[single_axis(axis, x.ndim, "chunk")]
-    return split(x, -(-n // chunks), axis)
+    if chunks < 1:
+        raise ValueError(f"chunk: needs at least one chunk, got {chunks}")
+    return split(x, max(-(-n // chunks), 1), axis)
 
 
 def take(x, indices, axis=0):

@@ -51,6 +51,10 @@ WORKS = {
         lambda z, t: F.cross_entropy(z, t, reduction="sum"),
         [np.ones((0, 3)), np.zeros(0, np.int64)], np.array(0.0)),
     "layer_norm over an empty batch": (F.layer_norm, [np.ones((0, 3))], np.ones((0, 3))),
+    "split of an empty axis": (lambda x: x.split(2, axis=1)[0], [np.ones((2, 0))],
+                               np.ones((2, 0))),
+    "chunk of an empty axis": (lambda x: x.chunk(3, axis=0)[0], [np.ones((0, 2))],
+                               np.ones((0, 2))),
 }
 
 # name: (fn of Tensors, inputs, error type, words the message must contain)
@@ -115,6 +119,8 @@ def test_the_same_as_torch():
         "cross_entropy of an empty batch, sum": lambda z, t: torch.nn.functional.cross_entropy(
             z, t, reduction="sum"),
         "layer_norm over an empty batch": lambda x: torch.nn.functional.layer_norm(x, (3,)),
+        "split of an empty axis": lambda x: x.split(2, dim=1)[0],
+        "chunk of an empty axis": lambda x: x.chunk(3, dim=0)[0],
     }
     assert set(theirs) == set(WORKS)
     for name, fn in theirs.items():

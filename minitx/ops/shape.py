@@ -118,18 +118,6 @@ class Concat(Function):
 
 
 @register
-class Stack(Function):
-    """y = [x₁, x₂, ...] stacked along a new axis.   dL/dxᵢ = g taken at position i of it."""
-
-    def forward(self, *xs, axis):
-        self.axis, self.n = axis, len(xs)
-        return backend.xp_of(xs[0]).stack(xs, axis=axis)
-
-    def backward(self, g):
-        return tuple(g[(slice(None),) * self.axis + (i,)] for i in range(self.n))
-
-
-@register
 class Pad(Function):
     """y = x surrounded by a constant; pad_width[i] = (before, after) on axis i.
 
@@ -282,11 +270,14 @@ def concat(xs, axis=0):
 
 
 def stack(xs, axis=0):
-    """Join tensors of one shape along a new axis."""
+    """Join tensors of one shape along a new axis: each gets that axis (size 1), then concat.
+
+    Its gradient, g taken at position i of the new axis for xᵢ, comes from Concat and Reshape.
+    """
     xs = list(xs)
     _check_join("stack", xs, None, same_axis=False)
     axis = normalize_axes(axis, xs[0].ndim + 1, "stack")[0]
-    return Stack.apply(*xs, axis=axis)
+    return concat([unsqueeze(x, axis) for x in xs], axis)
 
 
 def pad(x, pad_width, value=0.0):

@@ -51,7 +51,11 @@ def refused(inputs, fn, error=ValueError):
     return Case(inputs, fn, None, raises=error)
 
 
-CASES = {}
+CASES = {}  # op class name (or composite function name) -> strategy drawing a Case
+
+# Functions of minitx.ops that are composed of other ops (no class, no backward of their own),
+# checked here like the ops: their cases are keyed by the function's name.
+COMPOSITES = {"minimum", "clip", "mean", "var", "stack"}
 
 
 def case(name):
@@ -110,7 +114,7 @@ def _maximum(draw):
     return Case(list(_no_ties(draw, k)), mt.maximum, np.maximum, scale=k)
 
 
-@case("Minimum")
+@case("minimum")
 def _minimum(draw):
     k = draw(magnitudes())
     return Case(list(_no_ties(draw, k)), mt.minimum, np.minimum, scale=k)
@@ -174,7 +178,7 @@ def _gelu(draw):
     return Case([x], F.gelu, lambda x: x * 0.5 * (1 + _np_erf(x / math.sqrt(2))))
 
 
-@case("Clip")
+@case("clip")
 def _clip(draw):
     x = draw(separated_arrays(draw(shapes()), offset=0.07))  # never exactly on a bound
     return Case([x], lambda t: t.clip(-0.5, 0.5), lambda x: np.clip(x, -0.5, 0.5))
@@ -247,7 +251,7 @@ def _sum(draw):
     return _reduction(ops.sum, np.sum, draw)
 
 
-@case("Mean")
+@case("mean")
 def _mean(draw):
     return _reduction(ops.mean, np.mean, draw)
 
@@ -262,7 +266,7 @@ def _min(draw):
     return _reduction(ops.min, np.min, draw, separated_arrays, empty_ok=False)
 
 
-@case("Var")
+@case("var")
 def _var(draw):
     shape = draw(shapes(min_side=2))
     axis, keepdims = draw(axes(len(shape))), draw(st.booleans())
@@ -417,7 +421,7 @@ def _concat(draw):
     return Case(xs, lambda *ts: mt.concat(ts, axis), lambda *a: np.concatenate(a, axis))
 
 
-@case("Stack")
+@case("stack")
 def _stack(draw):
     shape = draw(shapes())
     axis = draw(st.integers(-len(shape) - 1, len(shape)))

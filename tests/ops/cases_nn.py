@@ -7,9 +7,9 @@ from hypothesis import strategies as st
 
 import minitx.functional as F
 from minitx.testing import arrays, index_arrays, shapes
-from tests.ops.cases import CASES, Case, case, refused
+from tests.ops.cases import CASES, COMPOSITES, Case, case, refused
 
-__all__ = ["CASES"]
+__all__ = ["CASES", "COMPOSITES"]
 
 
 def np_softmax(a, axis):

@@ -1,6 +1,7 @@
 """Every op: forward against NumPy, gradients against finite differences, dtype kept.
 
-The cases live in cases.py / cases_nn.py, one hypothesis strategy per op of ``minitx.ops.OPS``.
+The cases live in cases.py / cases_nn.py, one hypothesis strategy per op of ``minitx.ops.OPS``
+and per function of ``minitx.ops`` composed of other ops (``COMPOSITES``).
 """
 
 import numpy as np
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 from minitx import backend, ops
 from minitx.tensor import Tensor
 from minitx.testing import LAYOUTS, gradcheck
-from tests.ops.cases_nn import CASES
+from tests.ops.cases_nn import CASES, COMPOSITES
 
 NAMES = sorted(CASES)
 
@@ -28,6 +29,14 @@ def as_tensors(arrays, device, dtype=None):
 def test_every_op_has_a_case():
     missing = sorted(set(ops.OPS) - set(CASES))
     assert not missing, f"ops without a gradient case in tests/ops/cases*.py: {missing}"
+
+
+def test_every_case_is_an_op_or_a_composite():
+    """A case for a class that left OPS must move to COMPOSITES (and stay checked)."""
+    stale = sorted(set(CASES) - set(ops.OPS) - COMPOSITES)
+    assert not stale, f"cases that are neither in OPS nor in COMPOSITES: {stale}"
+    assert not COMPOSITES & set(ops.OPS), "a name is both an op class and a composite"
+    assert all(callable(getattr(ops, name)) for name in COMPOSITES)
 
 
 def check_refused(name, case, tensors):

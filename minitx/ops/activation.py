@@ -8,6 +8,7 @@ import math
 from minitx import backend
 from minitx.autograd import Function
 from minitx.ops.common import register
+from minitx.ops.special import erf
 
 
 @register
@@ -83,7 +84,7 @@ def _gelu_block(x, with_grad):
     xp = backend.xp_of(x)
     y = xp.maximum(x, -_GELU_SATURATED)  # x, but never −∞ (y = max(x, −40) · Φ(x) below)
     x = xp.clip(x, -_GELU_SATURATED, _GELU_SATURATED)  # the same Φ and φ, never ±∞
-    cdf = backend.erf(x * (1 / _SQRT_2))  # erf(x/√2), then Φ(x) = ½(1 + erf) in place
+    cdf = erf(x * (1 / _SQRT_2))  # erf(x/√2), then Φ(x) = ½(1 + erf) in place
     cdf += 1.0
     cdf *= 0.5
     y *= cdf

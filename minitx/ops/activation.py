@@ -17,7 +17,8 @@ class Sigmoid(Function):
 
     A class, not a composite: 1/(1 + exp(−x)) overflows in its gradient (NaN below x ≈ −89 in
     float32), and ½(1 + tanh(x/2)) cancels in the left tail, where σ is small: in float32 its
-    relative error is 2e-4 at x = −10 and exceeds 100% below x ≈ −17 (here: 1.1e-6 at most).
+    relative error is 2e-4 at x = −10 and exceeds 100% below x ≈ −17 (here: 1.1e-6 at most),
+    though it is 20% faster.
     """
 
     def forward(self, x):

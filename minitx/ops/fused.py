@@ -166,7 +166,7 @@ def softmax(x, axis=-1):
     """softmax along `axis`; an all −inf row gives zeros. A 0-d x is one row of one value."""
     if x.ndim == 0:  # as in PyTorch: axis 0 or -1 of a scalar is a row of length 1
         normalize_axes(axis, 0, "softmax")
-        return x.reshape((1,)).softmax(0).reshape(())
+        return softmax(x.reshape((1,)), 0).reshape(())
     return Softmax.apply(x, axis=single_axis(axis, x.ndim, "softmax"))
 
 

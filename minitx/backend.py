@@ -326,13 +326,6 @@ def scatter_add(target, index, values):
     return target
 
 
-# Abramowitz & Stegun 7.1.26-style Chebyshev fit of erfc (Numerical Recipes, 2nd ed., §6.2
-# "erfcc"): fractional error below 1.2e-7 everywhere, written with array operations only, so
-# it runs on every backend without SciPy.
-_ERFC_COEFFS = (-1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807,
-                -1.13520398, 1.48851587, -0.82215223, 0.17087277)
-
-
 # Elements per block of `blockwise`: a few float32 buffers of this size (256 KiB each) stay in
 # a typical L2 cache, so a chain of elementwise passes over a block reads cache, not memory.
 BLOCK = 1 << 16
@@ -362,39 +355,3 @@ def blockwise(fn, x):
                 out[start:start + BLOCK] = part
     outs = tuple(None if o is None else o.reshape(x.shape) for o in outs)
     return outs if len(outs) > 1 else outs[0]
-
-
-def erf(x):
-    """The error function erf(x) = 2/√π ∫₀ˣ exp(−t²) dt, accurate to about 1.2e-7.
-
-    erf(x) = sign(x) · (1 − erfc(|x|)),   erfc(z) = t · exp(−z² + P(t)),   t = 1/(1 + z/2),
-
-    P a degree-9 polynomial evaluated by Horner's rule: about 28 elementwise passes, run
-    :func:`blockwise`.
-
-    >>> round(float(erf(np.array(0.5))), 6)
-    0.5205
-    """
-    return blockwise(_erf, x)
-
-
-def _erf(x):
-    """erf on one array, in three buffers the size of x (every pass after the first writes
-    into one of them)."""
-    xp, shape = xp_of(x), x.shape
-    x = x.reshape(shape or (1,))  # a 0-d array would decay to a scalar, which has no buffer
-    z = abs(x)  # buffer 1: |x|
-    t = z * 0.5  # buffer 2: t = 1 / (1 + z/2)
-    t += 1.0
-    xp.reciprocal(t, out=t)
-    poly = t * _ERFC_COEFFS[-1]  # buffer 3: P(t) - c0, by Horner's rule
-    for c in reversed(_ERFC_COEFFS[1:-1]):
-        poly += c
-        poly *= t
-    z *= z  # z²
-    poly -= z  # −z² + P(t) - c0
-    poly += _ERFC_COEFFS[0]
-    xp.exp(poly, out=poly)
-    poly *= t  # erfc(|x|)
-    xp.subtract(1.0, poly, out=poly)  # erf(|x|)
-    return xp.copysign(poly, x, out=poly).astype(x.dtype, copy=False).reshape(shape)

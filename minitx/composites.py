@@ -8,19 +8,26 @@ fused op against its composite, forward and backward.
 
 import math
 
+import numpy as np
+
 from minitx import backend, ops
 from minitx.tensor import Tensor
 
 
+def _shift(x, axis):
+    """m = max(x) along `axis`, a constant for autodiff; 0 for an empty x (no maximum)."""
+    return ops.max(x, axis, keepdims=True).detach() if x.size else 0.0
+
+
 def softmax(x, axis=-1):
     """softmax(x)ᵢ = exp(xᵢ − m) / Σⱼ exp(xⱼ − m), with m = max(x) for stability."""
-    e = ops.exp(x - ops.max(x, axis, keepdims=True).detach())
+    e = ops.exp(x - _shift(x, axis))
     return e / ops.sum(e, axis, keepdims=True)
 
 
 def logsumexp(x, axis=-1, keepdims=False):
-    """log Σ exp(x) = m + log Σ exp(x − m)."""
-    m = ops.max(x, axis, keepdims=True).detach()
+    """log Σ exp(x) = m + log Σ exp(x − m)  (−∞ over an empty axis: the log of 0)."""
+    m = _shift(x, axis)
     y = ops.log(ops.sum(ops.exp(x - m), axis, keepdims=True)) + m
     return y if keepdims else ops.squeeze(y, axis)
 
@@ -51,7 +58,8 @@ def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduct
     logp = ops.reshape(log_softmax(logits), (-1, C))  # (N, C)
     t = target.numpy().reshape(-1)
     valid = t != ignore_index
-    picked = ops.getitem(logp, (list(range(len(t))), list(t * valid)))  # log p of each target
+    rows, cols = np.arange(len(t)), np.where(valid, t, 0)
+    picked = ops.getitem(logp, (rows, cols))  # log p of each target
     loss = -(1 - label_smoothing) * picked - label_smoothing * ops.mean(logp, -1)
     keep = ops.astype(ops.reshape(target != ignore_index, (-1,)), logits.dtype)
     loss = loss * keep

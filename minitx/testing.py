@@ -28,14 +28,29 @@ class GradcheckError(AssertionError):
     """Backward disagrees with finite differences; the message says where."""
 
 
+LAYOUTS = ("contiguous", "strided", "transposed")
+
+
 def _make_tensor(array, device, layout, requires_grad):
-    """A Tensor over `array` on `device`; with layout="strided" its data is a non-contiguous
-    view (on the host and strict devices, where a view can be wrapped as it is)."""
+    """A Tensor over `array` on `device`, its data laid out in memory as `layout` says.
+
+    "contiguous": row-major. "strided": a slice that takes every other element of memory along
+    the last axis. "transposed": column-major, the layout a ``swapaxes`` of a row-major array
+    has (results computed from it keep that order, so a ``reshape`` of them copies instead of
+    viewing). The two non-contiguous layouts apply on the host and strict devices, where a view
+    can be wrapped as it is; they catch an op that writes into a reshaped array and so into a
+    copy.
+    """
+    if layout not in LAYOUTS:
+        raise ValueError(f"gradcheck: layout must be one of {LAYOUTS}, got {layout!r}")
     device, array = backend.normalize_device(device), np.asarray(array)
-    if layout == "strided" and array.ndim > 0 and device in ("cpu", "strict"):
-        wide = np.zeros(array.shape[:-1] + (2 * array.shape[-1],), array.dtype)
-        wide[..., ::2] = array
-        view = wide[..., ::2]  # the same values, every other element of memory
+    if layout != "contiguous" and array.ndim > 0 and device in ("cpu", "strict"):
+        if layout == "strided":
+            wide = np.zeros(array.shape[:-1] + (2 * array.shape[-1],), array.dtype)
+            wide[..., ::2] = array
+            view = wide[..., ::2]  # the same values, every other element of memory
+        else:
+            view = np.asfortranarray(array)  # the same values, the first axis varying fastest
         data = view if device == "cpu" else backend.StrictArray(view)
     else:
         data = backend.to_device(array, device)
@@ -55,11 +70,15 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, device="cpu",
     * otherwise along `directions` random directions u: ⟨grad, u⟩ against
       (L(x + ε u) − L(x − ε u)) / 2ε.
 
+    The step ε is `eps` times the input's largest magnitude when that exceeds 1: a step of
+    1e-6 on values near 1e6 would be lost in their rounding (their ulp is about 1e-10).
+
     Args:
         fn: takes Tensors, returns one Tensor.
         inputs: NumPy arrays (or Tensors, copied to the host).
         device: where to run ("cpu", "strict", "cuda").
-        layout: "contiguous", or "strided" to pass non-contiguous views as data.
+        layout: "contiguous", or "strided" / "transposed" to pass non-contiguous arrays as data
+            (see :data:`LAYOUTS`).
     Returns:
         True; raises :class:`GradcheckError` naming the input, element and both values.
     """
@@ -87,6 +106,7 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, device="cpu",
     for i, (x, t) in enumerate(zip(host, tensors)):
         if not diff[i]:
             continue
+        step = eps * max(1.0, float(np.abs(x).max()) if x.size else 1.0)
         analytic = np.zeros_like(x) if t.grad is None else backend.to_numpy(t.grad)
 
         def shifted(delta, i=i):
@@ -96,14 +116,14 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, device="cpu",
             numeric = np.zeros_like(x)
             for j in range(x.size):
                 e = np.zeros(x.size)
-                e[j] = eps
+                e[j] = step
                 e = e.reshape(x.shape)
-                numeric.flat[j] = (loss(shifted(e), v) - loss(shifted(-e), v)) / (2 * eps)
+                numeric.flat[j] = (loss(shifted(e), v) - loss(shifted(-e), v)) / (2 * step)
             _compare(f"input {i} (shape {x.shape})", analytic, numeric, atol, rtol, x)
         else:
             for _ in range(directions):
                 u = rng.standard_normal(x.shape)
-                numeric = (loss(shifted(eps * u), v) - loss(shifted(-eps * u), v)) / (2 * eps)
+                numeric = (loss(shifted(step * u), v) - loss(shifted(-step * u), v)) / (2 * step)
                 _compare(f"input {i} (shape {x.shape}) along a random direction",
                          np.array([np.sum(analytic * u)]), np.array([numeric]), atol, rtol, x)
     return True
@@ -128,30 +148,50 @@ def _need_hypothesis():
         raise ImportError("minitx.testing strategies need hypothesis: pip install -e .[test]")
 
 
-def shapes(min_dims=0, max_dims=3, min_side=1, max_side=4):
-    """Array shapes, the 0-d shape () and size-1 axes included."""
+def shapes(min_dims=0, max_dims=3, min_side=1, max_side=4, empty=True):
+    """Array shapes: the 0-d shape () (when min_dims is 0), size-1 axes and, with `empty`,
+    about one shape in four with an axis of size 0 (an empty array)."""
     _need_hypothesis()
-    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side,
+    full = hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side,
                             max_side=max_side)
+    if not empty or max_dims == 0:
+        return full
+    emptied = hnp.array_shapes(min_dims=max(min_dims, 1), max_dims=max_dims, min_side=min_side,
+                               max_side=max_side).flatmap(
+        lambda s: st.integers(0, len(s) - 1).map(lambda i: s[:i] + (0,) + s[i + 1:]))
+    return st.integers(0, 3).flatmap(lambda i: emptied if i == 0 else full)
 
 
-def broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=4):
-    """Tuples of `num_shapes` shapes that broadcast together (missing and size-1 axes)."""
+def broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=4, empty=True):
+    """Tuples of `num_shapes` shapes that broadcast together (missing and size-1 axes); with
+    `empty`, about one tuple in four may hold axes of size 0 (which broadcast with 1)."""
     _need_hypothesis()
-    return hnp.mutually_broadcastable_shapes(num_shapes=num_shapes, min_dims=min_dims,
-                                             max_dims=max_dims, max_side=max_side).map(
-        lambda r: r.input_shapes)
+
+    def draw(min_side):
+        return hnp.mutually_broadcastable_shapes(
+            num_shapes=num_shapes, min_dims=min_dims, max_dims=max_dims, min_side=min_side,
+            max_side=max_side).map(lambda r: r.input_shapes)
+    return st.integers(0, 3).flatmap(lambda i: draw(int(i > 0 or not empty)))
 
 
-def arrays(shape, low=-2.0, high=2.0):
-    """float64 arrays with values in [low, high]: finite and well-conditioned."""
+def magnitudes():
+    """A scale for test values: 1, 1e3 or 1e6. Ops that are linear or piecewise linear (sums,
+    products, max, ReLU, indexing) must work at every scale; multiply their test arrays by it.
+    """
+    _need_hypothesis()
+    return st.sampled_from([1.0, 1.0, 1e3, 1e6])
+
+
+def arrays(shape, low=-2.0, high=2.0, scale=1.0):
+    """float64 arrays with values in [low, high] · scale: finite and well-conditioned."""
     _need_hypothesis()
     return hnp.arrays(np.float64, shape, elements=st.floats(low, high, allow_nan=False,
-                                                            allow_infinity=False))
+                                                            allow_infinity=False)).map(
+        lambda a: np.asarray(a * scale) if scale != 1.0 else a)
 
 
-def separated_arrays(shape, offset=0.05, spacing=0.1, bound=40):
-    """float64 arrays of distinct values on the grid offset + k·spacing (|k| ≤ bound).
+def separated_arrays(shape, offset=0.05, spacing=0.1, bound=40, scale=1.0):
+    """float64 arrays of distinct values on the grid (offset + k·spacing) · scale (|k| ≤ bound).
 
     Distinct values keep max/min away from ties, and a non-zero offset keeps ReLU and clip off
     their kinks: finite differences are exact only where the function is smooth.
@@ -160,20 +200,24 @@ def separated_arrays(shape, offset=0.05, spacing=0.1, bound=40):
     size = int(np.prod(shape))
     return st.lists(st.integers(-bound, bound), min_size=size, max_size=size,
                     unique=True).map(
-        lambda ks: (np.array(ks, dtype=np.float64) * spacing + offset).reshape(shape))
+        lambda ks: ((np.array(ks, dtype=np.float64) * spacing + offset) * scale).reshape(shape))
 
 
 def index_arrays(size, shape):
-    """int64 arrays of `shape` with values in [0, size), repeats allowed."""
+    """int64 arrays of `shape` with values in [0, size), repeats allowed (size may be 0 only
+    for an empty shape)."""
     _need_hypothesis()
-    return hnp.arrays(np.int64, shape, elements=st.integers(0, size - 1))
+    if size == 0 and 0 not in tuple(shape):
+        raise ValueError(f"index_arrays: no index fits an axis of size 0, shape {shape}")
+    return hnp.arrays(np.int64, shape, elements=st.integers(0, max(size, 1) - 1))
 
 
 def axes(ndim):
-    """An axis argument for an ndim-d array: None, an int (maybe negative) or a tuple."""
+    """An axis argument for an ndim-d array: None, an int (maybe negative) or a tuple; a 0-d
+    array takes None, 0 or −1 (as in PyTorch)."""
     _need_hypothesis()
     if ndim == 0:
-        return st.just(None)
+        return st.sampled_from([None, 0, -1])
     single = st.integers(-ndim, ndim - 1)
     several = st.lists(st.integers(0, ndim - 1), min_size=1, max_size=ndim, unique=True).map(
         tuple)

@@ -26,8 +26,19 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("device", DEVICES)
 
 
-# A fixed example budget keeps the suite at a few minutes; `--hypothesis-profile=thorough`
-# runs ten times as many.
-settings.register_profile("default", deadline=None, max_examples=25, derandomize=False)
-settings.register_profile("thorough", deadline=None, max_examples=250)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+# Hypothesis profiles. A fixed example budget keeps the suite at a few minutes.
+# - "default" (a run on your machine): new random examples on every run, so repeated runs
+#   explore further; a failure prints its falsifying example and a `@reproduce_failure(...)`
+#   blob to paste above the test to replay it.
+# - "ci" (chosen when the environment variable CI is set, as CI services do): derandomize=True,
+#   so every run draws the same examples and a red CI run is red again on your machine with
+#   CI=1; print_blob=True prints the replay blob too.
+# - "thorough": ten times as many examples.
+# HYPOTHESIS_PROFILE=<name> (or pytest's --hypothesis-profile=<name>) picks one explicitly.
+settings.register_profile("default", deadline=None, max_examples=25, derandomize=False,
+                          print_blob=True)
+settings.register_profile("ci", deadline=None, max_examples=25, derandomize=True,
+                          print_blob=True)
+settings.register_profile("thorough", deadline=None, max_examples=250, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE",
+                                     "ci" if os.environ.get("CI") else "default"))

@@ -1,7 +1,6 @@
 """Devices: the strict stand-in behaves like CuPy (no implicit NumPy), moves are explicit,
 mixing devices is an error, and asking for CUDA without it says how to get it."""
 
-import math
 
 import numpy as np
 import pytest
@@ -89,32 +88,6 @@ def test_cupy_path_computes_like_numpy():
     for t in (cpu, gpu):
         (t.softmax(-1) * t).sum().backward()
     np.testing.assert_allclose(backend.to_numpy(gpu.grad), cpu.grad, rtol=1e-5, atol=1e-6)
-
-
-# ---- erf: the one special function minitx computes itself (GELU needs it) --------------------
-
-def test_erf_matches_the_definition_to_its_stated_accuracy():
-    x = np.linspace(-6, 6, 4001)
-    exact = np.array([math.erf(v) for v in x])
-    assert np.abs(backend.erf(x) - exact).max() < 1.5e-7
-    np.testing.assert_array_equal(backend.erf(-x), -backend.erf(x))  # odd
-    np.testing.assert_array_equal(backend.erf(np.array([np.inf, -np.inf])), [1.0, -1.0])
-    assert np.isnan(backend.erf(np.array(np.nan)))
-
-
-def test_erf_keeps_dtype_and_shape():
-    for x in (np.array(0.5, np.float32), np.ones((2, 0, 3)), np.ones((2, 3), np.float32)):
-        y = backend.erf(x)
-        assert y.shape == x.shape and y.dtype == x.dtype
-
-
-def test_blocked_erf_equals_the_whole_array_pass():
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((3, backend.BLOCK + 7), dtype=np.float32) * 3  # several blocks
-    for a in (x, x.T, x[:, ::2]):  # contiguous and strided
-        np.testing.assert_array_equal(backend.erf(a), backend._erf(a))
-    on_strict = backend.erf(backend.to_device(x, "strict"))  # one whole-array pass there
-    np.testing.assert_array_equal(backend.to_numpy(on_strict), backend.erf(x))
 
 
 def test_keep_host_memory_takes_effect_on_glibc():

@@ -61,3 +61,37 @@ def test_large_inputs_use_random_directions():
 def test_float32_inputs_are_refused():
     with pytest.raises(ValueError, match="float64"):
         gradcheck(F.tanh, np.ones(3, np.float32))
+
+
+def test_strategies_draw_scalars_empty_arrays_and_large_values():
+    from hypothesis import find
+
+    from minitx.testing import arrays, broadcastable_shapes, magnitudes, shapes
+    assert find(shapes(), lambda s: s == ()) == ()
+    assert 0 in find(shapes(), lambda s: 0 in s)
+    assert any(0 in s for s in find(broadcastable_shapes(2), lambda ss: any(0 in s for s in ss)))
+    assert find(magnitudes(), lambda k: k >= 1e6) == 1e6
+    big = find(magnitudes().flatmap(lambda k: arrays((3,), scale=k)),
+               lambda a: np.abs(a).max() > 1e5)
+    assert np.abs(big).max() <= 2e6
+
+
+def test_gradcheck_scales_its_step_with_large_inputs():
+    """A step of 1e-6 on values near 1e6 drowns in rounding; the step follows the values."""
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(-2, 2, (3, 4)) * 1e6, rng.uniform(-2, 2, (3, 4)) * 1e6
+    assert gradcheck(lambda x, y: x * y, a, b, atol=10.0)
+    assert gradcheck(lambda x: (x * 2.0).sum(), a)
+
+
+def test_ci_runs_draw_the_same_examples():
+    """With CI set, hypothesis is derandomized (a CI failure replays locally with CI=1)."""
+    import os
+    import subprocess
+    import sys
+    code = ("import tests.conftest; from hypothesis import settings; "
+            "print(settings.default.derandomize, settings.default.print_blob)")
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "HYPOTHESIS_PROFILE")}
+    out = [subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True,
+                          check=True).stdout.split() for e in (dict(env, CI="1"), env)]
+    assert out == [["True", "True"], ["False", "True"]]

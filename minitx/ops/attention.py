@@ -146,7 +146,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout_p=0.0
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     weights = None  # computed here when asked for, and handed to the op (which then reuses it)
     if return_weights:
-        weights = attention_weights(q.data, k.data, None if bias is None else bias.data,
+        weights = attention_weights(q._data, k._data, None if bias is None else bias._data,
                                     allowed, scale)
     out = ScaledDotProductAttention.apply(q, k, v, bias, allowed=allowed, scale=scale,
                                           drop_mask=drop_mask, weights=weights)

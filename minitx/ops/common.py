@@ -57,18 +57,31 @@ def _zip_right(shapes):
 
 
 def normalize_axes(axis, ndim, op_name):
-    """Turn None / an int / a tuple of ints into a sorted tuple of non-negative axes."""
+    """Turn None / an int / a tuple of ints into a sorted tuple of non-negative axes.
+
+    A 0-d tensor accepts axis 0 and −1 as PyTorch does (as if it had one axis of size 1) and
+    has no axis to reduce over: the result is ().
+    """
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     out = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
+        if not -max(ndim, 1) <= a < max(ndim, 1):
             raise ValueError(f"{op_name}: axis {a} is out of range for a {ndim}-d tensor")
         out.append(a % max(ndim, 1))
     if len(set(out)) != len(out):
         raise ValueError(f"{op_name}: repeated axis in {axis}")
-    return tuple(sorted(out))
+    return tuple(sorted(out)) if ndim else ()
+
+
+def single_axis(axis, ndim, op_name):
+    """One axis as a non-negative int; a clear error for a 0-d tensor, which has none."""
+    if ndim == 0:
+        raise ValueError(f"{op_name}: needs a tensor with at least one axis, got a 0-d tensor")
+    if not isinstance(axis, int):
+        raise TypeError(f"{op_name}: axis must be an int, got {type(axis).__name__}")
+    return normalize_axes(axis, ndim, op_name)[0]
 
 
 def row_dot(a, b):

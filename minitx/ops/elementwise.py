@@ -28,7 +28,12 @@ class Add(Function):
 
 @register
 class Sub(Function):
-    """y = a − b.   ∂y/∂a = 1,   ∂y/∂b = −1."""
+    """y = a − b.   ∂y/∂a = 1,   ∂y/∂b = −1.
+
+    A class, not add(a, neg(b)): that composite makes two passes and a full-size temporary each
+    way, 1.7-2.0x the time of forward + backward here (31 vs 18 ms on a (64, 197, 384) float32
+    array, three runs), and x − y is everywhere in a model.
+    """
 
     def forward(self, a, b):
         self.a_shape, self.b_shape = a.shape, b.shape
@@ -78,20 +83,6 @@ class Maximum(Function):
         return unbroadcast(ga, self.a_shape), unbroadcast(g - ga, self.b_shape)
 
 
-@register
-class Minimum(Function):
-    """y = min(a, b) elementwise.   ∂y/∂a = [a ≤ b],   ∂y/∂b = [a > b] (ties go to a)."""
-
-    def forward(self, a, b):
-        self.a_shape, self.b_shape = a.shape, b.shape
-        self.a_wins = a <= b
-        return backend.xp_of(a).minimum(a, b)
-
-    def backward(self, g):
-        ga = g * self.a_wins
-        return unbroadcast(ga, self.a_shape), unbroadcast(g - ga, self.b_shape)
-
-
 def _binary(fn_class, a, b, name):
     """Apply a broadcasting binary op after turning Python numbers into tensors."""
     like = a if isinstance(a, Tensor) else b
@@ -126,8 +117,14 @@ def maximum(a, b):
 
 
 def minimum(a, b):
-    """Elementwise minimum with broadcasting."""
-    return _binary(Minimum, a, b, "minimum")
+    """Elementwise minimum with broadcasting: a where a ≤ b, else b (ties go to a).
+
+    Composed of compare and where, so ∂/∂a = [a ≤ b] and ∂/∂b = [a > b] come from Where.
+    """
+    like = a if isinstance(a, Tensor) else b
+    a, b = operand(a, like, "minimum"), operand(b, like, "minimum")
+    broadcast_shapes("minimum", a.shape, b.shape)
+    return where(compare(a, b, "le"), a, b)
 
 
 # ---- unary functions -----------------------------------------------------------------------
@@ -135,7 +132,12 @@ def minimum(a, b):
 
 @register
 class Neg(Function):
-    """y = −x.   ∂y/∂x = −1."""
+    """y = −x.   ∂y/∂x = −1.
+
+    A class, not mul(x, −1): Mul's backward would also form the gradient of the constant −1
+    (a full product and a full sum), 1.5-2.0x the time of forward + backward here (17 vs 10 ms
+    on a (64, 197, 384) float32 array, three runs).
+    """
 
     def forward(self, x):
         return -x
@@ -204,19 +206,6 @@ class Tanh(Function):
         return g * (1 - self.y * self.y)
 
 
-@register
-class Clip(Function):
-    """y = min(max(x, low), high).   ∂y/∂x = [low ≤ x ≤ high]."""
-
-    def forward(self, x, *, low, high):
-        self.inside = (x >= (-math.inf if low is None else low)) & (
-            x <= (math.inf if high is None else high))
-        return backend.xp_of(x).clip(x, low, high)
-
-    def backward(self, g):
-        return g * self.inside
-
-
 def neg(x):
     return Neg.apply(x)
 
@@ -246,10 +235,14 @@ def tanh(x):
 
 
 def clip(x, low=None, high=None):
-    """Clamp x into [low, high]; either bound may be None."""
+    """Clamp x into [low, high]; either bound may be None: min(max(x, low), high).
+
+    Composed of maximum and minimum, whose ties go to x, so ∂y/∂x = [low ≤ x ≤ high].
+    """
     if low is None and high is None:
         raise ValueError("clip: give low, high or both")
-    return Clip.apply(x, low=low, high=high)
+    y = x if low is None else maximum(x, float(low))
+    return y if high is None else minimum(y, float(high))
 
 
 # ---- selection with a boolean mask ---------------------------------------------------------
@@ -366,7 +359,12 @@ def compare(a, b, how):
         raise RuntimeError(f"{how}: tensors on different devices {a.device} and {b.device}")
     ops = {"eq": a._data.__eq__, "ne": a._data.__ne__, "lt": a._data.__lt__,
            "le": a._data.__le__, "gt": a._data.__gt__, "ge": a._data.__ge__}
-    return Tensor(ops[how](b._data))
+    return _mask(ops[how](b._data), a._data)
+
+
+def _mask(result, like):
+    """A boolean result as an array: NumPy gives 0-d operands a scalar (np.bool_) instead."""
+    return Tensor(backend.xp_of(like).asarray(result))
 
 
 def _check_bool(name, *tensors):
@@ -381,16 +379,16 @@ def _check_bool(name, *tensors):
 def logical_not(a):
     """~a for a boolean mask (not differentiable)."""
     _check_bool("logical_not", a)
-    return Tensor(~a._data)
+    return _mask(~a._data, a._data)
 
 
 def logical_and(a, b):
     """a & b for boolean masks (not differentiable)."""
     _check_bool("logical_and", a, b)
-    return Tensor(a._data & b._data)
+    return _mask(a._data & b._data, a._data)
 
 
 def logical_or(a, b):
     """a | b for boolean masks (not differentiable)."""
     _check_bool("logical_or", a, b)
-    return Tensor(a._data | b._data)
+    return _mask(a._data | b._data, a._data)

@@ -8,7 +8,7 @@ import numpy as np
 
 from minitx import backend
 from minitx.autograd import Function
-from minitx.ops.common import normalize_axes, register, row_dot
+from minitx.ops.common import normalize_axes, register, row_dot, single_axis
 from minitx.tensor import Tensor
 
 
@@ -19,6 +19,8 @@ def stable_softmax(x, axis):
     position masked) has no maximum to subtract: it is shifted by 0 and gives all zeros, not NaN.
     """
     xp = backend.xp_of(x)
+    if x.size == 0:  # nothing to normalize (an empty axis, or no rows)
+        return x.copy()
     m = x.max(axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0)
     e = x - m
@@ -58,6 +60,9 @@ class LogSoftmax(Function):
     def forward(self, x, *, axis):
         xp = backend.xp_of(x)
         self.axis = axis
+        if x.size == 0:  # nothing to normalize (an empty axis, or no rows)
+            self.p = x.copy()
+            return x.copy()
         m = x.max(axis=axis, keepdims=True)
         shifted = x - xp.where(xp.isfinite(m), m, 0)
         e = xp.exp(shifted)
@@ -146,28 +151,39 @@ class CrossEntropy(Function):
     def backward(self, g):
         C = self.p.shape[-1]
         weight = g / self.count if self.reduction == "mean" else g
-        weight = (self.valid * weight).astype(self.p.dtype)[..., None]  # (..., 1) per row
-        gz = self.p * weight  # (p − q) · weight, starting with p · weight ...
+        weight = (self.valid * weight).astype(self.p.dtype).reshape(-1, 1)  # (N, 1) per row
+        # Work on the (N, C) rows as a fresh array and give it its shape only at the end:
+        # reshaping p's (..., C) layout may copy (when the logits were a transposed view), and
+        # a write into that copy would be lost.
+        gz = self.p.reshape(-1, C) * weight  # (p − q) · weight, starting with p · weight ...
         if self.eps:
             gz -= (self.eps / C) * weight  # ... − ε/C · weight ...
-        flat_gz, flat_w = gz.reshape(-1, C), weight.reshape(-1)
-        flat_gz[self.rows, self.target] -= (1 - self.eps) * flat_w  # ... − (1 − ε) · weight
-        return gz
+        gz[self.rows, self.target] -= (1 - self.eps) * weight[:, 0]  # ... − (1 − ε) · weight
+        return gz.reshape(self.p.shape)
 
 
 def softmax(x, axis=-1):
-    """softmax along `axis`; an all −inf row gives zeros."""
-    return Softmax.apply(x, axis=normalize_axes(axis, x.ndim, "softmax")[0])
+    """softmax along `axis`; an all −inf row gives zeros. A 0-d x is one row of one value."""
+    if x.ndim == 0:  # as in PyTorch: axis 0 or -1 of a scalar is a row of length 1
+        normalize_axes(axis, 0, "softmax")
+        return softmax(x.reshape((1,)), 0).reshape(())
+    return Softmax.apply(x, axis=single_axis(axis, x.ndim, "softmax"))
 
 
 def log_softmax(x, axis=-1):
-    """log(softmax(x)) along `axis`, computed stably."""
-    return LogSoftmax.apply(x, axis=normalize_axes(axis, x.ndim, "log_softmax")[0])
+    """log(softmax(x)) along `axis`, computed stably. A 0-d x is one row of one value."""
+    if x.ndim == 0:
+        normalize_axes(axis, 0, "log_softmax")
+        return log_softmax(x.reshape((1,)), 0).reshape(())
+    return LogSoftmax.apply(x, axis=single_axis(axis, x.ndim, "log_softmax"))
 
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
     """Normalize over the last axis, then scale by `weight` and shift by `bias` (both (D,))."""
-    D = x.shape[-1] if x.ndim else 0
+    if x.ndim == 0:
+        raise ValueError("layer_norm: normalizes over the last axis, and a 0-d tensor has none "
+                         "(PyTorch refuses it too); give it shape (1,) or more")
+    D = x.shape[-1]
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and p.shape != (D,):
             raise ValueError(f"layer_norm: {name} must have shape ({D},) for input of shape "
@@ -180,9 +196,14 @@ def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduct
 
     Classes are on the last axis (for 2-d input this is PyTorch's layout; for sequences it saves
     a transpose). `ignore_index` rows (PyTorch's default, -100) are left out of loss and mean.
+    With no row counted (all ignored, or an empty batch) the mean is 0 with zero gradient,
+    where PyTorch gives 0/0 = NaN.
     """
     if not isinstance(target, Tensor) or target.dtype.kind not in "iu":
         raise TypeError("cross_entropy: target must be an integer Tensor of class indices")
+    if logits.ndim == 0 or logits.shape[-1] == 0:
+        raise ValueError(f"cross_entropy: logits need a class axis (..., C) with C ≥ 1, got "
+                         f"shape {logits.shape}")
     if target.shape != logits.shape[:-1]:
         raise ValueError(f"cross_entropy: logits of shape {logits.shape} need targets of shape "
                          f"{logits.shape[:-1]}, got {target.shape}")

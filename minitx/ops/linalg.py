@@ -72,7 +72,10 @@ def _fold(X):
     transposed weight, without BLAS at all: tens of times slower); folded, BLAS gets one large
     GEMM, and the weight's gradient needs no sum over the batch afterwards.
     """
-    return X.reshape(-1, X.shape[-1])
+    N = 1
+    for n in X.shape[:-1]:
+        N *= n
+    return X.reshape(N, X.shape[-1])  # N written out: -1 is ambiguous when k = 0
 
 
 class count_macs:

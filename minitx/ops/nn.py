@@ -45,8 +45,10 @@ class Embedding(Function):
     """y[..., :] = W[i, :] for each index i: a table lookup, the same as onehot(i) @ W.
 
     dL/dW[r] = Σ of g over the positions whose index is r: rows never looked up get zero, and a
-    token that appears several times collects every occurrence (scatter-add). Only the rows in
-    the batch are touched: this is the sparse gradient of an embedding.
+    token that appears several times collects every occurrence (scatter-add). The values are
+    sparse (only the rows of tokens in the batch are non-zero) but the storage is dense: the
+    gradient is a full (V, D) array of zeros with those rows filled in, so it costs V · D memory
+    however few tokens the batch holds.
     """
 
     def forward(self, W, *, indices):

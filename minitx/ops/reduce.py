@@ -9,6 +9,7 @@ import numpy as np
 from minitx import backend
 from minitx.autograd import Function
 from minitx.ops.common import normalize_axes, register
+from minitx.ops.elementwise import div
 
 
 def _kept_shape(shape, axes):
@@ -47,19 +48,6 @@ class Sum(_Reduction):
         return backend.xp_of(g).broadcast_to(self._spread(g), self.shape)
 
 
-@register
-class Mean(_Reduction):
-    """y = (1/n) Σ_axes x.   ∂y/∂x_i = 1/n."""
-
-    def forward(self, x, *, axis, keepdims):
-        self._setup(x, axis, keepdims)
-        return x.mean(axis=axis, keepdims=keepdims)
-
-    def backward(self, g):
-        n = _count(self.shape, self.axes)
-        return backend.xp_of(g).broadcast_to(self._spread(g) / n, self.shape)
-
-
 class _Extremum(_Reduction):
     """max / min: the gradient goes to the elements equal to the result, split evenly on ties."""
 
@@ -92,36 +80,24 @@ class Min(_Extremum):
 
 
 @register
-class Var(_Reduction):
-    """y = Σ_axes (x − x̄)² / (n − c), c the correction (1: unbiased, 0: the population variance).
-
-    ∂y/∂x_i = 2(x_i − x̄) / (n − c)   (the terms through x̄ cancel, since Σ(x − x̄) = 0).
-    """
-
-    def forward(self, x, *, axis, keepdims, correction):
-        self._setup(x, axis, keepdims)
-        self.denominator = _count(x.shape, axis) - correction
-        if self.denominator <= 0:
-            raise ValueError(f"var: {_count(x.shape, axis)} elements with correction "
-                             f"{correction} leave no degrees of freedom")
-        self.centered = x - x.mean(axis=axis, keepdims=True)
-        var = (self.centered * self.centered).sum(axis=axis, keepdims=keepdims)
-        return var / self.denominator
-
-    def backward(self, g):
-        return self._spread(g) * (2 / self.denominator) * self.centered
-
-
-@register
 class LogSumExp(_Reduction):
     """y = log Σ_axes eˣ, computed as m + log Σ e^(x − m) with m = max x (no overflow).
 
     ∂y/∂x_i = e^(x_i − y) = softmax(x)_i. A row of all −inf gives y = −inf and gradient 0.
+
+    A class, not the composite of minitx.composites.logsumexp: through log Σ the composite's
+    gradient on a row of all −inf (a fully masked row) is ∞ · 0 = NaN where this gives 0, and
+    it takes 1.5-1.8x the time of forward + backward (56 vs 31 ms on (64, 197, 384) float32).
     """
 
     def forward(self, x, *, axis, keepdims):
         xp = backend.xp_of(x)
         self._setup(x, axis, keepdims)
+        if x.size == 0:  # log of an empty sum is −∞ (there is no maximum to subtract)
+            self.softmax = xp.zeros_like(x)
+            y = xp.full(self.kept, -np.inf, dtype=x.dtype)
+            return y if keepdims else y.reshape(tuple(n for i, n in enumerate(x.shape)
+                                                      if i not in axis))
         m = x.max(axis=axis, keepdims=True)
         m = xp.where(xp.isfinite(m), m, 0)  # rows of -inf: shift by 0, e becomes all zeros
         e = xp.exp(x - m)
@@ -147,23 +123,48 @@ def sum(x, axis=None, keepdims=False):  # noqa: A001
 
 
 def mean(x, axis=None, keepdims=False):
-    """Mean over `axis` (None: all axes)."""
-    return _reduce(Mean, x, axis, keepdims, "mean")
+    """Mean over `axis` (None: all axes): Σ x / n, so ∂y/∂x_i = 1/n comes from Sum and Div.
+
+    The mean of nothing is 0/0 = NaN, as in NumPy and PyTorch.
+    """
+    axes = normalize_axes(axis, x.ndim, "mean")
+    return div(sum(x, axes, keepdims), _count(x.shape, axes))
+
+
+def _check_not_empty(x, axis, name):
+    """max and min of no values are undefined: refuse a reduction over an axis of size 0."""
+    axes = normalize_axes(axis, x.ndim, name)
+    if _count(x.shape, axes) == 0:
+        raise ValueError(f"{name}: cannot reduce a tensor of shape {x.shape} over axes {axes}, "
+                         f"which hold no elements (the {name} of nothing is undefined)")
 
 
 def max(x, axis=None, keepdims=False):  # noqa: A001
     """Maximum over `axis`; ties share the gradient equally."""
+    _check_not_empty(x, axis, "max")
     return _reduce(Max, x, axis, keepdims, "max")
 
 
 def min(x, axis=None, keepdims=False):  # noqa: A001
     """Minimum over `axis`; ties share the gradient equally."""
+    _check_not_empty(x, axis, "min")
     return _reduce(Min, x, axis, keepdims, "min")
 
 
 def var(x, axis=None, keepdims=False, correction=1):
-    """Variance over `axis`, dividing by n − correction (1 by default, as in PyTorch)."""
-    return _reduce(Var, x, axis, keepdims, "var", correction=correction)
+    """Variance over `axis`: Σ (x − x̄)² / (n − c), c the correction (1 by default, unbiased,
+    as in PyTorch; 0 gives the population variance).
+
+    Autodiff gives ∂y/∂x_i = 2(x_i − x̄) / (n − c): the terms through x̄ cancel, since
+    Σ(x − x̄) = 0.
+    """
+    axes = normalize_axes(axis, x.ndim, "var")
+    n = _count(x.shape, axes)
+    if n - correction <= 0:
+        raise ValueError(f"var: {n} elements with correction {correction} leave no degrees of "
+                         f"freedom (shape {x.shape}, axes {axes})")
+    centered = x - mean(x, axes, keepdims=True)
+    return div(sum(centered * centered, axes, keepdims), n - correction)
 
 
 def logsumexp(x, axis=-1, keepdims=False):

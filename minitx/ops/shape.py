@@ -7,7 +7,13 @@ The composites at the end (swapaxes, squeeze, split, take, ...) are built from t
 
 from minitx import backend
 from minitx.autograd import Function
-from minitx.ops.common import broadcast_shapes, normalize_axes, register, unbroadcast
+from minitx.ops.common import (
+    broadcast_shapes,
+    normalize_axes,
+    register,
+    single_axis,
+    unbroadcast,
+)
 from minitx.tensor import Tensor
 
 
@@ -71,15 +77,18 @@ class GetItem(Function):
 
 @register
 class Gather(Function):
-    """y[..., j, ...] = x[..., index[..., j, ...], ...] along one axis (NumPy take_along_axis).
+    """y[..., j, ...] = x[..., index[..., j, ...], ...] along one axis (PyTorch's gather).
 
-    dL/dx = zeros with g scatter-added at the gathered positions (repeats accumulate).
+    y has the index's shape; on the other axes the index may be shorter than x (x is then read
+    from its start), as in PyTorch. dL/dx = zeros with g scatter-added at the gathered positions
+    (repeats accumulate).
     """
 
     def forward(self, x, *, index, axis):
         xp = backend.xp_of(x)
         self.shape, self.dtype = x.shape, x.dtype
-        y = xp.take_along_axis(x, index, axis=axis)
+        corner = tuple(slice(None) if d == axis else slice(0, n) for d, n in enumerate(index.shape))
+        y = xp.take_along_axis(x[corner], index, axis=axis)  # x cut to the index's extent
         grids = [xp.arange(n).reshape([-1 if i == d else 1 for i in range(y.ndim)])
                  for d, n in enumerate(y.shape)]
         grids[axis] = index
@@ -106,18 +115,6 @@ class Concat(Function):
             out.append(g[index])
             start += size
         return tuple(out)
-
-
-@register
-class Stack(Function):
-    """y = [x₁, x₂, ...] stacked along a new axis.   dL/dxᵢ = g taken at position i of it."""
-
-    def forward(self, *xs, axis):
-        self.axis, self.n = axis, len(xs)
-        return backend.xp_of(xs[0]).stack(xs, axis=axis)
-
-    def backward(self, g):
-        return tuple(g[(slice(None),) * self.axis + (i,)] for i in range(self.n))
 
 
 @register
@@ -158,6 +155,9 @@ def reshape(x, shape):
     for n in shape:
         known *= n if n != -1 else 1
     free = shape.count(-1)
+    if free == 1 and known == 0:
+        raise ValueError(f"reshape: cannot infer the -1 in {shape} for a tensor of shape "
+                         f"{x.shape}: with another size 0, any size fits")
     if free > 1 or (free == 0 and known != x.size) or (free == 1 and x.size % max(known, 1)):
         raise ValueError(f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} "
                          f"elements) to {shape}")
@@ -227,7 +227,8 @@ def getitem(x, index):
 
 
 def gather(x, index, axis):
-    """Pick along `axis` at `index` (an integer Tensor with x's number of axes)."""
+    """Pick along `axis` at `index`, an integer Tensor with x's number of axes and, on every
+    other axis, at most x's size (PyTorch's rule). A 0-d x is treated as one axis of size 1."""
     if not isinstance(index, Tensor) or index.dtype.kind not in "iu":
         raise TypeError("gather: index must be an integer Tensor")
     if index.ndim != x.ndim:
@@ -235,7 +236,18 @@ def gather(x, index, axis):
                          f"(shapes {index.shape} and {x.shape})")
     if index.device != x.device:
         raise RuntimeError(f"gather: index on {index.device}, tensor on {x.device}")
-    return Gather.apply(x, index=index._data, axis=normalize_axes(axis, x.ndim, "gather")[0])
+    if x.ndim == 0:  # one axis of size 1, as PyTorch treats a scalar
+        normalize_axes(axis, 0, "gather")
+        return reshape(gather(reshape(x, (1,)), reshape(index, (1,)), 0), ())
+    axis = single_axis(axis, x.ndim, "gather")
+    if any(i > n for d, (i, n) in enumerate(zip(index.shape, x.shape)) if d != axis):
+        raise ValueError(f"gather: index of shape {index.shape} is larger than x of shape "
+                         f"{x.shape} on an axis other than {axis}")
+    if index.size and (int(index._data.min()) < 0 or int(index._data.max()) >= x.shape[axis]):
+        raise IndexError(f"gather: indices must lie in [0, {x.shape[axis]}) along axis {axis} "
+                         f"of shape {x.shape}, got values from {int(index._data.min())} to "
+                         f"{int(index._data.max())}")
+    return Gather.apply(x, index=index._data, axis=axis)
 
 
 def _check_join(name, xs, axis, same_axis):
@@ -252,17 +264,20 @@ def _check_join(name, xs, axis, same_axis):
 def concat(xs, axis=0):
     """Join tensors along an existing axis."""
     xs = list(xs)
-    axis = normalize_axes(axis, xs[0].ndim, "concat")[0] if xs else axis
+    axis = single_axis(axis, xs[0].ndim, "concat") if xs else axis
     _check_join("concat", xs, axis, same_axis=True)
     return Concat.apply(*xs, axis=axis)
 
 
 def stack(xs, axis=0):
-    """Join tensors of one shape along a new axis."""
+    """Join tensors of one shape along a new axis: each gets that axis (size 1), then concat.
+
+    Its gradient, g taken at position i of the new axis for xᵢ, comes from Concat and Reshape.
+    """
     xs = list(xs)
     _check_join("stack", xs, None, same_axis=False)
     axis = normalize_axes(axis, xs[0].ndim + 1, "stack")[0]
-    return Stack.apply(*xs, axis=axis)
+    return concat([unsqueeze(x, axis) for x in xs], axis)
 
 
 def pad(x, pad_width, value=0.0):
@@ -278,6 +293,10 @@ def roll(x, shift, axis):
     """Shift cyclically along `axis` (shift and axis may be tuples, as in NumPy)."""
     if isinstance(shift, tuple) != isinstance(axis, tuple):
         raise ValueError("roll: give shift and axis both as ints or both as tuples")
+    if isinstance(axis, tuple) and len(axis) != len(shift):
+        raise ValueError(f"roll: {len(shift)} shifts for {len(axis)} axes")
+    for a in axis if isinstance(axis, tuple) else (axis,):
+        single_axis(a, x.ndim, "roll")
     return Roll.apply(x, shift=shift, axis=axis)
 
 
@@ -287,8 +306,10 @@ def roll(x, shift, axis):
 def swapaxes(x, axis1, axis2):
     """Exchange two axes (a transpose)."""
     axes = list(range(x.ndim))
-    a, b = normalize_axes(axis1, x.ndim, "swapaxes")[0], normalize_axes(axis2, x.ndim,
-                                                                        "swapaxes")[0]
+    if x.ndim == 0:  # axes 0 and -1 name the scalar's one implicit axis: nothing to swap
+        normalize_axes((axis1,), 0, "swapaxes"), normalize_axes((axis2,), 0, "swapaxes")
+        return transpose(x, ())
+    a, b = single_axis(axis1, x.ndim, "swapaxes"), single_axis(axis2, x.ndim, "swapaxes")
     axes[a], axes[b] = axes[b], axes[a]
     return transpose(x, axes)
 
@@ -311,16 +332,19 @@ def flatten(x, start_axis=0, end_axis=-1):
     """Merge the axes start_axis..end_axis (inclusive) into one."""
     if x.ndim == 0:
         return reshape(x, (1,))
-    start, end = (normalize_axes(a, x.ndim, "flatten")[0] for a in (start_axis, end_axis))
+    start, end = (single_axis(a, x.ndim, "flatten") for a in (start_axis, end_axis))
     return reshape(x, x.shape[:start] + (-1,) + x.shape[end + 1:])
 
 
 def split(x, sections, axis=0):
     """Cut along `axis` into pieces of size `sections` (an int) or of the listed sizes."""
-    axis = normalize_axes(axis, x.ndim, "split")[0]
+    axis = single_axis(axis, x.ndim, "split")
     n = x.shape[axis]
+    if isinstance(sections, int) and sections < 1:
+        raise ValueError(f"split: pieces of size {sections} do not cut axis {axis} of {x.shape}")
     sizes = [sections] * -(-n // sections) if isinstance(sections, int) else list(sections)
     if isinstance(sections, int):
+        sizes = sizes or [0]  # an empty axis gives one empty piece, as in PyTorch
         sizes[-1] = n - sections * (len(sizes) - 1)
     if any(s < 0 for s in sizes) or sum(sizes) != n:
         raise ValueError(f"split: sizes {sizes} do not add up to {n} (axis {axis} of {x.shape})")
@@ -333,11 +357,13 @@ def split(x, sections, axis=0):
 
 def chunk(x, chunks, axis=0):
     """Cut along `axis` into `chunks` pieces of equal size (the last may be smaller)."""
-    n = x.shape[normalize_axes(axis, x.ndim, "chunk")[0]]
-    return split(x, -(-n // chunks), axis)
+    n = x.shape[single_axis(axis, x.ndim, "chunk")]
+    if chunks < 1:
+        raise ValueError(f"chunk: needs at least one chunk, got {chunks}")
+    return split(x, max(-(-n // chunks), 1), axis)
 
 
 def take(x, indices, axis=0):
     """Pick whole slices along `axis` at integer `indices` (NumPy take)."""
-    axis = normalize_axes(axis, x.ndim, "take")[0]
+    axis = single_axis(axis, x.ndim, "take")
     return getitem(x, (slice(None),) * axis + (indices,))

@@ -7,28 +7,35 @@ from hypothesis import strategies as st
 
 import minitx.functional as F
 from minitx.testing import arrays, index_arrays, shapes
-from tests.ops.cases import CASES, Case, case
+from tests.ops.cases import CASES, COMPOSITES, Case, case, refused
 
-__all__ = ["CASES"]
+__all__ = ["CASES", "COMPOSITES"]
 
 
 def np_softmax(a, axis):
+    if a.ndim == 0 or a.size == 0:  # one value per row, or nothing to normalize
+        return np.ones_like(a)
     e = np.exp(a - a.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def _axis(draw, shape):
+    """One axis of `shape`; a 0-d shape takes 0 or -1, as in PyTorch."""
+    return draw(st.integers(-max(len(shape), 1), max(len(shape), 1) - 1))
+
+
 @case("Softmax")
 def _softmax(draw):
-    shape = draw(shapes(min_dims=1))
-    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    shape = draw(shapes())
+    axis = _axis(draw, shape)
     return Case([draw(arrays(shape, -3, 3))], lambda t: F.softmax(t, axis),
                 lambda a: np_softmax(a, axis))
 
 
 @case("LogSoftmax")
 def _log_softmax(draw):
-    shape = draw(shapes(min_dims=1))
-    axis = draw(st.integers(-len(shape), len(shape) - 1))
+    shape = draw(shapes())
+    axis = _axis(draw, shape)
     return Case([draw(arrays(shape, -3, 3))], lambda t: F.log_softmax(t, axis),
                 lambda a: np.log(np_softmax(a, axis)))
 
@@ -41,7 +48,9 @@ def np_layer_norm(x, w, b, eps=1e-5):
 
 @case("LayerNorm")
 def _layer_norm(draw):
-    shape = draw(shapes(min_dims=1, max_dims=3)) + (draw(st.integers(2, 6)),)
+    if draw(st.integers(0, 7)) == 0:  # a 0-d tensor has no axis to normalize over
+        return refused([draw(arrays(()))], F.layer_norm)
+    shape = draw(shapes(min_dims=0, max_dims=3)) + (draw(st.integers(2, 6)),)
     x, D = draw(arrays(shape)), shape[-1]
     if draw(st.booleans()):
         return Case([x], F.layer_norm, lambda a: np_layer_norm(a, None, None))
@@ -62,7 +71,9 @@ def np_cross_entropy(z, t, ignore, eps, reduction):
 
 @case("CrossEntropy")
 def _cross_entropy(draw):
-    lead = draw(shapes(min_dims=1, max_dims=2))
+    if draw(st.integers(0, 7)) == 0:  # 0-d logits have no class axis
+        return refused([draw(arrays(())), np.zeros((), np.int64)], F.cross_entropy)
+    lead = draw(shapes(min_dims=0, max_dims=2))
     C = draw(st.integers(2, 6))
     z = draw(arrays(lead + (C,), -3, 3))
     t = draw(index_arrays(C, lead))
@@ -101,7 +112,7 @@ def np_attention(q, k, v, bias=None, allowed=None):
         s = s + bias
     if allowed is not None:
         s = np.where(allowed, s, -np.inf)
-    m = s.max(-1, keepdims=True)
+    m = s.max(-1, keepdims=True, initial=-np.inf)  # -inf when there is no key
     e = np.exp(s - np.where(np.isfinite(m), m, 0))
     total = e.sum(-1, keepdims=True)
     return e / np.where(total > 0, total, 1) @ v  # a row with no key left gives zeros
@@ -109,7 +120,9 @@ def np_attention(q, k, v, bias=None, allowed=None):
 
 @case("ScaledDotProductAttention")
 def _attention(draw):
-    B, h, Tq, Tk, d = (draw(st.integers(1, 3)) for _ in range(5))
+    B, h, Tq, Tk = (draw(st.one_of(st.integers(1, 3), st.integers(1, 3), st.just(0)))
+                    for _ in range(4))  # now and then an empty batch, or no query or key
+    d = draw(st.integers(1, 3))
     q, k, v = (draw(arrays((B, h, T, d))) for T in (Tq, Tk, Tk))
     kind = draw(st.sampled_from(["plain", "causal", "bias", "mask"]))
     if kind == "plain":
@@ -124,7 +137,7 @@ def _attention(draw):
                     lambda q, k, v, b: F.scaled_dot_product_attention(q, k, v, mask=b),
                     lambda q, k, v, b: np_attention(q, k, v, bias=b))
     allowed = draw(index_arrays(2, (B, 1, 1, Tk))).astype(bool)  # key padding
-    allowed[..., 0] = True  # every row keeps a key (fully masked rows are tested apart)
+    allowed[..., :1] = True  # every row keeps a key (fully masked rows are tested apart)
     return Case([q, k, v, allowed],
                 lambda q, k, v, m: F.scaled_dot_product_attention(q, k, v, mask=m),
                 lambda q, k, v, m: np_attention(q, k, v, allowed=m))

@@ -117,7 +117,7 @@ def parse_config(config_cls, description, argv=None, *, prog=None, quick_config=
     for f in fields:
         flag = "--" + f.name.replace("_", "-")
         text = f"{helps.get(f.name, f.name.replace('_', ' '))} (default: {f.default})"
-        kind, check = _kind_and_check(f)
+        kind, check = _kind_and_check(config_cls, f)
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction,
                                 default=argparse.SUPPRESS, help=text)
@@ -200,9 +200,15 @@ def field_help(config_cls):
     return helps
 
 
-def _kind_and_check(f):
-    """The Python type of a field and its Check (or tuple of choices, or None)."""
+def _kind_and_check(config_cls, f):
+    """The Python type of a field and its Check (or tuple of choices, or None). A subclass
+    that overrides a default with a plain ``int`` keeps the check of its base's annotation."""
     kind, check = f.type, SHARED_CHECKS.get(f.name)
+    for cls in config_cls.__mro__:
+        hint = vars(cls).get("__annotations__", {}).get(f.name)
+        if typing.get_origin(hint) is Annotated:
+            kind = hint
+            break
     if typing.get_origin(kind) is Annotated:
         kind, check = typing.get_args(kind)[0], typing.get_args(kind)[1]
     elif check is not None:

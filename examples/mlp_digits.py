@@ -92,8 +92,8 @@ def main(argv=None):
     x_test, y_test = load_digits("test", seed=cfg.seed)
     x_train, x_test = (x.reshape(len(x), -1) for x in (x_train, x_test))  # (N, 8, 8) -> (N, 64)
     if cfg.batch_size > len(x_train):
-        args.error(f"--batch-size {cfg.batch_size} is larger than the {len(x_train)} training "
-                   f"images: an epoch would have no batch")
+        args.error(f"the training set has {len(x_train)} images, fewer than --batch-size "
+                   f"{cfg.batch_size}: an epoch would have no batch")
     loader_rng = np.random.default_rng(cfg.seed)
     loader = DataLoader(ArrayDataset(x_train, y_train), cfg.batch_size, shuffle=True,
                         drop_last=True, rng=loader_rng)  # batches of (B, 64), (B,)

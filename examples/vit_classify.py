@@ -167,8 +167,8 @@ def main(argv=None):
     mt.random.seed(cfg.seed)
     x_train, y_train, x_test, y_test, names = load(cfg)
     if cfg.batch_size > len(x_train):
-        args.error(f"--batch-size {cfg.batch_size} is larger than the {len(x_train)} training "
-                   f"images: an epoch would have no batch")
+        args.error(f"the training set has {len(x_train)} images, fewer than --batch-size "
+                   f"{cfg.batch_size}: an epoch would have no batch")
     mean, std = channel_stats(x_train)  # per channel, of the training set: (1, C, 1, 1)
     x_test_n = (x_test - mean) / std
     loader_rng, augment_rng = np.random.default_rng(cfg.seed), np.random.default_rng(cfg.seed + 1)

@@ -61,7 +61,7 @@ def test_resume_to_train_longer_follows_the_longer_runs_schedule(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--steps", "-5"], "argument --steps: must be a positive integer, got -5"),
     (["--steps", "12"], r"--warmup-steps \(50\) must be smaller than --steps \(12\)"),
-    (["--batch-size", "5000"], "--batch-size 5000 is larger than the 1438 training images"),
+    (["--batch-size", "5000"], "training set has 1438 images, fewer than --batch-size 5000"),
     (["--lr", "0"], "argument --lr: must be a positive number"),
     (["--dropout", "1.5"], r"argument --dropout: must be a number in \[0, 1\)"),
     (["--resume"], "--resume: there is no checkpoint"),

@@ -59,7 +59,7 @@ def test_resume_to_train_longer_does_not_train_at_lr_0(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--batch-size", "100000"], "--batch-size 100000 is larger than the 1438 training images"),
+    (["--batch-size", "100000"], "training set has 1438 images, fewer than --batch-size 100000"),
     (["--dataset", "imagenet"], "argument --dataset: invalid choice: 'imagenet'"),
     (["--quick", "--steps", "-3"], "argument --steps: must be a positive integer, got -3"),
     (["--label-smoothing", "-0.1"], "argument --label-smoothing: must be a number in"),

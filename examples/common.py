@@ -482,16 +482,19 @@ def random_shift(images, max_shift, rng, mode="constant"):
 def plot_curves(log, keys, path, title, log_y=False):
     """Save a PNG of metric curves against the step."""
     fig, ax = plt.subplots(figsize=(6, 4))
+    plotted = False
     for key in keys:
         steps, values = log.series(key)
         if steps:
             ax.plot(steps, values, label=key)
+            plotted = True
     ax.set_xlabel("step")
     ax.set_title(title)
     if log_y:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if plotted:  # a run stopped early may have logged nothing yet
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

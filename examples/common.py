@@ -117,6 +117,7 @@ def parse_config(config_cls, description, argv=None, *, prog=None, quick_config=
     for f in fields:
         flag = "--" + f.name.replace("_", "-")
         text = f"{helps.get(f.name, f.name.replace('_', ' '))} (default: {f.default})"
+        text = text.replace("%", "%%")  # argparse formats help with %
         kind, check = _kind_and_check(config_cls, f)
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction,

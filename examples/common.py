@@ -144,7 +144,7 @@ def parse_config(config_cls, description, argv=None, *, prog=None, quick_config=
         if kind is bool:
             parser.add_argument(flag, action="store_true", help=text)
         else:
-            parser.add_argument(flag, type=kind, default=default,
+            parser.add_argument(flag, type=kind, default=default, metavar=kind.__name__,
                                 help=f"{text} (default: {default})")
     args = parser.parse_args(argv)
     given = {f.name for f in fields if hasattr(args, f.name)}
@@ -155,6 +155,9 @@ def parse_config(config_cls, description, argv=None, *, prog=None, quick_config=
     for name, value in values.items():
         setattr(args, name, value)
     args.error = parser.error
+    if resumable and args.stop_after is not None and args.stop_after >= values["steps"]:
+        parser.error(f"--stop-after {args.stop_after} must be smaller than --steps "
+                     f"{values['steps']}")
     if "steps" in values and values.get("warmup_steps", 0) >= values["steps"]:
         parser.error(f"--warmup-steps ({values['warmup_steps']}) must be smaller than --steps "
                      f"({values['steps']}): the warm-up is part of the run")

@@ -99,7 +99,10 @@ def main(argv=None):
                         drop_last=True, rng=loader_rng)  # batches of (B, 64), (B,)
 
     model_cfg = MLPConfig(hidden=cfg.hidden, dropout=cfg.dropout)
-    model = build_model(model_cfg, cfg.device)
+    try:
+        model = build_model(model_cfg, cfg.device)
+    except ValueError as error:  # e.g. an unknown --device
+        args.error(str(error))
     opt = optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = optim.WarmupCosineSchedule(opt, warmup_steps=cfg.warmup_steps,
                                        total_steps=cfg.steps)

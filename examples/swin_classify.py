@@ -56,9 +56,9 @@ class Config:
     embed_dim: PositiveInt = 32  # C of stage 1 (then 2C, 4C)
     depth: PositiveInt = 2  # Swin blocks per stage (W-MSA, SW-MSA)
     head_dim: PositiveInt = 16  # d; heads per stage = C_i / d
-    window_size: PositiveInt = 4  # M
+    window_size: PositiveInt = 4  # M, the side of an attention window in tokens
     mlp_ratio: PositiveInt = 2  # α, MLP hidden width α·C (paper: 4; 2 trains as well here, faster)
-    patch_size: PositiveInt = 2  # P
+    patch_size: PositiveInt = 2  # P, the side of a square patch in pixels
     # GELU's tanh form (as GPT-2): on the CPU minitx's exact GELU, whose erf is a polynomial of
     # ~28 NumPy passes, costs about 1.5x as much ("gelu" selects it)
     activation: OneOf("gelu_tanh", "gelu") = "gelu_tanh"
@@ -66,8 +66,8 @@ class Config:
     batch_size: PositiveInt = 64  # images per step
     lr: PositiveFloat = 3e-3  # peak learning rate of AdamW
     warmup_steps: NonNegativeInt = 100  # linear warm-up, then cosine decay to 0
-    weight_decay: NonNegativeFloat = 0.05  # §4.1
-    clip_norm: PositiveFloat = 5.0  # the official code clips gradients at 5
+    weight_decay: NonNegativeFloat = 0.05  # AdamW's decoupled weight decay (§4.1)
+    clip_norm: PositiveFloat = 5.0  # global gradient-norm clipping (the official code: 5)
     shift_augment: NonNegativeInt = 1  # random translation by up to this many pixels (0: none)
     train_size: NonNegativeInt = 0  # training images: the first N (0: all; shapes: N generated)
     test_size: NonNegativeInt = 0  # test images: the first N (0: all; shapes: 1,000 generated)
@@ -127,7 +127,10 @@ def main(argv=None):
     loader = data.DataLoader(data.ArrayDataset(x_train, y_train), cfg.batch_size, shuffle=True,
                              drop_last=True, rng=loader_rng)
 
-    model = build_model(cfg, x_train.shape[1], classes)
+    try:
+        model = build_model(cfg, x_train.shape[1], classes)
+    except ValueError as error:  # sizes that do not fit together, an unknown --device
+        args.error(str(error))
     opt = optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = optim.WarmupCosineSchedule(opt, warmup_steps=cfg.warmup_steps,
                                        total_steps=cfg.steps)

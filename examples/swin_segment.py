@@ -59,7 +59,7 @@ class Config:
     embed_dim: PositiveInt = 32  # C of stage 1 (then 2C, 4C)
     depth: PositiveInt = 2  # Swin blocks per stage
     head_dim: PositiveInt = 16  # d; heads per stage = C_i / d
-    window_size: PositiveInt = 4  # M
+    window_size: PositiveInt = 4  # M, the side of an attention window in tokens
     # P: each token predicts the classes of its P x P pixels. Patch 2 (16x16 tokens) draws finer
     # edges but costs 4x per image: 1,000 steps of 32 from 3,000 images reached mIoU 0.52.
     patch_size: PositiveInt = 4
@@ -146,7 +146,10 @@ def main(argv=None):
                              drop_last=True, rng=loader_rng)
 
     model_cfg = segmenter_config(cfg, x_train.shape[1], K)
-    model = build_model(model_cfg, cfg.device)
+    try:
+        model = build_model(model_cfg, cfg.device)
+    except ValueError as error:  # sizes that do not fit together, an unknown --device
+        args.error(str(error))
     opt = optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = optim.WarmupCosineSchedule(opt, warmup_steps=cfg.warmup_steps,
                                        total_steps=cfg.steps)

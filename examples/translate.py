@@ -38,6 +38,7 @@ import minitx as mt
 from examples.common import (
     Fraction,
     MetricsLog,
+    NonNegativeFloat,
     NonNegativeInt,
     OneOf,
     PositiveFloat,
@@ -73,18 +74,18 @@ class Config:
     preset: OneOf(*PRESETS) = "tiny"  # models.transformer.PRESETS: width and depth
     positional: OneOf("sinusoidal", "learned") = "sinusoidal"  # position encodings (§3.5)
     norm_first: bool = False  # post-LN as in the paper; --norm-first for pre-LN
-    dropout: Fraction = 0.1  # P_drop (§5.4)
-    label_smoothing: Fraction = 0.1  # ε_ls (§5.4)
+    dropout: Fraction = 0.1  # dropout probability P_drop (§5.4)
+    label_smoothing: Fraction = 0.1  # label smoothing ε_ls (§5.4)
     count: PositiveInt = 20_000  # numbers drawn, see BANDS (80% train, 10% validation, 10% test)
     steps: PositiveInt = 1000  # optimizer steps
     batch_size: PositiveInt = 64  # sentences per batch
-    warmup_steps: NonNegativeInt = 200  # of the inverse-square-root schedule (Eq. 3)
+    warmup_steps: NonNegativeInt = 200  # warm-up of the inverse-square-root schedule (Eq. 3)
     lr_scale: PositiveFloat = 0.5  # multiplies Eq. 3 (peak lr 0.5 · 128^-½ · 200^-½ = 0.0025)
     log_every: PositiveInt = 25  # steps between loss entries in the metrics log
     eval_every: PositiveInt = 250  # steps between validation checks (greedy, 256 sentences)
     checkpoint_every: PositiveInt = 250  # steps between checkpoints
-    beam_size: PositiveInt = 4  # §6.1
-    length_penalty: float = 0.6  # α (§6.1)
+    beam_size: PositiveInt = 4  # beam width of beam search (§6.1)
+    length_penalty: NonNegativeFloat = 0.6  # length penalty α of beam search (§6.1)
     seed: NonNegativeInt = 0  # the numbers drawn, the initial weights, dropout and the batches
     device: str = "cpu"  # where the model trains: cpu, cuda, cuda:1, ...
 
@@ -258,7 +259,10 @@ def train(cfg, data, out, name, args, quick=False):
         args.error(f"the training set has {len(src)} sentences, fewer than --batch-size "
                    f"{cfg.batch_size}: an epoch would have no batch")
     mt.random.seed(cfg.seed)
-    model = Transformer(model_config(cfg, src_tok, tgt_tok)).to(cfg.device)
+    try:
+        model = Transformer(model_config(cfg, src_tok, tgt_tok)).to(cfg.device)
+    except ValueError as error:  # an unknown --device
+        args.error(str(error))
     opt, sched = make_optimizer(model, cfg.warmup_steps, cfg.lr_scale)  # §5.3
     batch_rng, checkpoint = np.random.default_rng(cfg.seed), out / "checkpoint.npz"
     loader = DataLoader(ArrayDataset(src, tgt_in, tgt_out), cfg.batch_size, rng=batch_rng,

@@ -179,7 +179,10 @@ def main(argv=None):
     model_cfg = ViTConfig(image_size=H, patch_size=cfg.patch_size, in_channels=C, dim=cfg.dim,
                           depth=cfg.depth, heads=cfg.heads, mlp_dim=cfg.mlp_dim,
                           num_classes=len(names), dropout=cfg.dropout)
-    model = ViT(model_cfg, device=cfg.device)
+    try:
+        model = ViT(model_cfg, device=cfg.device)
+    except ValueError as error:  # sizes that do not fit together, an unknown --device
+        args.error(str(error))
     opt = optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = optim.WarmupCosineSchedule(opt, cfg.warmup_steps, cfg.steps)
     rngs, checkpoint = {"loader": loader_rng, "augment": augment_rng}, out / "checkpoint.npz"

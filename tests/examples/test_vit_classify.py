@@ -63,6 +63,9 @@ def test_resume_to_train_longer_does_not_train_at_lr_0(tmp_path):
     (["--dataset", "imagenet"], "argument --dataset: invalid choice: 'imagenet'"),
     (["--quick", "--steps", "-3"], "argument --steps: must be a positive integer, got -3"),
     (["--label-smoothing", "-0.1"], "argument --label-smoothing: must be a number in"),
+    (["--heads", "5"], "ViT: dim=96 must be divisible by heads=5"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
+    (["--quick", "--stop-after", "10"], "--stop-after 10 must be smaller than --steps 10"),
 ])
 def test_bad_flags_end_the_program_at_once_naming_the_flag(tmp_path, capsys, args, message):
     pytest.importorskip("sklearn")

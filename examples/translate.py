@@ -474,6 +474,9 @@ def pe_experiment(cfg, args):
         data = (src_tok, tgt_tok, (de, en), (val_de, val_en))
         folder = run_dir(f"translate_pe/{positional}", quick=quick)
         model, _, (seconds, _), step = train(run_cfg, data, folder, positional, args, quick)
+        if step < run_cfg.steps:  # Ctrl-C: no comparison from a half-trained model
+            print(f"positional encodings: stopped while training {positional}")
+            return results
         row = [positional]
         for low, high in groups:
             pick = (lengths >= low) & (lengths <= high)

@@ -80,3 +80,12 @@ def test_quick_with_steps_scales_the_warm_up_too(tmp_path):
     assert "test_accuracy" in result
     example = serialization.load_tree(tmp_path / CKPT)["extra"]["example"]
     assert (example["steps"], example["warmup_steps"]) == (12, 5)
+
+
+def test_the_reported_case_2n_steps_equal_n_save_load_n_for_n_100(tmp_path):
+    args = ("--steps", "200", "--warmup-steps", "50")  # the default model; 100 is mid-epoch
+    run_main("mlp_digits", tmp_path / "whole", *args)
+    run_main("mlp_digits", tmp_path / "parts", *args, "--stop-after", "100")
+    run_example("mlp_digits", tmp_path / "parts", *args, "--resume")
+    ckpt = "runs/mlp_digits/checkpoint.npz"
+    assert_same_checkpoint(tmp_path / "whole" / ckpt, tmp_path / "parts" / ckpt)

@@ -254,8 +254,9 @@ def resume_step(checkpoint, args, cfg, *, model, optimizer, schedule, loader, rn
     """The step to start training from: 0, or with ``--resume`` the checkpoint's step, having
     restored the model, the optimizer, the generators and the loader's position from it.
 
-    The schedule keeps the settings this run was built with (from `cfg`) and is only moved to
-    the checkpoint's step: a resumed run follows the schedule of the run its command line
+    The optimizer's moments come from the checkpoint, but its settings (lr, weight decay, ...)
+    stay those this run was built with from `cfg`, and the schedule is only moved to the
+    checkpoint's step: a resumed run follows the schedule of the run its command line
     describes. When `cfg` differs from the checkpoint's (e.g. more ``--steps``), a note names
     what changed. A checkpoint past ``cfg.steps`` or a ``--stop-after`` that lies behind it is
     refused (exit code 2).
@@ -264,8 +265,11 @@ def resume_step(checkpoint, args, cfg, *, model, optimizer, schedule, loader, rn
         return 0
     if not Path(checkpoint).exists():
         args.error(f"--resume: there is no checkpoint at {checkpoint}")
+    own = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
     saved = serialization.load_checkpoint(checkpoint, model=model, optimizer=optimizer,
                                           rngs=rngs)
+    for group, settings in zip(optimizer.param_groups, own):  # this run's lr, weight decay, ...
+        group.update(settings)
     step, extra = saved["step"], saved["extra"] or {}
     if step > cfg.steps:
         args.error(f"--resume: {checkpoint} is at step {step}, past --steps {cfg.steps}")
@@ -279,9 +283,9 @@ def resume_step(checkpoint, args, cfg, *, model, optimizer, schedule, loader, rn
     before, now = extra.get("example", {}), dataclasses.asdict(cfg)
     changed = [f"{k} {before[k]} -> {now[k]}" for k in now if k in before and before[k] != now[k]]
     print(f"resuming {checkpoint} at step {step}"
-          + (f"; changed: {', '.join(changed)} (the learning rate follows this run's schedule "
-             f"from step {step} on: {optimizer.param_groups[0]['lr']:.3g} now)" if changed
-             else ""), flush=True)
+          + (f"; changed: {', '.join(changed)} (this run's settings and schedule apply from "
+             f"step {step} on; learning rate now {optimizer.param_groups[0]['lr']:.3g})"
+             if changed else ""), flush=True)
     return step
 
 

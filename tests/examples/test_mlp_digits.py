@@ -58,6 +58,14 @@ def test_resume_to_train_longer_follows_the_longer_runs_schedule(tmp_path):
             assert lrs[step] == pytest.approx(sched.get_last_lr()[0], rel=1e-12), step
 
 
+def test_a_resumed_run_takes_the_optimizer_settings_of_its_command_line(tmp_path):
+    run_main("mlp_digits", tmp_path, "--quick", "--steps", "10", "--stop-after", "5")
+    run_main("mlp_digits", tmp_path, "--quick", "--steps", "10", "--weight-decay", "0.5",
+             "--resume")
+    groups = serialization.load_tree(tmp_path / CKPT)["optimizer"]["param_groups"]
+    assert [group["weight_decay"] for group in groups] == [0.5]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--steps", "-5"], "argument --steps: must be a positive integer, got -5"),
     (["--steps", "12"], r"--warmup-steps \(50\) must be smaller than --steps \(12\)"),

@@ -154,6 +154,9 @@ def parse_config(config_cls, description, argv=None, *, prog=None, quick_config=
     values.update({name: getattr(args, name) for name in given})
     for name, value in values.items():
         setattr(args, name, value)
+    for name, absent in (("quick", False), ("resume", False), ("stop_after", None)):
+        if not hasattr(args, name):  # flags this example does not offer
+            setattr(args, name, absent)
     args.error = parser.error
     if resumable and args.stop_after is not None and args.stop_after >= values["steps"]:
         parser.error(f"--stop-after {args.stop_after} must be smaller than --steps "
@@ -168,9 +171,10 @@ def parse_dataset_config(configs, default, description, argv=None, **kwargs):
     """:func:`parse_config` with per-dataset defaults: ``--dataset NAME`` picks the config class
     ``configs[NAME]`` (``default`` without the flag), whose defaults the other flags override."""
     peek = argparse.ArgumentParser(add_help=False)
-    peek.add_argument("--dataset", default=default, choices=list(configs))
+    peek.add_argument("--dataset", default=default)
     dataset = peek.parse_known_args(argv)[0].dataset
-    return parse_config(configs[dataset], description, argv, **kwargs)
+    # an unknown name: the full parser refuses it, with the choices and the usage line
+    return parse_config(configs.get(dataset, configs[default]), description, argv, **kwargs)
 
 
 def field_help(config_cls):

@@ -72,4 +72,5 @@ def test_bad_flags_end_the_program_at_once_naming_the_flag(tmp_path, capsys, arg
     with pytest.raises(SystemExit) as exit_info:
         run_main("vit_classify", tmp_path, *args)
     assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m examples.vit_classify") and message in err

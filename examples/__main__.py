@@ -3,7 +3,11 @@
 Each stop is a shorter run of one example (fewer steps than its default, so the whole tour
 takes about ten minutes on two CPU cores); each writes its checkpoint, metrics and figures under
 ``runs/<name>/``. At the end a table shows what every model reached. ``--quick`` makes every
-stop a smoke run of a few steps; ``--only NAME`` runs one stop.
+stop a smoke run of a few steps (written under ``runs/<name>-quick/``); ``--only NAME`` runs one
+stop. Ctrl-C ends the tour after the current example has written its checkpoint.
+
+    python -m examples                 # the whole tour
+    python -m examples --only vit      # one stop
 """
 
 import argparse
@@ -26,9 +30,11 @@ TOUR = [
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m examples", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke runs of a few steps")
-    parser.add_argument("--only", choices=[name for name, *_ in TOUR], action="append")
+    parser.add_argument("--only", choices=[name for name, *_ in TOUR], action="append",
+                        help="run only this stop (repeatable; default: every stop)")
     args = parser.parse_args(argv)
     rows = []
     for name, module, run_args, metric, meaning in TOUR:
@@ -36,7 +42,12 @@ def main(argv=None):
             continue
         print(f"\n=== {name}: python -m {module} {' '.join(run_args)} ===", flush=True)
         start = time.perf_counter()
-        result = importlib.import_module(module).main(["--quick"] if args.quick else run_args)
+        argv = ["--quick"] if args.quick else run_args
+        result = importlib.import_module(module).main(argv)
+        if "stopped_at" in result:  # Ctrl-C: the example wrote its checkpoint
+            print(f"tour stopped during {name}; continue it with python -m {module} "
+                  f"{' '.join(argv)} --resume")
+            break
         rows.append((name, result[metric], meaning, time.perf_counter() - start))
 
     print("\n| model | reached | metric | seconds |\n|---|---|---|---|")

@@ -1,14 +1,45 @@
 """What every example shares, kept small: the command line built from a config dataclass, a run
-folder, resuming from a checkpoint, one optimizer step, a progress bar and a metrics log,
-batched prediction and accuracy, image augmentation and PNG figures. The training loop itself
-stays explicit in each example.
+folder, resuming from a checkpoint, stopping cleanly, a progress bar and a metrics log, batched
+prediction and accuracy, image preprocessing and PNG figures. The training loop itself (forward,
+loss, backward, clip, step, zero_grad, schedule) is written out in each example.
+
+Conventions every example follows:
+
+* **Flags** come from the fields of a frozen config dataclass (:func:`parse_config`); each
+  field's comment is its ``--help`` text, and its type says what values are allowed
+  (:data:`PositiveInt`, :data:`Fraction`, :func:`OneOf`, ...). A bad value ends the program at
+  once with an argparse error (exit code 2) that names the flag.
+* **--quick** applies the example's ``QUICK`` dict (a smoke run of a few seconds) to every field
+  not given on the command line, and writes to ``runs/<name>-quick/`` so that a smoke run never
+  replaces a real one.
+* **Checkpoints** store the *model's* config (the model can be rebuilt from the file alone with
+  :func:`minitx.serialization.load_config` and the model class), the optimizer, the schedule's
+  step, the random generators, and in ``extra`` the data loader's position
+  (``extra["loader"]``) and the example's own config (``extra["example"]``). One is written
+  every ``checkpoint_every`` steps, at the end, and when the run is stopped.
+* **Stopping**: Ctrl-C (once) or ``--stop-after N`` finishes the current step, writes the
+  checkpoint and exits; ``--resume`` continues from it. Resuming is bit-exact: N steps, stop,
+  resume in a new process and finish give the same weights as the run without a stop.
+* **A resumed run is the run its command line describes**: the learning-rate schedule is built
+  from the config (its ``steps``, warm-up and lr) and only moved to the checkpoint's step. So
+  ``--steps 300 --resume`` after a finished 100-step run continues on the 300-step schedule
+  (the lr rises again from where that schedule is at step 100); the program says so.
 """
 
 import argparse
+import ast
 import csv
 import dataclasses
+import inspect
+import io
 import json
+import math
+import signal
+import textwrap
+import tokenize
+import typing
 from pathlib import Path
+from typing import Annotated
 
 import matplotlib
 import numpy as np
@@ -18,117 +49,322 @@ import matplotlib.pyplot as plt  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import minitx as mt  # noqa: E402
-from minitx import optim, serialization  # noqa: E402
+from minitx import serialization  # noqa: E402
+
+# ---- what a config field may hold ---------------------------------------------------------------
 
 
-def parse_config(config_cls, description, argv=None, **extra):
+@dataclasses.dataclass(frozen=True)
+class Check:
+    """A condition on a flag's value, attached to a field's type with ``typing.Annotated``."""
+
+    text: str  # what the value must be, for the error message
+    ok: typing.Callable
+
+
+def _finite(v):
+    return math.isfinite(v)
+
+
+PositiveInt = Annotated[int, Check("a positive integer", lambda v: v > 0)]
+NonNegativeInt = Annotated[int, Check("an integer >= 0", lambda v: v >= 0)]
+PositiveFloat = Annotated[float, Check("a positive number", lambda v: _finite(v) and v > 0)]
+NonNegativeFloat = Annotated[float, Check("a number >= 0", lambda v: _finite(v) and v >= 0)]
+Fraction = Annotated[float, Check("a number in [0, 1)", lambda v: 0 <= v < 1)]
+
+
+def OneOf(*choices):  # noqa: N802  (used as a type: `dataset: OneOf("a", "b") = "a"`)
+    """A string field that must be one of `choices` (the flag gets argparse's ``choices``)."""
+    return Annotated[str, tuple(choices)]
+
+
+# Fields whose meaning is the same in every example: their values are checked even when the
+# config declares them as a plain int or float.
+SHARED_CHECKS = {"steps": PositiveInt, "batch_size": PositiveInt, "lr": PositiveFloat,
+                 "warmup_steps": NonNegativeInt, "eval_every": PositiveInt,
+                 "checkpoint_every": PositiveInt, "log_every": PositiveInt,
+                 "seed": NonNegativeInt}
+
+
+# ---- the command line ---------------------------------------------------------------------------
+
+def parse_config(config_cls, description, argv=None, *, prog=None, quick_config=None,
+                 resumable=False, **extra):
     """Build argparse flags from a frozen config dataclass (``--steps 200``, ``--no-flag``).
+
+    Each field becomes a flag of its type; its help is the field's comment in the source (and
+    that of the field in a base class) with the default. Values are checked as the field's type
+    says (:data:`PositiveInt`, :func:`OneOf`, ...; :data:`SHARED_CHECKS` for the fields all
+    examples share), and ``warmup_steps`` must be smaller than ``steps``.
 
     Args:
         config_cls: the dataclass; each field becomes a flag of its type and default.
-        description: the --help text.
+        description: the --help text (the example's docstring; its line breaks are kept).
         argv: the arguments (None: sys.argv).
-        extra: additional flags as name=(type, default, help).
+        prog: the program name of the usage line, e.g. ``"python -m examples.mlp_digits"``.
+        quick_config: ``{field: value}`` of a smoke run: adds ``--quick``, which applies them
+            to every field not given on the command line.
+        resumable: add ``--resume`` and ``--stop-after N`` (see the module docstring).
+        extra: additional flags as name=(type, default, help); a bool is a switch.
     Returns:
-        (config instance, namespace of all arguments).
+        (config instance, namespace of all arguments). ``args.error(message)`` ends the
+        program as argparse does (exit code 2), for checks that need the data first.
     """
-    parser = argparse.ArgumentParser(description=description)
-    for f in dataclasses.fields(config_cls):
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    helps = field_help(config_cls)
+    fields = dataclasses.fields(config_cls)
+    for f in fields:
         flag = "--" + f.name.replace("_", "-")
-        if f.type in (bool, "bool"):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+        text = f"{helps.get(f.name, f.name.replace('_', ' '))} (default: {f.default})"
+        text = text.replace("%", "%%")  # argparse formats help with %
+        kind, check = _kind_and_check(config_cls, f)
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction,
+                                default=argparse.SUPPRESS, help=text)
+        elif isinstance(check, tuple):
+            parser.add_argument(flag, choices=check, default=argparse.SUPPRESS, help=text)
         else:
-            kind = {"int": int, "float": float, "str": str}.get(f.type, f.type)
-            parser.add_argument(flag, type=kind, default=f.default)
+            parser.add_argument(flag, type=_value_parser(kind, check),
+                                default=argparse.SUPPRESS, help=text, metavar=kind.__name__)
+    if quick_config is not None and "quick" not in extra:
+        shown = ", ".join(f"{k}={v}" for k, v in quick_config.items())
+        parser.add_argument("--quick", action="store_true",
+                            help=f"a smoke run of a few seconds, written to runs/<name>-quick/: "
+                                 f"{shown} (flags given explicitly win)")
+    if resumable:
+        parser.add_argument("--resume", action="store_true",
+                            help="continue from the run's checkpoint (its step, weights, "
+                                 "optimizer, data order); the config decides the schedule")
+        parser.add_argument("--stop-after", type=_value_parser(int, PositiveInt), metavar="N",
+                            help="stop after optimizer step N, writing the checkpoint, as "
+                                 "Ctrl-C does (continue with --resume)")
     for name, (kind, default, text) in extra.items():
         flag = "--" + name.replace("_", "-")
         if kind is bool:
             parser.add_argument(flag, action="store_true", help=text)
         else:
-            parser.add_argument(flag, type=kind, default=default, help=text)
+            parser.add_argument(flag, type=kind, default=default, metavar=kind.__name__,
+                                help=f"{text} (default: {default})")
     args = parser.parse_args(argv)
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)}
+    given = {f.name for f in fields if hasattr(args, f.name)}
+    values = {f.name: f.default for f in fields}
+    if quick_config is not None and getattr(args, "quick", False):
+        values.update({k: v for k, v in quick_config.items() if k not in given})
+    values.update({name: getattr(args, name) for name in given})
+    for name, value in values.items():
+        setattr(args, name, value)
+    for name, absent in (("quick", False), ("resume", False), ("stop_after", None)):
+        if not hasattr(args, name):  # flags this example does not offer
+            setattr(args, name, absent)
+    args.error = parser.error
+    if resumable and args.stop_after is not None and args.stop_after >= values["steps"]:
+        parser.error(f"--stop-after {args.stop_after} must be smaller than --steps "
+                     f"{values['steps']}")
+    if "steps" in values and values.get("warmup_steps", 0) >= values["steps"]:
+        parser.error(f"--warmup-steps ({values['warmup_steps']}) must be smaller than --steps "
+                     f"({values['steps']}): the warm-up is part of the run")
     return config_cls(**values), args
 
 
-def parse_dataset_config(configs, default, description, argv=None, **extra):
+def parse_dataset_config(configs, default, description, argv=None, **kwargs):
     """:func:`parse_config` with per-dataset defaults: ``--dataset NAME`` picks the config class
     ``configs[NAME]`` (``default`` without the flag), whose defaults the other flags override."""
     peek = argparse.ArgumentParser(add_help=False)
-    peek.add_argument("--dataset", default=default, choices=list(configs))
+    peek.add_argument("--dataset", default=default)
     dataset = peek.parse_known_args(argv)[0].dataset
-    return parse_config(configs[dataset], description, argv, **extra)
+    # an unknown name: the full parser refuses it, with the choices and the usage line
+    return parse_config(configs.get(dataset, configs[default]), description, argv, **kwargs)
 
 
-def run_dir(name, root="runs"):
-    """The folder ``runs/<name>/`` for checkpoints, logs and figures (created)."""
-    path = Path(root) / name
+def field_help(config_cls):
+    """Return ``{field: help text}`` read from the comments of the config's source: the comment
+    at the end of the field's line and the comment lines right above it. A subclass's comment
+    on a field it overrides is added to its base's in parentheses."""
+    helps = {}
+    for cls in reversed(config_cls.__mro__):  # bases first
+        if not dataclasses.is_dataclass(cls):
+            continue
+        try:
+            source = textwrap.dedent(inspect.getsource(cls))
+        except (OSError, TypeError):  # defined where the source is not available
+            continue
+        comments = {tok.start[0]: tok.string.lstrip("#").strip()
+                    for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+                    if tok.type == tokenize.COMMENT}
+        lines = source.splitlines()
+        for node in ast.parse(source).body[0].body:
+            if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+                continue
+            above, row = [], node.lineno - 1
+            while row in comments and lines[row - 1].lstrip().startswith("#"):
+                above.insert(0, comments[row])
+                row -= 1
+            own = [comments[r] for r in range(node.lineno, node.end_lineno + 1) if r in comments]
+            text = " ".join(above + own)
+            if text:
+                name = node.target.id
+                helps[name] = f"{helps[name]} ({text})" if name in helps else text
+    return helps
+
+
+def _kind_and_check(config_cls, f):
+    """The Python type of a field and its Check (or tuple of choices, or None). A subclass
+    that overrides a default with a plain ``int`` keeps the check of its base's annotation."""
+    kind, check = f.type, SHARED_CHECKS.get(f.name)
+    for cls in config_cls.__mro__:
+        hint = vars(cls).get("__annotations__", {}).get(f.name)
+        if typing.get_origin(hint) is Annotated:
+            kind = hint
+            break
+    if typing.get_origin(kind) is Annotated:
+        kind, check = typing.get_args(kind)[0], typing.get_args(kind)[1]
+    elif check is not None:
+        check = typing.get_args(check)[1]
+    kind = {"int": int, "float": float, "str": str, "bool": bool}.get(kind, kind)
+    return kind, check
+
+
+def _value_parser(kind, check):
+    """An argparse ``type=`` that converts the text and applies the check."""
+    if typing.get_origin(check) is Annotated:
+        check = typing.get_args(check)[1]
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+        if check is not None and not check.ok(value):
+            raise argparse.ArgumentTypeError(f"must be {check.text}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def run_dir(name, root="runs", quick=False):
+    """The folder ``runs/<name>/`` (``runs/<name>-quick/`` for a smoke run) for checkpoints,
+    logs and figures (created). A `name` with a slash puts ``-quick`` on its first part."""
+    first, _, rest = str(name).partition("/")
+    path = Path(root) / (first + "-quick" if quick else first) / rest
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def resume_step(checkpoint, resume, **state):
-    """The step to start training from: 0, or the checkpoint's step when resuming.
+# ---- resuming and stopping ----------------------------------------------------------------------
 
-    Args:
-        checkpoint: the path of a :func:`minitx.serialization.save_checkpoint` file.
-        resume: whether to continue from it (it is ignored when the file does not exist).
-        state: what it restores, as :func:`minitx.serialization.load_checkpoint` takes it
-            (model=, optimizer=, schedule=, rngs=).
+def resume_step(checkpoint, args, cfg, *, model, optimizer, schedule, loader, rngs):
+    """The step to start training from: 0, or with ``--resume`` the checkpoint's step, having
+    restored the model, the optimizer, the generators and the loader's position from it.
+
+    The optimizer's moments come from the checkpoint, but its settings (lr, weight decay, ...)
+    stay those this run was built with from `cfg`, and the schedule is only moved to the
+    checkpoint's step: a resumed run follows the schedule of the run its command line
+    describes. When `cfg` differs from the checkpoint's (e.g. more ``--steps``), a note names
+    what changed. A checkpoint past ``cfg.steps`` or a ``--stop-after`` that lies behind it is
+    refused (exit code 2).
     """
-    if resume and Path(checkpoint).exists():
-        return serialization.load_checkpoint(checkpoint, **state)["step"]
-    return 0
+    if not args.resume:
+        return 0
+    if not Path(checkpoint).exists():
+        args.error(f"--resume: there is no checkpoint at {checkpoint}")
+    own = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    saved = serialization.load_checkpoint(checkpoint, model=model, optimizer=optimizer,
+                                          rngs=rngs)
+    for group, settings in zip(optimizer.param_groups, own):  # this run's lr, weight decay, ...
+        group.update(settings)
+    step, extra = saved["step"], saved["extra"] or {}
+    if step > cfg.steps:
+        args.error(f"--resume: {checkpoint} is at step {step}, past --steps {cfg.steps}")
+    if args.stop_after is not None and args.stop_after <= step:
+        args.error(f"--stop-after {args.stop_after}: the checkpoint is at step {step} already")
+    if "loader" not in extra:
+        args.error(f"--resume: {checkpoint} does not hold the data loader's position (written "
+                   f"by an older version); start afresh without --resume")
+    schedule.load_state_dict({**schedule.state_dict(), "last_step": step})  # this run's schedule
+    loader.load_state_dict(extra["loader"])
+    before, now = extra.get("example", {}), dataclasses.asdict(cfg)
+    changed = [f"{k} {before[k]} -> {now[k]}" for k in now if k in before and before[k] != now[k]]
+    print(f"resuming {checkpoint} at step {step}"
+          + (f"; changed: {', '.join(changed)} (this run's settings and schedule apply from "
+             f"step {step} on; learning rate now {optimizer.param_groups[0]['lr']:.3g})"
+             if changed else ""), flush=True)
+    return step
 
 
-def optimizer_step(loss, model, opt, sched=None, clip_norm=None):
-    """One update from the scalar `loss`: backward, clip, step, clear the gradients, schedule.
+class StopRequest:
+    """Ask a training loop to stop cleanly after a step: on Ctrl-C, or after step `stop_after`.
 
-    Args:
-        loss: the scalar loss of a batch, its graph still attached.
-        model: whose parameters' gradients are clipped.
-        opt: the optimizer; its gradients are zeroed after the step.
-        sched: a learning-rate schedule advanced once per step, or None.
-        clip_norm: the largest global gradient norm (Pascanu et al. 2013), or None: no clipping.
-    Returns:
-        The global gradient norm before clipping (None without clipping).
+    Use it as ``with StopRequest(args.stop_after) as stop:`` around the loop and test
+    ``stop(step)`` after each step: the loop then writes its checkpoint and leaves. A first
+    Ctrl-C only sets the request (the step in progress finishes); a second one interrupts at
+    once, as usual.
     """
-    loss.backward()
-    norm = None
-    if clip_norm is not None:
-        norm = optim.clip_grad_norm_(model.parameters(), clip_norm)
-    opt.step()
-    opt.zero_grad()
-    if sched is not None:
-        sched.step()
-    return norm
 
+    def __init__(self, stop_after=None):
+        self.stop_after = stop_after
+        self.interrupted = False
+        self._previous = None
+
+    def __call__(self, step):
+        return self.interrupted or (self.stop_after is not None and step >= self.stop_after)
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._on_interrupt)
+        except ValueError:  # not the main thread: Ctrl-C stays Python's KeyboardInterrupt
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+    def _on_interrupt(self, signum, frame):
+        self.interrupted = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the next Ctrl-C: at once
+        print("\nCtrl-C: finishing this step, then saving a checkpoint (again to quit now)",
+              flush=True)
+
+
+# ---- progress and metrics -----------------------------------------------------------------------
 
 def log_progress(bar, log, step, loss, opt, every, total):
     """After optimizer step number `step`: advance the progress bar and show the loss on it;
     every `every` steps and at the last (`total`) also log the loss and the learning rate.
 
-    Returns the loss as a Python float.
+    The loss is put on the bar without redrawing it (``refresh=False``): the bar redraws at
+    most every ``mininterval`` seconds, not at every step. Returns the loss as a Python float.
     """
     value = loss.item()
+    bar.set_postfix(loss=f"{value:.3f}", refresh=False)
     bar.update(1)
-    bar.set_postfix(loss=f"{value:.3f}")
     if step % every == 0 or step == total:
         log.log(step=step, loss=value, lr=opt.param_groups[0]["lr"])
     return value
 
 
 class MetricsLog:
-    """Appends one JSON object per line to ``metrics.jsonl`` and mirrors it to ``metrics.csv``."""
+    """Appends one JSON object per line to ``metrics.jsonl`` and mirrors it to ``metrics.csv``.
 
-    def __init__(self, folder, resume=False):
+    Args:
+        folder: where the two files go.
+        resume: keep the rows already in the file (a resumed run), else start empty.
+        step: when resuming, the checkpoint's step: rows of later steps (logged by a run that
+            went on past its last checkpoint) are dropped, as that run's steps are redone.
+    """
+
+    def __init__(self, folder, resume=False, step=None):
         self.jsonl = Path(folder) / "metrics.jsonl"
         self.csv = Path(folder) / "metrics.csv"
         self.rows = []
         if resume and self.jsonl.exists():
             self.rows = [json.loads(line) for line in self.jsonl.read_text().splitlines()]
-        else:
-            self.jsonl.write_text("")
+            if step is not None:
+                self.rows = [row for row in self.rows if row.get("step", 0) <= step]
+        self.jsonl.write_text("".join(json.dumps(row) + "\n" for row in self.rows))
 
     def log(self, **values):
         self.rows.append(values)
@@ -146,11 +382,13 @@ class MetricsLog:
         return [r["step"] for r in rows], [r[key] for r in rows]
 
 
-def progress(total, description, initial=0):
-    """A tqdm progress bar over training steps."""
+def progress(total, description, initial=0, mininterval=0.5, file=None):
+    """A tqdm progress bar over training steps, redrawn at most every `mininterval` seconds."""
     return tqdm(total=total, initial=initial, desc=description, dynamic_ncols=True,
-                mininterval=0.5)
+                mininterval=mininterval, file=file)
 
+
+# ---- evaluation ---------------------------------------------------------------------------------
 
 def predict(model, inputs, device, batch_size=None):
     """The argmax over the last axis of the model's output, in eval mode and without a graph.
@@ -179,12 +417,55 @@ def accuracy(model, inputs, labels, device, batch_size=None):
     return float((predict(model, inputs, device, batch_size) == labels).mean())
 
 
+# ---- images -------------------------------------------------------------------------------------
+
+def channel_stats(images):
+    """Per-channel mean and standard deviation (+ ε) of images (N, C, H, W), each (1, C, 1, 1)."""
+    mean = images.mean(axis=(0, 2, 3), keepdims=True)  # (1, C, 1, 1)
+    std = images.std(axis=(0, 2, 3), keepdims=True) + 1e-6  # + ε: a constant channel stays finite
+    return mean, std
+
+
 def standardize(train, test):
     """Per-channel standardization of images (N, C, H, W) with the training set's statistics
     (the test set must not contribute to them); returns (train, test) standardized."""
-    mean = train.mean(axis=(0, 2, 3), keepdims=True)  # (1, C, 1, 1)
-    std = train.std(axis=(0, 2, 3), keepdims=True) + 1e-6  # + ε: a constant channel stays finite
+    mean, std = channel_stats(train)
     return (train - mean) / std, (test - mean) / std
+
+
+def load_images_32(name, seed=0, shapes_n=(4000, 1000)):
+    """Return (x_train, y_train, x_test, y_test, num_classes): images (N, Cin, 32, 32) float32.
+
+    Grey datasets get one channel; 28x28 images are zero-padded to 32x32 (as LeNet-5 did) and
+    8x8 digits repeated 4x along both axes. The shapes dataset is classified by its shape
+    attribute (`shapes_n` images for training and testing); its test set comes from another
+    seed. mnist_5k and digits are split with `seed`; the downloads have their own test sets.
+    """
+    from minitx import data
+
+    if name == "shapes":
+        train = data.load_shapes(shapes_n[0], seed=seed)
+        test = data.load_shapes(shapes_n[1], seed=seed + 1)
+        return train["images"], train["shape"], test["images"], test["shape"], 5
+    if name in ("mnist_5k", "digits"):
+        load = data.load_mnist_5k if name == "mnist_5k" else data.load_digits
+        (xa, ya), (xb, yb) = load("train", seed=seed), load("test", seed=seed)
+    elif name in ("mnist", "fashion_mnist", "cifar10"):
+        load = getattr(data, f"load_{name}")
+        (xa, ya), (xb, yb) = load("train"), load("test")
+    else:
+        raise ValueError(f"load_images_32: unknown dataset {name!r}")
+    return _to_32(xa), ya, _to_32(xb), yb, 10
+
+
+def _to_32(images):
+    """(N, 28, 28), (N, 8, 8) or (N, 3, 32, 32) in [0, 1] -> (N, Cin, 32, 32)."""
+    if images.ndim == 4:
+        return images
+    if images.shape[1:] == (8, 8):
+        images = images.repeat(4, axis=1).repeat(4, axis=2)  # nearest-neighbour, 4x
+    pad = (32 - images.shape[1]) // 2
+    return np.pad(images, ((0, 0), (pad, pad), (pad, pad)))[:, None]  # (N, 1, 32, 32)
 
 
 def random_shift(images, max_shift, rng, mode="constant"):
@@ -213,16 +494,19 @@ def random_shift(images, max_shift, rng, mode="constant"):
 def plot_curves(log, keys, path, title, log_y=False):
     """Save a PNG of metric curves against the step."""
     fig, ax = plt.subplots(figsize=(6, 4))
+    plotted = False
     for key in keys:
         steps, values = log.series(key)
         if steps:
             ax.plot(steps, values, label=key)
+            plotted = True
     ax.set_xlabel("step")
     ax.set_title(title)
     if log_y:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if plotted:  # a run stopped early may have logged nothing yet
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

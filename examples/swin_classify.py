@@ -11,7 +11,9 @@ defaults, ``ShapesConfig``, use patch 4 and 20,000 generated images), and the do
 Besides the loss and accuracy curves it draws ``windows.png``: the regular and the shifted
 window partition of stage 1 and the shifted-window attention mask, computed by the very
 functions and buffers the model uses (``window_partition``, the cyclic ``roll`` and the block's
-``attn_mask``). Outputs go to ``runs/swin_classify/<dataset>/``.
+``attn_mask``). Outputs go to ``runs/swin_classify/<dataset>/`` (``runs/swin_classify-quick/``
+for ``--quick``); Ctrl-C or ``--stop-after N`` writes the checkpoint and exits, ``--resume``
+continues from it.
 """
 
 import dataclasses
@@ -24,9 +26,15 @@ import minitx as mt
 import minitx.functional as F
 from examples.common import (
     MetricsLog,
+    NonNegativeFloat,
+    NonNegativeInt,
+    OneOf,
+    PositiveFloat,
+    PositiveInt,
+    StopRequest,
     accuracy,
+    load_images_32,
     log_progress,
-    optimizer_step,
     parse_dataset_config,
     plot_curves,
     progress,
@@ -35,7 +43,7 @@ from examples.common import (
     run_dir,
     standardize,
 )
-from minitx import data, ops, optim, serialization
+from minitx import data, optim, serialization
 from models.swin import SwinConfig, SwinTransformer, window_partition, window_reverse
 
 DATASETS = ("mnist_5k", "digits", "shapes", "mnist", "fashion_mnist", "cifar10")
@@ -44,26 +52,30 @@ EVAL_BATCH = 250  # images per forward pass when evaluating
 
 @dataclass(frozen=True)
 class Config:
-    dataset: str = "mnist_5k"  # one of DATASETS
-    embed_dim: int = 32  # C of stage 1 (then 2C, 4C)
-    depth: int = 2  # Swin blocks per stage (W-MSA, SW-MSA)
-    head_dim: int = 16  # d; heads per stage = C_i / d
-    window_size: int = 4  # M
-    mlp_ratio: int = 2  # α, MLP hidden width α·C (paper: 4; 2 trains as well here, faster)
-    patch_size: int = 2  # P
+    dataset: OneOf(*DATASETS) = "mnist_5k"  # the images to classify (see above)
+    embed_dim: PositiveInt = 32  # C of stage 1 (then 2C, 4C)
+    depth: PositiveInt = 2  # Swin blocks per stage (W-MSA, SW-MSA)
+    head_dim: PositiveInt = 16  # d; heads per stage = C_i / d
+    window_size: PositiveInt = 4  # M, the side of an attention window in tokens
+    mlp_ratio: PositiveInt = 2  # α, MLP hidden width α·C (paper: 4; 2 trains as well here, faster)
+    patch_size: PositiveInt = 2  # P, the side of a square patch in pixels
     # GELU's tanh form (as GPT-2): on the CPU minitx's exact GELU, whose erf is a polynomial of
     # ~28 NumPy passes, costs about 1.5x as much ("gelu" selects it)
-    activation: str = "gelu_tanh"
-    steps: int = 1200  # optimizer steps of batch_size images (about 19 epochs)
-    batch_size: int = 64
-    lr: float = 3e-3
-    warmup_steps: int = 100  # linear warm-up, then cosine decay to 0
-    weight_decay: float = 0.05  # §4.1
-    clip_norm: float = 5.0  # the official code clips gradients at 5
-    shift_augment: int = 1  # random translation by up to this many pixels (0: none)
-    train_size: int = 4000  # images generated for training (shapes only)
-    seed: int = 0
-    device: str = "cpu"
+    activation: OneOf("gelu_tanh", "gelu") = "gelu_tanh"
+    steps: PositiveInt = 1200  # optimizer steps of batch_size images (about 19 epochs)
+    batch_size: PositiveInt = 64  # images per step
+    lr: PositiveFloat = 3e-3  # peak learning rate of AdamW
+    warmup_steps: NonNegativeInt = 100  # linear warm-up, then cosine decay to 0
+    weight_decay: NonNegativeFloat = 0.05  # AdamW's decoupled weight decay (§4.1)
+    clip_norm: PositiveFloat = 5.0  # global gradient-norm clipping (the official code: 5)
+    shift_augment: NonNegativeInt = 1  # random translation by up to this many pixels (0: none)
+    train_size: NonNegativeInt = 0  # training images: the first N (0: all; shapes: N generated)
+    test_size: NonNegativeInt = 0  # test images: the first N (0: all; shapes: 1,000 generated)
+    log_every: PositiveInt = 25  # steps between loss entries in the metrics log
+    eval_every: PositiveInt = 300  # steps between test-accuracy evaluations
+    checkpoint_every: PositiveInt = 300  # steps between checkpoints
+    seed: NonNegativeInt = 0  # the data split, the initial weights and the batches
+    device: str = "cpu"  # where the model trains: cpu, cuda, cuda:1, ...
 
 
 @dataclass(frozen=True)
@@ -79,113 +91,91 @@ class ShapesConfig(Config):
 
 
 CONFIGS = {name: ShapesConfig if name == "shapes" else Config for name in DATASETS}
-
-
-def load_dataset(name, seed=0, shapes_n=(4000, 1000)):
-    """Return (x_train, y_train, x_test, y_test, num_classes): images (N, Cin, 32, 32) float32.
-
-    Grey datasets get one channel; 28x28 images are zero-padded to 32x32 (as LeNet-5 did) and
-    8x8 digits repeated 4x along both axes. The shapes dataset is classified by its shape
-    attribute; its test set comes from another seed.
-    """
-    if name == "shapes":
-        train, test = data.load_shapes(shapes_n[0], seed=seed), data.load_shapes(shapes_n[1],
-                                                                                 seed=seed + 1)
-        return train["images"], train["shape"], test["images"], test["shape"], 5
-    if name in ("mnist_5k", "digits"):
-        load = data.load_mnist_5k if name == "mnist_5k" else data.load_digits
-        (xa, ya), (xb, yb) = load("train", seed=seed), load("test", seed=seed)
-    elif name in ("mnist", "fashion_mnist", "cifar10"):
-        load = getattr(data, f"load_{name}")
-        (xa, ya), (xb, yb) = load("train"), load("test")
-    else:
-        raise ValueError(f"swin_classify: unknown dataset {name!r}; expected one of {DATASETS}")
-    return to_32(xa), ya, to_32(xb), yb, 10
-
-
-def to_32(images):
-    """(N, 28, 28), (N, 8, 8) or (N, 3, 32, 32) in [0, 1] -> (N, Cin, 32, 32)."""
-    if images.ndim == 4:
-        return images
-    if images.shape[1:] == (8, 8):
-        images = images.repeat(4, axis=1).repeat(4, axis=2)  # nearest-neighbour, 4x
-    pad = (32 - images.shape[1]) // 2
-    return np.pad(images, ((0, 0), (pad, pad), (pad, pad)))[:, None]  # (N, 1, 32, 32)
-
-
-def swin_config(cfg, in_channels, num_classes, patch_size):
-    """The three-stage Swin for 32x32 images of the module docstring, from an example's config
-    (embed_dim, depth, head_dim, window_size, mlp_ratio, activation); also the backbone of
-    ``examples.swin_segment``. Stage i has width C_i = 2^i C and C_i / d heads."""
-    widths = [cfg.embed_dim * 2 ** i for i in range(3)]
-    return SwinConfig(image_size=32, patch_size=patch_size, in_channels=in_channels,
-                      embed_dim=cfg.embed_dim, depths=(cfg.depth,) * 3,
-                      num_heads=tuple(max(c // cfg.head_dim, 1) for c in widths),
-                      window_size=cfg.window_size, mlp_ratio=cfg.mlp_ratio,
-                      num_classes=num_classes, activation=cfg.activation)
+# a smoke run: a tiny model, a few steps on a few images
+QUICK = {"steps": 3, "warmup_steps": 1, "batch_size": 8, "embed_dim": 8, "head_dim": 4,
+         "train_size": 64, "test_size": 32, "eval_every": 2, "checkpoint_every": 2}
 
 
 def build_model(cfg, in_channels, num_classes):
-    """A three-stage Swin classifier for 32x32 images (see the module docstring)."""
-    config = swin_config(cfg, in_channels, num_classes, cfg.patch_size)
+    """The three-stage Swin for 32x32 images of the module docstring. Stage i has width
+    C_i = 2^i C and C_i / d heads."""
+    widths = [cfg.embed_dim * 2 ** i for i in range(3)]
+    config = SwinConfig(image_size=32, patch_size=cfg.patch_size, in_channels=in_channels,
+                        embed_dim=cfg.embed_dim, depths=(cfg.depth,) * 3,
+                        num_heads=tuple(max(c // cfg.head_dim, 1) for c in widths),
+                        window_size=cfg.window_size, mlp_ratio=cfg.mlp_ratio,
+                        num_classes=num_classes, activation=cfg.activation)
     return SwinTransformer(config, device=cfg.device)
 
 
 def main(argv=None):
     mt.backend.keep_host_memory()  # reuse freed memory step after step (see its docstring)
     cfg, args = parse_dataset_config(CONFIGS, "mnist_5k", __doc__, argv,
-                                     resume=(bool, False, "continue from the run's checkpoint"),
-                                     quick=(bool, False, "a smoke run of a few steps on few "
-                                                         "images"))
-    if args.quick:  # a smoke run: a tiny model, a few steps (unless --steps says otherwise)
-        steps = 3 if cfg.steps == CONFIGS[cfg.dataset].steps else cfg.steps
-        cfg = dataclasses.replace(cfg, steps=steps, batch_size=8, embed_dim=8, head_dim=4,
-                                  train_size=64)
-    cfg = dataclasses.replace(cfg, warmup_steps=min(cfg.warmup_steps, cfg.steps // 2))
-    out = run_dir(f"swin_classify/{cfg.dataset}")
+                                     prog="python -m examples.swin_classify",
+                                     quick_config=QUICK, resumable=True)
+    out = run_dir(f"swin_classify/{cfg.dataset}", quick=args.quick)
     mt.random.seed(cfg.seed)
-    x_train, y_train, x_test, y_test, classes = load_dataset(
-        cfg.dataset, cfg.seed, (cfg.train_size, 32 if args.quick else 1000))
-    if args.quick:
-        x_train, y_train, x_test, y_test = x_train[:64], y_train[:64], x_test[:32], y_test[:32]
+    x_train, y_train, x_test, y_test, classes = load_images_32(
+        cfg.dataset, cfg.seed, (cfg.train_size, cfg.test_size or 1000))
+    train, test = slice(0, cfg.train_size or None), slice(0, cfg.test_size or None)
+    x_train, y_train, x_test, y_test = x_train[train], y_train[train], x_test[test], y_test[test]
+    if cfg.batch_size > len(x_train):
+        args.error(f"the training set has {len(x_train)} images, fewer than --batch-size "
+                   f"{cfg.batch_size}: an epoch would have no batch")
     x_train, x_test = standardize(x_train, x_test)  # per channel, training-set statistics
     loader_rng = np.random.default_rng(cfg.seed)
     loader = data.DataLoader(data.ArrayDataset(x_train, y_train), cfg.batch_size, shuffle=True,
                              drop_last=True, rng=loader_rng)
 
-    model = build_model(cfg, x_train.shape[1], classes)
+    try:
+        model = build_model(cfg, x_train.shape[1], classes)
+    except ValueError as error:  # sizes that do not fit together, an unknown --device
+        args.error(str(error))
     opt = optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = optim.WarmupCosineSchedule(opt, warmup_steps=cfg.warmup_steps,
                                        total_steps=cfg.steps)
-    checkpoint = out / "checkpoint.npz"
-    step = resume_step(checkpoint, args.resume, model=model, optimizer=opt, schedule=sched,
-                       rngs={"loader": loader_rng})
-    log = MetricsLog(out, resume=args.resume)
+    rngs, checkpoint = {"loader": loader_rng}, out / "checkpoint.npz"
+    step = resume_step(checkpoint, args, cfg, model=model, optimizer=opt, schedule=sched,
+                       loader=loader, rngs=rngs)
+    log = MetricsLog(out, resume=args.resume, step=step)
     draw_windows(model, out / "windows.png")
 
+    batches = loader.forever()
     bar, start = progress(cfg.steps, "swin_classify", initial=step), time.perf_counter()
-    while step < cfg.steps:
-        for xb, yb in loader:
+    with StopRequest(args.stop_after) as stop:  # Ctrl-C or --stop-after: save, then exit
+        while step < cfg.steps:
+            xb, yb = next(batches)
             # edge padding: the images are standardized already, and 0 is their mean, not black
             xb = random_shift(xb, cfg.shift_augment, loader_rng, mode="edge")  # (B, Cin, 32, 32)
             logits = model(mt.tensor(xb, device=cfg.device))  # (B, classes)
             loss = F.cross_entropy(logits, mt.tensor(yb, device=cfg.device))
-            optimizer_step(loss, model, opt, sched, clip_norm=cfg.clip_norm)
+            loss.backward()
+            optim.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+            opt.step()
+            opt.zero_grad()
+            sched.step()
             step += 1
-            log_progress(bar, log, step, loss, opt, every=25, total=cfg.steps)
-            if step % 300 == 0 and step < cfg.steps:
+            log_progress(bar, log, step, loss, opt, cfg.log_every, cfg.steps)
+            if step % cfg.eval_every == 0 and step < cfg.steps:
                 test_acc = accuracy(model, x_test, y_test, cfg.device, EVAL_BATCH)
                 log.log(step=step, test_accuracy=test_acc)
-            if step == cfg.steps:
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop(step):
+                serialization.save_checkpoint(
+                    checkpoint, model=model, optimizer=opt, schedule=sched, step=step,
+                    config=model.config, rngs=rngs,
+                    extra={"loader": loader.state_dict(), "example": dataclasses.asdict(cfg)})
+            if stop(step):
                 break
     bar.close()
     seconds = time.perf_counter() - start
+    if step < cfg.steps:
+        print(f"swin_classify: stopped after step {step} of {cfg.steps}; wrote {checkpoint} "
+              f"(continue with --resume)")
+        return {"stopped_at": step, "model": model}
 
     test_acc = accuracy(model, x_test, y_test, cfg.device, EVAL_BATCH)
     train_acc = accuracy(model, x_train[:1000], y_train[:1000], cfg.device, EVAL_BATCH)  # a sample
     log.log(step=step, train_accuracy=train_acc, test_accuracy=test_acc)
-    serialization.save_checkpoint(checkpoint, model=model, optimizer=opt, schedule=sched,
-                                  step=step, config=cfg, rngs={"loader": loader_rng})
     plot_curves(log, ["loss"], out / "loss.png", f"Swin on {cfg.dataset}: training loss",
                 log_y=True)
     plot_curves(log, ["test_accuracy"], out / "accuracy.png",
@@ -195,7 +185,8 @@ def main(argv=None):
           f"images)")
     print(f"wrote {checkpoint}, {out / 'metrics.csv'}, {out / 'loss.png'}, "
           f"{out / 'accuracy.png'} and {out / 'windows.png'}")
-    return {"test_accuracy": test_acc, "train_accuracy": train_acc, "seconds": seconds}
+    return {"test_accuracy": test_acc, "train_accuracy": train_acc, "seconds": seconds,
+            "model": model}
 
 
 def draw_windows(model, path):
@@ -215,7 +206,7 @@ def draw_windows(model, path):
     nW = windows.shape[0]
     ids = mt.tensor(np.arange(nW, dtype=np.float32)).reshape(nW, 1, 1, 1) + windows  # label
     regular = window_reverse(ids, M, H, H)  # (1, H, W, 1): the window of each token
-    shifted = ops.roll(regular, (s, s), axis=(1, 2))  # windows of the shifted map, unshifted
+    shifted = F.roll(regular, (s, s), axis=(1, 2))  # windows of the shifted map, unshifted
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
     for ax, labels, title in ((axes[0], regular, f"W-MSA: {nW} windows of {M}x{M}"),

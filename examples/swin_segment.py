@@ -1,6 +1,6 @@
 """Semantic segmentation with a Swin backbone: ``python -m examples.swin_segment``.
 
-The Swin of ``examples.swin_classify`` (32x32 images, window 4, three stages; patch 4 here, an
+The small Swin of ``examples.swin_classify`` (32x32 images, window 4, three stages; patch 4 here, an
 8x8 token grid) as a backbone, with the small all-MLP decoder of ``models/swin_segment.py``:
 each stage's map is projected, upsampled to the 8x8 grid of stage 1 by nearest-neighbour
 repetition (a reshape and a broadcast), concatenated with an image-level pooled feature and
@@ -11,10 +11,14 @@ over the classes of the held-out images.
 Datasets (``--dataset``): ``shapes`` (default; 6 classes: background and the five shapes, masks
 drawn with the images), or a grey digit dataset (``mnist_5k``, ``digits``, ``mnist``,
 ``fashion_mnist``), whose masks are made by thresholding the strokes at 0.5 and labelling them
-with the digit: 11 classes. Outputs go to ``runs/swin_segment/``, with ``masks.png`` showing
-held-out images, their ground truth and the predicted masks.
+with the digit: 11 classes. Outputs go to ``runs/swin_segment/`` (``runs/swin_segment-quick/``
+for ``--quick``), with ``masks.png`` showing held-out images, their ground truth and the
+predicted masks. Ctrl-C or ``--stop-after N`` writes the checkpoint and exits; ``--resume``
+continues from it. The checkpoint's config is a :class:`SegmenterConfig` (the backbone's
+``SwinConfig``, the classes and the decoder width), from which the model is rebuilt.
 """
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -24,8 +28,14 @@ import minitx as mt
 import minitx.functional as F
 from examples.common import (
     MetricsLog,
+    NonNegativeFloat,
+    NonNegativeInt,
+    OneOf,
+    PositiveFloat,
+    PositiveInt,
+    StopRequest,
+    load_images_32,
     log_progress,
-    optimizer_step,
     parse_config,
     plot_curves,
     predict,
@@ -34,8 +44,8 @@ from examples.common import (
     run_dir,
     standardize,
 )
-from examples.swin_classify import load_dataset, swin_config
 from minitx import data, optim, serialization
+from models.swin import SwinConfig
 from models.swin_segment import SwinSegmenter, confusion_matrix, mean_iou
 
 SHAPE_CLASSES = ("background", "circle", "square", "triangle", "diamond", "cross")
@@ -44,27 +54,48 @@ EVAL_BATCH = 100  # images per forward pass when predicting masks
 
 @dataclass(frozen=True)
 class Config:
-    dataset: str = "shapes"  # shapes, or a grey digit dataset (thresholded masks)
-    embed_dim: int = 32  # C of stage 1 (then 2C, 4C)
-    depth: int = 2  # Swin blocks per stage
-    head_dim: int = 16  # d; heads per stage = C_i / d
-    window_size: int = 4  # M
+    # shapes, or a grey digit dataset (thresholded masks)
+    dataset: OneOf("shapes", "mnist_5k", "digits", "mnist", "fashion_mnist") = "shapes"
+    embed_dim: PositiveInt = 32  # C of stage 1 (then 2C, 4C)
+    depth: PositiveInt = 2  # Swin blocks per stage
+    head_dim: PositiveInt = 16  # d; heads per stage = C_i / d
+    window_size: PositiveInt = 4  # M, the side of an attention window in tokens
     # P: each token predicts the classes of its P x P pixels. Patch 2 (16x16 tokens) draws finer
     # edges but costs 4x per image: 1,000 steps of 32 from 3,000 images reached mIoU 0.52.
-    patch_size: int = 4
-    mlp_ratio: int = 4  # α, MLP hidden width α·C
-    decoder_dim: int = 64  # D of the decoder
-    activation: str = "gelu_tanh"  # see examples.swin_classify
-    train_images: int = 20000  # procedural, so plenty: rendering them takes about 15 s
-    test_images: int = 500
-    steps: int = 2500
-    batch_size: int = 64
-    lr: float = 2e-3
-    warmup_steps: int = 100
-    weight_decay: float = 0.05
-    clip_norm: float = 5.0
-    seed: int = 0
-    device: str = "cpu"
+    patch_size: PositiveInt = 4
+    mlp_ratio: PositiveInt = 4  # α, MLP hidden width α·C
+    decoder_dim: PositiveInt = 64  # D of the decoder
+    # GELU's tanh form, cheaper on the CPU than the exact GELU ("gelu")
+    activation: OneOf("gelu_tanh", "gelu") = "gelu_tanh"
+    # training images: generated (shapes; rendering 20,000 takes about 15 s) or the first N
+    train_images: PositiveInt = 20000
+    test_images: PositiveInt = 500  # held-out images: generated (shapes) or the first N
+    steps: PositiveInt = 2500  # optimizer steps
+    batch_size: PositiveInt = 64  # images per step
+    lr: PositiveFloat = 2e-3  # peak learning rate of AdamW
+    warmup_steps: NonNegativeInt = 100  # linear warm-up, then cosine decay to 0
+    weight_decay: NonNegativeFloat = 0.05  # AdamW's decoupled weight decay (Swin §4.1)
+    clip_norm: PositiveFloat = 5.0  # global gradient-norm clipping, as Swin's official code
+    log_every: PositiveInt = 25  # steps between loss entries in the metrics log
+    eval_every: PositiveInt = 250  # steps between held-out mIoU evaluations
+    checkpoint_every: PositiveInt = 250  # steps between checkpoints
+    seed: NonNegativeInt = 0  # the images, the initial weights and the batches
+    device: str = "cpu"  # where the model trains: cpu, cuda, cuda:1, ...
+
+
+# a smoke run: a tiny model, a few steps on a few images
+QUICK = {"steps": 3, "warmup_steps": 1, "batch_size": 8, "embed_dim": 8, "head_dim": 4,
+         "decoder_dim": 8, "train_images": 32, "test_images": 16, "eval_every": 2,
+         "checkpoint_every": 2}
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """The model's own config, stored in the checkpoint: the arguments of SwinSegmenter."""
+
+    backbone: SwinConfig
+    num_classes: int  # K, the background included
+    decoder_dim: int  # D
 
 
 def load_segmentation(cfg):
@@ -73,9 +104,7 @@ def load_segmentation(cfg):
         train = data.load_shapes(cfg.train_images, seed=cfg.seed)
         test = data.load_shapes(cfg.test_images, seed=cfg.seed + 1)
         return train["images"], train["masks"], test["images"], test["masks"], SHAPE_CLASSES
-    if cfg.dataset == "cifar10":
-        raise ValueError("swin_segment: cifar10 has no masks; use shapes or a digit dataset")
-    x_train, y_train, x_test, y_test, _ = load_dataset(cfg.dataset, cfg.seed)
+    x_train, y_train, x_test, y_test, _ = load_images_32(cfg.dataset, cfg.seed)
     masks = [np.where(x[:, 0] > 0.5, y[:, None, None] + 1, 0) for x, y in
              ((x_train, y_train), (x_test, y_test))]  # stroke pixels get 1 + the digit
     names = ("background",) + tuple(str(d) for d in range(10))
@@ -83,64 +112,87 @@ def load_segmentation(cfg):
             masks[1][:cfg.test_images], names)
 
 
-def build_model(cfg, in_channels, num_classes):
-    """The Swin backbone of examples.swin_classify with the all-MLP decoder."""
-    config = swin_config(cfg, in_channels, num_classes=1, patch_size=cfg.patch_size)  # no head
-    return SwinSegmenter(config, num_classes, cfg.decoder_dim, device=cfg.device)
+def segmenter_config(cfg, in_channels, num_classes):
+    """The three-stage Swin backbone for 32x32 images (as in examples.swin_classify: stage i has
+    width C_i = 2^i C and C_i / d heads) with the all-MLP decoder's sizes."""
+    widths = [cfg.embed_dim * 2 ** i for i in range(3)]
+    backbone = SwinConfig(image_size=32, patch_size=cfg.patch_size, in_channels=in_channels,
+                          embed_dim=cfg.embed_dim, depths=(cfg.depth,) * 3,
+                          num_heads=tuple(max(c // cfg.head_dim, 1) for c in widths),
+                          window_size=cfg.window_size, mlp_ratio=cfg.mlp_ratio,
+                          num_classes=1, activation=cfg.activation)  # its head is not used
+    return SegmenterConfig(backbone, num_classes, cfg.decoder_dim)
+
+
+def build_model(config, device="cpu"):
+    """A SwinSegmenter from its :class:`SegmenterConfig`."""
+    return SwinSegmenter(config.backbone, config.num_classes, config.decoder_dim, device=device)
 
 
 def main(argv=None):
     mt.backend.keep_host_memory()  # reuse freed memory step after step (see its docstring)
-    cfg, args = parse_config(Config, __doc__, argv,
-                             resume=(bool, False, "continue from runs/swin_segment/"
-                                                  "checkpoint.npz"),
-                             quick=(bool, False, "a smoke run of a few steps on few images"))
-    if args.quick:  # a smoke run: a tiny model, a few steps (unless --steps says otherwise)
-        cfg = Config(**{**cfg.__dict__, "steps": 3 if cfg.steps == Config.steps else cfg.steps,
-                        "batch_size": 8, "embed_dim": 8, "head_dim": 4, "decoder_dim": 8,
-                        "train_images": 32, "test_images": 16})
-    cfg = Config(**{**cfg.__dict__, "warmup_steps": min(cfg.warmup_steps, cfg.steps // 2)})
-    out = run_dir("swin_segment")
+    cfg, args = parse_config(Config, __doc__, argv, prog="python -m examples.swin_segment",
+                             quick_config=QUICK, resumable=True)
+    out = run_dir("swin_segment", quick=args.quick)
     mt.random.seed(cfg.seed)
     x_train, m_train, x_test, m_test, names = load_segmentation(cfg)
+    if cfg.batch_size > len(x_train):
+        args.error(f"the training set has {len(x_train)} images, fewer than --batch-size "
+                   f"{cfg.batch_size}: an epoch would have no batch")
     K = len(names)
     n_train, n_test = standardize(x_train, x_test)  # per channel, training-set statistics
     loader_rng = np.random.default_rng(cfg.seed)
     loader = data.DataLoader(data.ArrayDataset(n_train, m_train), cfg.batch_size, shuffle=True,
                              drop_last=True, rng=loader_rng)
 
-    model = build_model(cfg, x_train.shape[1], K)
+    model_cfg = segmenter_config(cfg, x_train.shape[1], K)
+    try:
+        model = build_model(model_cfg, cfg.device)
+    except ValueError as error:  # sizes that do not fit together, an unknown --device
+        args.error(str(error))
     opt = optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = optim.WarmupCosineSchedule(opt, warmup_steps=cfg.warmup_steps,
                                        total_steps=cfg.steps)
-    checkpoint = out / "checkpoint.npz"
-    step = resume_step(checkpoint, args.resume, model=model, optimizer=opt, schedule=sched,
-                       rngs={"loader": loader_rng})
-    log = MetricsLog(out, resume=args.resume)
+    rngs, checkpoint = {"loader": loader_rng}, out / "checkpoint.npz"
+    step = resume_step(checkpoint, args, cfg, model=model, optimizer=opt, schedule=sched,
+                       loader=loader, rngs=rngs)
+    log = MetricsLog(out, resume=args.resume, step=step)
 
+    batches = loader.forever()
     bar, start = progress(cfg.steps, "swin_segment", initial=step), time.perf_counter()
-    while step < cfg.steps:
-        for xb, mb in loader:
+    with StopRequest(args.stop_after) as stop:  # Ctrl-C or --stop-after: save, then exit
+        while step < cfg.steps:
+            xb, mb = next(batches)
             logits = model(mt.tensor(xb, device=cfg.device))  # (B, H, W, K)
             loss = F.cross_entropy(logits, mt.tensor(mb, device=cfg.device))  # per pixel
-            optimizer_step(loss, model, opt, sched, clip_norm=cfg.clip_norm)
+            loss.backward()
+            optim.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+            opt.step()
+            opt.zero_grad()
+            sched.step()
             step += 1
-            log_progress(bar, log, step, loss, opt, every=25, total=cfg.steps)
-            if step % 250 == 0 and step < cfg.steps:
+            log_progress(bar, log, step, loss, opt, cfg.log_every, cfg.steps)
+            if step % cfg.eval_every == 0 and step < cfg.steps:
                 predicted = predict(model, n_test, cfg.device, EVAL_BATCH)  # (N, 32, 32)
-                miou = mean_iou(confusion_matrix(predicted, m_test, K))
-                log.log(step=step, test_miou=miou[0])
-            if step == cfg.steps:
+                log.log(step=step, test_miou=mean_iou(confusion_matrix(predicted, m_test, K))[0])
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop(step):
+                serialization.save_checkpoint(
+                    checkpoint, model=model, optimizer=opt, schedule=sched, step=step,
+                    config=model_cfg, rngs=rngs,
+                    extra={"loader": loader.state_dict(), "example": dataclasses.asdict(cfg)})
+            if stop(step):
                 break
     bar.close()
     seconds = time.perf_counter() - start
+    if step < cfg.steps:
+        print(f"swin_segment: stopped after step {step} of {cfg.steps}; wrote {checkpoint} "
+              f"(continue with --resume)")
+        return {"stopped_at": step, "model": model}
 
     predicted = predict(model, n_test, cfg.device, EVAL_BATCH)  # (N, 32, 32)
     miou, iou = mean_iou(confusion_matrix(predicted, m_test, K))
     pixel_acc = float((predicted == m_test).mean())
     log.log(step=step, test_miou=miou, test_pixel_accuracy=pixel_acc)
-    serialization.save_checkpoint(checkpoint, model=model, optimizer=opt, schedule=sched,
-                                  step=step, config=cfg, rngs={"loader": loader_rng})
     plot_curves(log, ["loss"], out / "loss.png", f"Swin segmentation on {cfg.dataset}: loss",
                 log_y=True)
     draw_masks(x_test, m_test, predicted, names, out / "masks.png")
@@ -150,7 +202,8 @@ def main(argv=None):
     print(f"per-class IoU: {per_class}")
     print(f"wrote {checkpoint}, {out / 'metrics.csv'}, {out / 'loss.png'} and "
           f"{out / 'masks.png'}")
-    return {"test_miou": miou, "test_pixel_accuracy": pixel_acc, "seconds": seconds}
+    return {"test_miou": miou, "test_pixel_accuracy": pixel_acc, "seconds": seconds,
+            "model": model}
 
 
 def draw_masks(images, truth, predicted, names, path, count=8):

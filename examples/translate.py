@@ -14,12 +14,14 @@ The recipe is the paper's (Vaswani et al. 2017, §5.3-5.4): Adam (0.9, 0.98, 1e-
 inverse-square-root warm-up, dropout 0.1 and label smoothing 0.1; batches group sentences of
 similar length (§5.1). After training it prints exact match, character error rate and corpus
 BLEU on the test set for greedy decoding and beam search, the speed-up of the key/value cache,
-and writes to ``runs/translate/``: checkpoint.npz (+ the two vocabularies as JSON),
-metrics.jsonl/.csv, loss.png and attention.png (encoder-decoder attention of a few test
-sentences).
+and writes to ``runs/translate/`` (``runs/translate-quick/`` for ``--quick``): checkpoint.npz
+(+ the two vocabularies as JSON), metrics.jsonl/.csv, loss.png and attention.png
+(encoder-decoder attention of a few test sentences).
 
-    python -m examples.translate --translate siebenhundertelf   # uses the saved checkpoint
-    python -m examples.translate --pe-experiment     # sinusoidal vs learned positions (§3.5)
+    python -m examples.translate --translate siebenhundertelf   # with the trained model
+    python -m examples.translate --stop-after 300   # or Ctrl-C: write the checkpoint, exit
+    python -m examples.translate --resume           # continue where it stopped
+    python -m examples.translate --pe-experiment    # sinusoidal vs learned positions (§3.5)
 
 BLEU needs sacrebleu (``pip install "sacrebleu>=2.4"``).
 """
@@ -34,9 +36,15 @@ import numpy as np
 
 import minitx as mt
 from examples.common import (
+    Fraction,
     MetricsLog,
+    NonNegativeFloat,
+    NonNegativeInt,
+    OneOf,
+    PositiveFloat,
+    PositiveInt,
+    StopRequest,
     log_progress,
-    optimizer_step,
     parse_config,
     plot_curves,
     progress,
@@ -44,7 +52,7 @@ from examples.common import (
     run_dir,
 )
 from minitx import serialization
-from minitx.data import CharTokenizer, load_number_words
+from minitx.data import ArrayDataset, CharTokenizer, DataLoader, load_number_words
 from minitx.data.tokenizers import SPECIAL_TOKENS
 from models.transformer import (
     PRESETS,
@@ -63,21 +71,28 @@ SACREBLEU_HINT = ('examples.translate reports corpus BLEU with sacrebleu, which 
 
 @dataclass(frozen=True)
 class Config:
-    preset: str = "tiny"  # models.transformer.PRESETS: width and depth
-    positional: str = "sinusoidal"  # or "learned" (§3.5)
+    preset: OneOf(*PRESETS) = "tiny"  # models.transformer.PRESETS: width and depth
+    positional: OneOf("sinusoidal", "learned") = "sinusoidal"  # position encodings (§3.5)
     norm_first: bool = False  # post-LN as in the paper; --norm-first for pre-LN
-    dropout: float = 0.1  # P_drop (§5.4)
-    label_smoothing: float = 0.1  # ε_ls (§5.4)
-    count: int = 20_000  # numbers drawn, see BANDS (80% train, 10% validation, 10% test)
-    steps: int = 1000
-    batch_size: int = 64  # sentences per batch
-    warmup_steps: int = 200  # of the inverse-square-root schedule (Eq. 3)
-    lr_scale: float = 0.5  # multiplies Eq. 3 (peak lr 0.5 · 128^-½ · 200^-½ = 0.0025)
-    eval_every: int = 250  # steps between validation checks (greedy, 256 sentences)
-    beam_size: int = 4  # §6.1
-    length_penalty: float = 0.6  # α (§6.1)
-    seed: int = 0
-    device: str = "cpu"
+    dropout: Fraction = 0.1  # dropout probability P_drop (§5.4)
+    label_smoothing: Fraction = 0.1  # label smoothing ε_ls (§5.4)
+    count: PositiveInt = 20_000  # numbers drawn, see BANDS (80% train, 10% validation, 10% test)
+    steps: PositiveInt = 1000  # optimizer steps
+    batch_size: PositiveInt = 64  # sentences per batch
+    warmup_steps: NonNegativeInt = 200  # warm-up of the inverse-square-root schedule (Eq. 3)
+    lr_scale: PositiveFloat = 0.5  # multiplies Eq. 3 (peak lr 0.5 · 128^-½ · 200^-½ = 0.0025)
+    log_every: PositiveInt = 25  # steps between loss entries in the metrics log
+    eval_every: PositiveInt = 250  # steps between validation checks (greedy, 256 sentences)
+    checkpoint_every: PositiveInt = 250  # steps between checkpoints
+    beam_size: PositiveInt = 4  # beam width of beam search (§6.1)
+    length_penalty: NonNegativeFloat = 0.6  # length penalty α of beam search (§6.1)
+    seed: NonNegativeInt = 0  # the numbers drawn, the initial weights, dropout and the batches
+    device: str = "cpu"  # where the model trains: cpu, cuda, cuda:1, ...
+
+
+# a smoke run: a few steps on a small subset
+QUICK = {"steps": 8, "warmup_steps": 4, "batch_size": 16, "eval_every": 4,
+         "checkpoint_every": 4, "count": 2000}
 
 
 # ---- data: characters in, words out -------------------------------------------------------------
@@ -146,7 +161,8 @@ def encode_pairs(src_tok, tgt_tok, german, english):
 
 
 def length_batches(src, batch_size, rng):
-    """Yield index arrays of batches of similar source length, in random order (§5.1)."""
+    """Return one epoch's index arrays of full batches of similar source length, in random
+    order (§5.1): the ``batch_sampler`` of the training DataLoader."""
     order = rng.permutation(len(src))
     pool = 50 * batch_size  # sort within pools: similar lengths, still a random mix
     lengths = (src != 0).sum(axis=1)
@@ -155,9 +171,7 @@ def length_batches(src, batch_size, rng):
         chunk = order[start:start + pool]
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
         batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    for i in rng.permutation(len(batches)):
-        if len(batches[i]) == batch_size:
-            yield batches[i]
+    return [batches[i] for i in rng.permutation(len(batches)) if len(batches[i]) == batch_size]
 
 
 def trim(*arrays):
@@ -236,41 +250,58 @@ def model_config(cfg, src_tok, tgt_tok, max_len=128):
         share_embeddings=False, pad_id=CharTokenizer.pad_id)
 
 
-def train(cfg, data, out, name, resume=False, quick=False):
-    """Train one model on data = (src_tok, tgt_tok, train texts, validation texts)."""
+def train(cfg, data, out, name, args, quick=False):
+    """Train one model on data = (src_tok, tgt_tok, train texts, validation texts); `args` has
+    resume and stop_after (see examples.common). Returns (model, log, (wall s, CPU s), step)."""
     src_tok, tgt_tok, (de, en), (val_de, val_en) = data
     src, tgt_in, tgt_out = encode_pairs(src_tok, tgt_tok, de, en)
+    if cfg.batch_size > len(src):
+        args.error(f"the training set has {len(src)} sentences, fewer than --batch-size "
+                   f"{cfg.batch_size}: an epoch would have no batch")
     mt.random.seed(cfg.seed)
-    model = Transformer(model_config(cfg, src_tok, tgt_tok)).to(cfg.device)
+    try:
+        model = Transformer(model_config(cfg, src_tok, tgt_tok)).to(cfg.device)
+    except ValueError as error:  # an unknown --device
+        args.error(str(error))
     opt, sched = make_optimizer(model, cfg.warmup_steps, cfg.lr_scale)  # §5.3
     batch_rng, checkpoint = np.random.default_rng(cfg.seed), out / "checkpoint.npz"
-    step = resume_step(checkpoint, resume, model=model, optimizer=opt, schedule=sched,
-                       rngs={"batches": batch_rng})
-    log = MetricsLog(out, resume=resume)
+    loader = DataLoader(ArrayDataset(src, tgt_in, tgt_out), cfg.batch_size, rng=batch_rng,
+                        batch_sampler=lambda rng: length_batches(src, cfg.batch_size, rng))
+    rngs = {"batches": batch_rng}
+    step = resume_step(checkpoint, args, cfg, model=model, optimizer=opt, schedule=sched,
+                       loader=loader, rngs=rngs)
+    log = MetricsLog(out, resume=args.resume, step=step)
+
+    batches = loader.forever()
     bar, start, cpu = progress(cfg.steps, name, initial=step), time.perf_counter(), cpu_seconds()
-    while step < cfg.steps:
-        for rows in length_batches(src, cfg.batch_size, batch_rng):
-            xb, yb_in, yb_out = (mt.tensor(a, device=cfg.device)
-                                 for a in trim(src[rows], tgt_in[rows], tgt_out[rows]))
+    with StopRequest(args.stop_after) as stop:  # Ctrl-C or --stop-after: save, then exit
+        while step < cfg.steps:
+            xb, yb_in, yb_out = (mt.tensor(a, device=cfg.device) for a in trim(*next(batches)))
             loss = transformer_loss(model(xb, yb_in), yb_out, model.config)  # §5.4
-            optimizer_step(loss, model, opt, sched)  # no gradient clipping in the paper
+            loss.backward()
+            opt.step()  # no gradient clipping in the paper
+            opt.zero_grad()
+            sched.step()
             step += 1
-            loss_value = log_progress(bar, log, step, loss, opt, every=25, total=cfg.steps)
+            loss_value = log_progress(bar, log, step, loss, opt, cfg.log_every, cfg.steps)
             if step % cfg.eval_every == 0 or step == cfg.steps:
                 n = 16 if quick else 256
                 hyp = translate(model, src_tok, tgt_tok, val_de[:n], cfg.device)
                 val_exact = float(np.mean([h == r for h, r in zip(hyp, val_en[:n])]))
                 log.log(step=step, val_exact_match=val_exact)
-                bar.set_postfix(loss=f"{loss_value:.3f}", val_exact=f"{val_exact:.3f}")
-            if step == cfg.steps:
+                bar.set_postfix(loss=f"{loss_value:.3f}", val_exact=f"{val_exact:.3f}",
+                                refresh=False)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop(step):
+                serialization.save_checkpoint(
+                    checkpoint, model=model, optimizer=opt, schedule=sched, step=step,
+                    config=model.config, rngs=rngs,
+                    extra={"loader": loader.state_dict(), "example": dataclasses.asdict(cfg)})
+                src_tok.save(out / "src_vocab.json")
+                tgt_tok.save(out / "tgt_vocab.json")
+            if stop(step):
                 break
     bar.close()
     seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
-    serialization.save_checkpoint(checkpoint, model=model, optimizer=opt, schedule=sched,
-                                  step=step, config=model.config, rngs={"batches": batch_rng},
-                                  extra={"example": dataclasses.asdict(cfg)})
-    src_tok.save(out / "src_vocab.json")
-    tgt_tok.save(out / "tgt_vocab.json")
     plot_curves(log, ["loss"], out / "loss.png", f"{name}: training loss", log_y=True)
     return model, log, (seconds, cpu), step
 
@@ -295,27 +326,25 @@ def load_trained(out, device):
 def main(argv=None):
     mt.backend.keep_host_memory()  # reuse freed memory step after step (see its docstring)
     cfg, args = parse_config(
-        Config, __doc__, argv,
-        resume=(bool, False, "continue from runs/translate/checkpoint.npz"),
-        quick=(bool, False, "a smoke run of a few steps on a small subset"),
-        translate=(str, None, "translate this German number word, e.g. siebenhundertelf "
-                              "(with the saved checkpoint; trains first if there is none)"),
+        Config, __doc__, argv, prog="python -m examples.translate", quick_config=QUICK,
+        resumable=True,
+        translate=(str, None, "translate this German number word, e.g. siebenhundertelf, with "
+                              "the trained model of runs/translate/ (with --quick: of "
+                              "runs/translate-quick/); no training"),
         pe_experiment=(bool, False, "train sinusoidal and learned positions on short "
                                     "numbers, test on longer ones (§3.5)"))
+    if args.translate is not None:
+        return translate_saved(cfg, args)
     try:
         import sacrebleu  # noqa: F401  (fail now, not after training)
     except ImportError:
         raise SystemExit(SACREBLEU_HINT) from None
-    if args.quick:  # a smoke run: small settings, except where a flag says otherwise
-        quick = {"steps": 8, "batch_size": 16, "eval_every": 4, "count": 2000}
-        cfg = dataclasses.replace(cfg, **{name: value for name, value in quick.items()
-                                          if getattr(cfg, name) == getattr(Config, name)})
     if args.pe_experiment:
-        return pe_experiment(cfg, args.quick)
-    out = run_dir("translate")
-    if args.translate and (out / "checkpoint.npz").exists() and not args.resume:
-        model, src_tok, tgt_tok = load_trained(out, cfg.device)
-        return translate_and_print(model, src_tok, tgt_tok, args.translate, cfg)
+        if args.resume or args.stop_after:
+            args.error("--pe-experiment trains two models from scratch: no --resume or "
+                       "--stop-after")
+        return pe_experiment(cfg, args)
+    out = run_dir("translate", quick=args.quick)
 
     de, en, _ = load_pairs(cfg, "train")
     val_de, val_en, _ = load_pairs(cfg, "validation")
@@ -325,8 +354,11 @@ def main(argv=None):
         src_tok = CharTokenizer.load(out / "src_vocab.json")
         tgt_tok = WordTokenizer.load(out / "tgt_vocab.json")
     data = (src_tok, tgt_tok, (de, en), (val_de, val_en))
-    model, log, (seconds, cpu), step = train(cfg, data, out, "translate", args.resume,
-                                             args.quick)
+    model, log, (seconds, cpu), step = train(cfg, data, out, "translate", args, args.quick)
+    if step < cfg.steps:
+        print(f"translate: stopped after step {step} of {cfg.steps}; wrote "
+              f"{out / 'checkpoint.npz'} (continue with --resume)")
+        return {"stopped_at": step, "model": model}
     if args.quick:
         test_de, test_en, test_numbers = test_de[:12], test_en[:12], test_numbers[:12]
 
@@ -383,9 +415,28 @@ def main(argv=None):
     for de_text, en_text, hyp in list(zip(test_de, test_en, greedy))[:3]:
         print(f"  {de_text} -> {hyp}{'' if hyp == en_text else f'  (expected {en_text})'}")
     print(f"wrote {out / 'checkpoint.npz'}, metrics.csv, loss.png, attention.png")
-    if args.translate:
-        translate_and_print(model, src_tok, tgt_tok, args.translate, cfg)
-    return metrics
+    return {**metrics, "model": model}
+
+
+def translate_saved(cfg, args):
+    """--translate TEXT: translate with the model saved by a training run (never train)."""
+    text = args.translate.strip().lower()
+    if not text:
+        args.error("--translate: give a German number word, e.g. --translate siebenhundertelf")
+    if args.resume or args.pe_experiment or args.stop_after:
+        args.error("--translate uses the saved model: no --resume, --stop-after or "
+                   "--pe-experiment")
+    out = run_dir("translate", quick=args.quick)
+    checkpoint = out / "checkpoint.npz"
+    if not checkpoint.exists():
+        args.error(f"--translate: no trained model in {checkpoint}; train one first with "
+                   f"python -m examples.translate" + (" --quick" if args.quick else ""))
+    model, src_tok, tgt_tok = load_trained(out, cfg.device)
+    saved = serialization.load_tree(checkpoint)
+    step, example = saved["step"], (saved["extra"] or {}).get("example", {})
+    if step < example.get("steps", step):
+        print(f"note: {checkpoint} is a stopped run, at step {step} of {example['steps']}")
+    return translate_and_print(model, src_tok, tgt_tok, text, cfg)
 
 
 def translate_and_print(model, src_tok, tgt_tok, text, cfg):
@@ -401,12 +452,13 @@ def translate_and_print(model, src_tok, tgt_tok, text, cfg):
     return {"greedy": greedy, "beam": beam}
 
 
-def pe_experiment(cfg, quick=False):
+def pe_experiment(cfg, args):
     """§3.5: "learned positional embeddings [...] produced nearly identical results", but the
     sinusoids "may allow the model to extrapolate to sequence lengths longer than the ones
     encountered during training". Train both on numbers whose German spelling has at most
     `short` characters, then test each on held-out numbers, grouped by source length."""
-    out, short = run_dir("translate_pe"), 45
+    quick = args.quick
+    out, short = run_dir("translate_pe", quick=quick), 45
     cfg = dataclasses.replace(cfg, count=4000 if quick else 100_000)
     de, en, _ = load_pairs(cfg, "train")
     val_de, val_en, _ = load_pairs(cfg, "validation")
@@ -420,8 +472,11 @@ def pe_experiment(cfg, quick=False):
     for positional in ("sinusoidal", "learned"):
         run_cfg = dataclasses.replace(cfg, positional=positional)
         data = (src_tok, tgt_tok, (de, en), (val_de, val_en))
-        model, _, (seconds, _), step = train(run_cfg, data, run_dir(f"translate_pe/{positional}"),
-                                             positional, quick=quick)
+        folder = run_dir(f"translate_pe/{positional}", quick=quick)
+        model, _, (seconds, _), step = train(run_cfg, data, folder, positional, args, quick)
+        if step < run_cfg.steps:  # Ctrl-C: no comparison from a half-trained model
+            print(f"positional encodings: stopped while training {positional}")
+            return results
         row = [positional]
         for low, high in groups:
             pick = (lengths >= low) & (lengths <= high)

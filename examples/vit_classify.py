@@ -13,10 +13,11 @@ ViT (Dosovitskiy et al. 2021, ``models/vit.py``) trained from scratch on one of 
 
 Small datasets and a model without convolutions' built-in locality: the training images are
 shifted at random by a pixel or two (padding with zeros, then cropping), labels are smoothed and
-weights decayed. Outputs go to ``runs/vit_classify/<dataset>/``: a checkpoint that ``--resume``
-continues from, ``metrics.csv``/``metrics.jsonl``, ``loss.png``, ``accuracy.png`` (on the test
-set), ``attention.png`` (what the [class] token attends to in a few test images: the last layer's
-weights and the attention rollout of all layers, as in the paper's Fig. 6) and
+weights decayed. Outputs go to ``runs/vit_classify/<dataset>/`` (``runs/vit_classify-quick/``
+for ``--quick``): a checkpoint that ``--resume`` continues from (Ctrl-C or ``--stop-after N``
+writes one and exits), ``metrics.csv``/``metrics.jsonl``, ``loss.png``, ``accuracy.png`` (on the
+test set), ``attention.png`` (what the [class] token attends to in a few test images: the last
+layer's weights and the attention rollout of all layers, as in the paper's Fig. 6) and
 ``pos_embed.png`` (cosine similarity of the learned position embeddings, as in Fig. 7).
 """
 
@@ -30,10 +31,17 @@ import numpy as np
 import minitx as mt
 import minitx.functional as F
 from examples.common import (
+    Fraction,
     MetricsLog,
+    NonNegativeFloat,
+    NonNegativeInt,
+    OneOf,
+    PositiveFloat,
+    PositiveInt,
+    StopRequest,
     accuracy,
+    channel_stats,
     log_progress,
-    optimizer_step,
     parse_dataset_config,
     plot_curves,
     predict,
@@ -45,30 +53,36 @@ from examples.common import (
 from minitx import data, optim, serialization
 from models.vit import ViT, ViTConfig, attention_rollout
 
+DATASETS = ("digits", "mnist_5k", "shapes", "mnist", "cifar10")
+
 
 @dataclass(frozen=True)
 class Config:
     """Defaults for the 8x8 digits; each other dataset overrides some below."""
 
-    dataset: str = "digits"  # digits | mnist_5k | shapes | mnist | cifar10
-    patch_size: int = 2  # P
-    dim: int = 96  # D
-    depth: int = 4  # L
-    heads: int = 4  # h
-    mlp_dim: int = 192  # hidden width of each block's MLP
-    dropout: float = 0.0  # in every block and after the position embeddings
-    steps: int = 2000  # optimizer steps
-    batch_size: int = 128
-    lr: float = 2e-3  # peak learning rate of AdamW
-    warmup_steps: int = 100  # linear warm-up, then cosine decay to 0
-    weight_decay: float = 0.05
-    label_smoothing: float = 0.1
-    clip_norm: float = 1.0  # global gradient-norm clipping (ViT App. B.1)
-    shift: int = 1  # random translation of training images, in pixels (0: none)
-    train_size: int = 0  # images generated for training (shapes only)
-    eval_every: int = 250  # steps between test-accuracy evaluations
-    seed: int = 0
-    device: str = "cpu"
+    dataset: OneOf(*DATASETS) = "digits"  # the images to classify (see above)
+    patch_size: PositiveInt = 2  # P, the side of a square patch in pixels
+    dim: PositiveInt = 96  # D, the width of every token
+    depth: PositiveInt = 4  # L, Transformer blocks
+    heads: PositiveInt = 4  # h, attention heads (D / h each)
+    mlp_dim: PositiveInt = 192  # hidden width of each block's MLP
+    dropout: Fraction = 0.0  # in every block and after the position embeddings
+    steps: PositiveInt = 2000  # optimizer steps
+    batch_size: PositiveInt = 128  # images per step
+    lr: PositiveFloat = 2e-3  # peak learning rate of AdamW
+    warmup_steps: NonNegativeInt = 100  # linear warm-up, then cosine decay to 0
+    weight_decay: NonNegativeFloat = 0.05  # AdamW's decoupled weight decay
+    label_smoothing: Fraction = 0.1  # ε of the smoothed targets
+    clip_norm: PositiveFloat = 1.0  # global gradient-norm clipping (ViT App. B.1)
+    shift: NonNegativeInt = 1  # random translation of training images, in pixels (0: none)
+    # training images: the first N (0: all); for shapes, how many are generated
+    train_size: NonNegativeInt = 0
+    test_size: NonNegativeInt = 0  # test images: the first N (0: all)
+    log_every: PositiveInt = 25  # steps between loss entries in the metrics log
+    eval_every: PositiveInt = 250  # steps between test-accuracy evaluations
+    checkpoint_every: PositiveInt = 500  # steps between checkpoints
+    seed: NonNegativeInt = 0  # the data split, the initial weights and the batches
+    device: str = "cpu"  # where the model trains: cpu, cuda, cuda:1, ...
 
 
 @dataclass(frozen=True)
@@ -110,6 +124,9 @@ class Cifar10Config(ShapesConfig):  # not tuned: CIFAR-10 is not on this machine
 
 CONFIGS = {"digits": Config, "mnist_5k": Mnist5kConfig, "shapes": ShapesConfig,
            "mnist": MnistConfig, "cifar10": Cifar10Config}
+# a smoke run: a few steps on a few images
+QUICK = {"steps": 10, "batch_size": 32, "warmup_steps": 2, "eval_every": 5,
+         "checkpoint_every": 5, "train_size": 256, "test_size": 100}
 SHAPES_TEST_SIZE = 1000
 EVAL_BATCH = 500  # test images per forward pass when evaluating
 
@@ -123,8 +140,8 @@ def load(cfg):
         x_train, x_test = x_train[:, None], x_test[:, None]  # (N, H, W) -> (N, 1, H, W)
         names = [str(d) for d in range(10)]
     elif name == "shapes":  # test images from another seed: a disjoint sample stream
-        train = data.load_shapes(cfg.train_size, seed=2 * cfg.seed)
-        test = data.load_shapes(SHAPES_TEST_SIZE, seed=2 * cfg.seed + 1)
+        train = data.load_shapes(cfg.train_size or ShapesConfig.train_size, seed=2 * cfg.seed)
+        test = data.load_shapes(cfg.test_size or SHAPES_TEST_SIZE, seed=2 * cfg.seed + 1)
         x_train, y_train, x_test, y_test = (train["images"], train["shape"], test["images"],
                                             test["shape"])
         names = ["circle", "square", "triangle", "diamond", "cross"]
@@ -137,24 +154,22 @@ def load(cfg):
         names = list(data.CIFAR10_CLASSES)
     else:
         raise ValueError(f"vit_classify: unknown dataset {name!r}; choose from {list(CONFIGS)}")
-    return x_train, y_train, x_test, y_test, names
+    train, test = slice(0, cfg.train_size or None), slice(0, cfg.test_size or None)
+    return x_train[train], y_train[train], x_test[test], y_test[test], names
 
 
 def main(argv=None):
     mt.backend.keep_host_memory()  # reuse freed memory step after step (see its docstring)
     cfg, args = parse_dataset_config(CONFIGS, "digits", __doc__, argv,
-                                     resume=(bool, False, "continue from the run's checkpoint"),
-                                     quick=(bool, False, "a smoke run of a few steps"))
-    if args.quick and cfg.steps == CONFIGS[cfg.dataset].steps:  # unless --steps says otherwise
-        cfg = dataclasses.replace(cfg, steps=10, warmup_steps=2, eval_every=5,
-                                  train_size=min(cfg.train_size, 256))
-    out = run_dir(f"vit_classify/{cfg.dataset}")
+                                     prog="python -m examples.vit_classify",
+                                     quick_config=QUICK, resumable=True)
+    out = run_dir(f"vit_classify/{cfg.dataset}", quick=args.quick)
     mt.random.seed(cfg.seed)
     x_train, y_train, x_test, y_test, names = load(cfg)
-    if args.quick:  # a smoke run evaluates on a slice
-        x_test, y_test = x_test[:100], y_test[:100]
-    mean = x_train.mean(axis=(0, 2, 3), keepdims=True)  # per-channel statistics of the
-    std = x_train.std(axis=(0, 2, 3), keepdims=True)  # training set, (1, C, 1, 1)
+    if cfg.batch_size > len(x_train):
+        args.error(f"the training set has {len(x_train)} images, fewer than --batch-size "
+                   f"{cfg.batch_size}: an epoch would have no batch")
+    mean, std = channel_stats(x_train)  # per channel, of the training set: (1, C, 1, 1)
     x_test_n = (x_test - mean) / std
     loader_rng, augment_rng = np.random.default_rng(cfg.seed), np.random.default_rng(cfg.seed + 1)
     loader = data.DataLoader(data.ArrayDataset(x_train, y_train), cfg.batch_size, shuffle=True,
@@ -164,42 +179,57 @@ def main(argv=None):
     model_cfg = ViTConfig(image_size=H, patch_size=cfg.patch_size, in_channels=C, dim=cfg.dim,
                           depth=cfg.depth, heads=cfg.heads, mlp_dim=cfg.mlp_dim,
                           num_classes=len(names), dropout=cfg.dropout)
-    model = ViT(model_cfg, device=cfg.device)
+    try:
+        model = ViT(model_cfg, device=cfg.device)
+    except ValueError as error:  # sizes that do not fit together, an unknown --device
+        args.error(str(error))
     opt = optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = optim.WarmupCosineSchedule(opt, cfg.warmup_steps, cfg.steps)
-    rngs = {"loader": loader_rng, "augment": augment_rng}
-    checkpoint = out / "checkpoint.npz"
-    step = resume_step(checkpoint, args.resume, model=model, optimizer=opt, schedule=sched,
-                       rngs=rngs)
-    log = MetricsLog(out, resume=args.resume)
+    rngs, checkpoint = {"loader": loader_rng, "augment": augment_rng}, out / "checkpoint.npz"
+    step = resume_step(checkpoint, args, cfg, model=model, optimizer=opt, schedule=sched,
+                       loader=loader, rngs=rngs)
+    log = MetricsLog(out, resume=args.resume, step=step)
 
+    batches = loader.forever()
     bar, start = progress(cfg.steps, f"vit {cfg.dataset}", initial=step), time.perf_counter()
-    while step < cfg.steps:
-        for xb, yb in loader:
+    with StopRequest(args.stop_after) as stop:  # Ctrl-C or --stop-after: save, then exit
+        while step < cfg.steps:
+            xb, yb = next(batches)
             # zero padding: the shift happens before normalization, so the border is black
             xb = random_shift(xb, cfg.shift, augment_rng, mode="constant")  # (B, C, H, W)
-            xb = (xb - mean) / std
-            logits = model(mt.tensor(xb.astype(np.float32), device=cfg.device))  # (B, K)
+            xb = ((xb - mean) / std).astype(np.float32)
+            logits = model(mt.tensor(xb, device=cfg.device))  # (B, K)
             loss = F.cross_entropy(logits, mt.tensor(yb, device=cfg.device),
                                    label_smoothing=cfg.label_smoothing)
-            optimizer_step(loss, model, opt, sched, clip_norm=cfg.clip_norm)
+            loss.backward()
+            optim.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+            opt.step()
+            opt.zero_grad()
+            sched.step()
             step += 1
-            log_progress(bar, log, step, loss, opt, every=25, total=cfg.steps)
+            log_progress(bar, log, step, loss, opt, cfg.log_every, cfg.steps)
             if step % cfg.eval_every == 0 and step < cfg.steps:
                 test_acc = accuracy(model, x_test_n, y_test, cfg.device, EVAL_BATCH)
                 log.log(step=step, test_accuracy=test_acc)
-            if step == cfg.steps:
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop(step):
+                serialization.save_checkpoint(
+                    checkpoint, model=model, optimizer=opt, schedule=sched, step=step,
+                    config=model_cfg, rngs=rngs,
+                    extra={"loader": loader.state_dict(), "example": dataclasses.asdict(cfg)})
+            if stop(step):
                 break
     bar.close()
     seconds = time.perf_counter() - start
+    if step < cfg.steps:
+        print(f"vit_classify[{cfg.dataset}]: stopped after step {step} of {cfg.steps}; wrote "
+              f"{checkpoint} (continue with --resume)")
+        return {"stopped_at": step, "model": model}
 
     test_acc = accuracy(model, x_test_n, y_test, cfg.device, EVAL_BATCH)
     some = slice(0, 5000)  # the training accuracy of at most 5,000 images is estimate enough
     train_acc = accuracy(model, (x_train[some] - mean) / std, y_train[some], cfg.device,
                          EVAL_BATCH)
     log.log(step=step, train_accuracy=train_acc, test_accuracy=test_acc)
-    serialization.save_checkpoint(checkpoint, model=model, optimizer=opt, schedule=sched,
-                                  step=step, config=model_cfg, rngs=rngs)
     plot_curves(log, ["loss"], out / "loss.png", f"ViT on {cfg.dataset}: training loss",
                 log_y=True)
     plot_curves(log, ["test_accuracy"], out / "accuracy.png",
@@ -211,7 +241,8 @@ def main(argv=None):
           f"{train_acc:.4f}, test accuracy {test_acc:.4f} ({len(y_test)} held-out images)")
     print(f"wrote {checkpoint}, {out / 'metrics.csv'} and the figures loss.png, accuracy.png, "
           f"attention.png and pos_embed.png in {out}")
-    return {"test_accuracy": test_acc, "train_accuracy": train_acc, "seconds": seconds}
+    return {"test_accuracy": test_acc, "train_accuracy": train_acc, "seconds": seconds,
+            "model": model}
 
 
 def plot_attention(model, raw, images, labels, names, device, path):

@@ -85,6 +85,12 @@ class DataLoader:
     Each pass (epoch) over the loader draws a fresh permutation from the same generator, so the
     order differs between epochs while the whole sequence of epochs is fixed by the seed.
 
+    The loader remembers where the current epoch stands (its order of samples and the batches
+    handed out so far): :meth:`state_dict` returns that, :meth:`load_state_dict` puts it back,
+    and the next pass then continues the interrupted epoch instead of starting a new one. Saved
+    in a training checkpoint together with the generator's state, it lets a resumed run see
+    exactly the batches the uninterrupted run would have seen, even in the middle of an epoch.
+
     Args:
         dataset: a `Dataset` (``__len__`` and ``__getitem__``).
         batch_size: samples per batch, a positive integer.
@@ -93,6 +99,14 @@ class DataLoader:
         rng: an integer seed or a ``numpy.random.Generator``; ``None`` seeds from the OS, so
             pass a seed for reproducible runs.
         collate: turns a list of samples into a batch (default: `default_collate`).
+        batch_sampler: a function ``rng -> list of index arrays`` that makes the batches of one
+            epoch, replacing the shuffled slices (e.g. batches of sentences of similar length);
+            `batch_size`, `shuffle` and `drop_last` are then not used to form batches.
+
+    Raises:
+        ValueError: on iteration, when an epoch would yield no batch at all (an empty dataset,
+            or fewer samples than ``batch_size`` with ``drop_last``): a training loop that waits
+            for the next batch would otherwise wait forever.
 
     Example:
         >>> loader = DataLoader(ArrayDataset(np.arange(10)), batch_size=4, shuffle=True, rng=0)
@@ -108,6 +122,7 @@ class DataLoader:
         drop_last: bool = False,
         rng: int | np.random.Generator | None = None,
         collate: Callable[[list[Any]], Any] = default_collate,
+        batch_sampler: Callable[[np.random.Generator], list[np.ndarray]] | None = None,
     ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -120,17 +135,86 @@ class DataLoader:
         # One generator for the loader's lifetime: epoch k continues where epoch k-1 stopped.
         self.rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self.collate = collate
+        self.batch_sampler = batch_sampler
+        self.epoch = 0  # epochs started
+        self._batches: list[np.ndarray] = []  # the index batches of the current epoch
+        self._done = 0  # how many of them were handed out
+        self._resume = False  # the next pass continues the current epoch (after loading)
 
     def __len__(self) -> int:
         """Return the number of batches in one epoch."""
+        if self.batch_sampler is not None:
+            raise TypeError("len(DataLoader) is unknown with a batch_sampler: the sampler "
+                            "decides each epoch's batches")
         n = len(self.dataset)
         if self.drop_last:
             return n // self.batch_size
         return -(-n // self.batch_size)  # ceiling division
 
     def __iter__(self) -> Iterator[Any]:
-        n = len(self.dataset)
-        order = self.rng.permutation(n) if self.shuffle else np.arange(n)
-        for b in range(len(self)):
-            indices = order[b * self.batch_size : (b + 1) * self.batch_size]
+        if not (self._resume and self._done < len(self._batches)):
+            self._batches = self._epoch_batches()
+            self._done = 0
+            self.epoch += 1
+        self._resume = False
+        while self._done < len(self._batches):
+            indices = self._batches[self._done]
+            self._done += 1  # counted before the yield: a state saved now resumes after it
             yield self.collate([self.dataset[int(i)] for i in indices])
+
+    def forever(self) -> Iterator[Any]:
+        """Yield batches epoch after epoch without end (each epoch reshuffled), for a loop that
+        counts optimizer steps rather than epochs: ``batch = next(batches)``."""
+        while True:
+            yield from self
+
+    def _epoch_batches(self) -> list[np.ndarray]:
+        """Draw the order of a new epoch and cut it into batches of indices."""
+        n = len(self.dataset)
+        if self.batch_sampler is not None:
+            batches = [np.asarray(b, dtype=np.int64) for b in self.batch_sampler(self.rng)]
+        else:
+            order = self.rng.permutation(n) if self.shuffle else np.arange(n)
+            batches = [order[b * self.batch_size:(b + 1) * self.batch_size]
+                       for b in range(len(self))]
+        if not batches:
+            raise ValueError(
+                f"DataLoader: an epoch of this loader yields no batch (dataset of {n} samples, "
+                f"batch_size={self.batch_size}, drop_last={self.drop_last}"
+                + (", batch_sampler" if self.batch_sampler is not None else "")
+                + "); use a smaller batch_size or more data")
+        return batches
+
+    # ---- checkpoints -------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Return where the current epoch stands: ``{"epoch", "done", "order", "sizes"}``.
+
+        ``order`` holds the indices of the epoch's batches one after the other and ``sizes``
+        their lengths, so the batches still to come are known exactly; ``done`` counts those
+        handed out. The generator's state is not included: save it beside (e.g. with the
+        ``rngs=`` of :func:`minitx.serialization.save_checkpoint`).
+        """
+        sizes = np.array([len(b) for b in self._batches], dtype=np.int64)
+        order = (np.concatenate(self._batches).astype(np.int64) if self._batches
+                 else np.zeros(0, dtype=np.int64))
+        return {"epoch": self.epoch, "done": self._done, "order": order, "sizes": sizes}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s position: the next pass continues that epoch."""
+        name = "DataLoader.load_state_dict"
+        if not (isinstance(state, dict) and {"epoch", "done", "order", "sizes"} <= set(state)):
+            raise ValueError(f"{name}: expected a dict with epoch, done, order and sizes, got "
+                             f"{state!r:.200}")
+        order = np.asarray(state["order"], dtype=np.int64)
+        sizes = np.asarray(state["sizes"], dtype=np.int64)
+        done, n = int(state["done"]), len(self.dataset)
+        if sizes.sum() != len(order) or not 0 <= done <= len(sizes):
+            raise ValueError(f"{name}: inconsistent state: {len(order)} indices in batches of "
+                             f"{sizes.sum()} samples, {done} of {len(sizes)} batches done")
+        if len(order) and (order.min() < 0 or order.max() >= n):
+            raise ValueError(f"{name}: the state indexes samples up to {order.max()}, but the "
+                             f"dataset has {n}; was it saved with another dataset?")
+        self._batches = np.split(order, np.cumsum(sizes)[:-1]) if len(sizes) else []
+        self._done = done
+        self.epoch = int(state["epoch"])
+        self._resume = True

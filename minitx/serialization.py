@@ -163,10 +163,7 @@ def load_checkpoint(path, *, model, optimizer=None, schedule=None, rngs=None, co
         `config_cls` when given, otherwise a dict (None when no config was saved).
     """
     fn = "load_checkpoint"
-    meta, arrays = _read_file(path, fn, ("checkpoint",))
-    tree = _unflatten(path, meta["tree"], arrays)
-    if not (isinstance(tree, dict) and _CHECKPOINT_PARTS <= set(tree)):
-        raise CheckpointError(f"{fn}: {path} lacks parts of a minitx checkpoint")
+    tree, meta = _read_checkpoint(path, fn)
     generators, saved_rngs = _generators(rngs, fn), tree["rng"]["generators"]
     _check_names(fn, path, model, tree["model"], strict)
     for name, obj in (("optimizer", optimizer), ("schedule", schedule)):
@@ -187,6 +184,25 @@ def load_checkpoint(path, *, model, optimizer=None, schedule=None, rngs=None, co
         gen.bit_generator.state = saved_rngs[name]
     return {"step": tree["step"], "extra": tree["extra"],
             "config": config_from_json(meta["config"], config_cls, fn)}
+
+
+def read_checkpoint(path):
+    """The whole content of a :func:`save_checkpoint` file as nested dicts of NumPy arrays,
+    without a model to load it into: for inspecting a file or comparing two.
+
+    Returns:
+        ``{"model": {name: array}, "optimizer": ..., "schedule": ..., "step": int, "rng":
+        ..., "extra": ...}``.
+    """
+    return _read_checkpoint(path, "read_checkpoint")[0]
+
+
+def _read_checkpoint(path, fn):
+    meta, arrays = _read_file(path, fn, ("checkpoint",))
+    tree = _unflatten(path, meta["tree"], arrays)
+    if not (isinstance(tree, dict) and _CHECKPOINT_PARTS <= set(tree)):
+        raise CheckpointError(f"{fn}: {path} lacks parts of a minitx checkpoint")
+    return tree, meta
 
 
 def _state_of(model, fn):

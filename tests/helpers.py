@@ -38,7 +38,7 @@ def run_main(module, folder, *args):
 def assert_same_checkpoint(path_a, path_b, skip=()):
     """Assert that two checkpoints hold bit-identical state: weights, optimizer moments,
     schedule, step, generators and the loader's position (the parts named in `skip` aside)."""
-    a, b = serialization.load_tree(path_a), serialization.load_tree(path_b)
+    a, b = serialization.read_checkpoint(path_a), serialization.read_checkpoint(path_b)
     for part in set(a) - set(skip):
         _assert_same(a[part], b[part], part)
 

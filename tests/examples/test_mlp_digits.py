@@ -42,11 +42,11 @@ def test_stop_and_resume_in_a_new_process_is_bit_exact(tmp_path, stop_after):
 
 def test_resume_to_train_longer_follows_the_longer_runs_schedule(tmp_path):
     run_main("mlp_digits", tmp_path, "--quick", "--steps", "10", "--log-every", "1")
-    before = serialization.load_tree(tmp_path / CKPT)["model"]
+    before = serialization.read_checkpoint(tmp_path / CKPT)["model"]
     out = run_example("mlp_digits", tmp_path, "--quick", "--steps", "20", "--log-every", "1",
                       "--resume")
     assert "steps 10 -> 20" in out
-    after = serialization.load_tree(tmp_path / CKPT)["model"]
+    after = serialization.read_checkpoint(tmp_path / CKPT)["model"]
     assert all(not np.array_equal(before[k], after[k]) for k in before)  # not trained at lr 0
     rows = [json.loads(line) for line in (tmp_path / CKPT).with_name("metrics.jsonl").open()]
     lrs = {row["step"]: row["lr"] for row in rows if "lr" in row}
@@ -62,7 +62,7 @@ def test_a_resumed_run_takes_the_optimizer_settings_of_its_command_line(tmp_path
     run_main("mlp_digits", tmp_path, "--quick", "--steps", "10", "--stop-after", "5")
     run_main("mlp_digits", tmp_path, "--quick", "--steps", "10", "--weight-decay", "0.5",
              "--resume")
-    groups = serialization.load_tree(tmp_path / CKPT)["optimizer"]["param_groups"]
+    groups = serialization.read_checkpoint(tmp_path / CKPT)["optimizer"]["param_groups"]
     assert [group["weight_decay"] for group in groups] == [0.5]
 
 
@@ -86,7 +86,7 @@ def test_bad_flags_end_the_program_at_once_naming_the_flag(tmp_path, capsys, arg
 def test_quick_with_steps_scales_the_warm_up_too(tmp_path):
     result = run_main("mlp_digits", tmp_path, "--quick", "--steps", "12")
     assert "test_accuracy" in result
-    example = serialization.load_tree(tmp_path / CKPT)["extra"]["example"]
+    example = serialization.read_checkpoint(tmp_path / CKPT)["extra"]["example"]
     assert (example["steps"], example["warmup_steps"]) == (12, 5)
 
 

@@ -49,10 +49,10 @@ def test_resume_to_train_longer_does_not_train_at_lr_0(tmp_path):
     pytest.importorskip("sklearn")
     run_main("vit_classify", tmp_path, "--quick", "--steps", "6", "--log-every", "1")
     path = tmp_path / CKPT.format("digits")
-    before = serialization.load_tree(path)["model"]
+    before = serialization.read_checkpoint(path)["model"]
     run_example("vit_classify", tmp_path, "--quick", "--steps", "12", "--log-every", "1",
                 "--resume")
-    after = serialization.load_tree(path)["model"]
+    after = serialization.read_checkpoint(path)["model"]
     assert not np.array_equal(before["head.weight"], after["head.weight"])
     rows = [json.loads(line) for line in path.with_name("metrics.jsonl").open()]
     assert all(row["lr"] > 0 for row in rows if "lr" in row and 6 < row["step"] < 12)

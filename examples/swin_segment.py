@@ -14,7 +14,7 @@ drawn with the images), or a grey digit dataset (``mnist_5k``, ``digits``, ``mni
 with the digit: 11 classes. Outputs go to ``runs/swin_segment/`` (``runs/swin_segment-quick/``
 for ``--quick``), with ``masks.png`` showing held-out images, their ground truth and the
 predicted masks. Ctrl-C or ``--stop-after N`` writes the checkpoint and exits; ``--resume``
-continues from it. The checkpoint's config is a :class:`SegmenterConfig` (the backbone's
+continues from it. The checkpoint's config is a :class:`models.swin_segment.SegmenterConfig` (the backbone's
 ``SwinConfig``, the classes and the decoder width), from which the model is rebuilt.
 """
 
@@ -46,7 +46,7 @@ from examples.common import (
 )
 from minitx import data, optim, serialization
 from models.swin import SwinConfig
-from models.swin_segment import SwinSegmenter, confusion_matrix, mean_iou
+from models.swin_segment import SegmenterConfig, SwinSegmenter, confusion_matrix, mean_iou
 
 SHAPE_CLASSES = ("background", "circle", "square", "triangle", "diamond", "cross")
 EVAL_BATCH = 100  # images per forward pass when predicting masks
@@ -87,15 +87,6 @@ class Config:
 QUICK = {"steps": 3, "warmup_steps": 1, "batch_size": 8, "embed_dim": 8, "head_dim": 4,
          "decoder_dim": 8, "train_images": 32, "test_images": 16, "eval_every": 2,
          "checkpoint_every": 2}
-
-
-@dataclass(frozen=True)
-class SegmenterConfig:
-    """The model's own config, stored in the checkpoint: the arguments of SwinSegmenter."""
-
-    backbone: SwinConfig
-    num_classes: int  # K, the background included
-    decoder_dim: int  # D
 
 
 def load_segmentation(cfg):

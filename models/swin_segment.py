@@ -19,11 +19,22 @@ upsampling; here nearest-neighbour upsampling (a reshape and a broadcast, differ
 existing ops) and the learned pixel shuffle keep to minitx's primitives.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from minitx import functional as F
 from minitx import nn
-from models.swin import SwinTransformer, window_reverse
+from models.swin import SwinConfig, SwinTransformer, window_reverse
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    """The model's own config, stored in the checkpoint: the arguments of :class:`SwinSegmenter`."""
+
+    backbone: SwinConfig
+    num_classes: int  # K, the background included
+    decoder_dim: int  # D
 
 
 class SwinSegmenter(nn.Module):

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 import minitx as mt
-from examples.swin_segment import SegmenterConfig, build_model
+from examples.swin_segment import build_model
 from minitx import serialization
+from models.swin_segment import SegmenterConfig
 from tests.helpers import assert_same_checkpoint, run_example, run_main
 
 CKPT = "runs/swin_segment-quick/checkpoint.npz"

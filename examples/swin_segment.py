@@ -14,8 +14,9 @@ drawn with the images), or a grey digit dataset (``mnist_5k``, ``digits``, ``mni
 with the digit: 11 classes. Outputs go to ``runs/swin_segment/`` (``runs/swin_segment-quick/``
 for ``--quick``), with ``masks.png`` showing held-out images, their ground truth and the
 predicted masks. Ctrl-C or ``--stop-after N`` writes the checkpoint and exits; ``--resume``
-continues from it. The checkpoint's config is a :class:`models.swin_segment.SegmenterConfig` (the backbone's
-``SwinConfig``, the classes and the decoder width), from which the model is rebuilt.
+continues from it. The checkpoint's config is a
+:class:`models.swin_segment.SegmenterConfig` (the backbone's ``SwinConfig``, the classes and the
+decoder width), from which the model is rebuilt.
 """
 
 import dataclasses

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from minitx import backend, ops
 from minitx.tensor import Tensor
 from minitx.testing import gradcheck
-from tests.ops.cases_nn import CASES
+from tests.ops.cases_conv import CASES
 
 NAMES = sorted(CASES)
 

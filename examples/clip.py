@@ -56,6 +56,8 @@ class Config:
     train_size: int = 8000  # shapes rendered for training (before removing held-out pairs)
     test_size: int = 1000
     eval_every: int = 250  # steps between zero-shot evaluations (and checkpoints)
+    probe_draws: int = 3  # random k-shot training sets per probe, averaged
+    probe_steps: int = 300  # full-batch AdamW steps of each logistic-regression probe
     seed: int = 0
     device: str = "cpu"
 
@@ -158,7 +160,8 @@ def main(argv=None):
                              stop_at=(int, 0, "stop after this step, as if interrupted"))
     if args.quick:
         cfg = dataclasses.replace(cfg, steps=min(cfg.steps, 30), warmup_steps=3, eval_every=15,
-                                  batch_size=32, train_size=600, test_size=200)
+                                  batch_size=32, train_size=600, test_size=200, probe_draws=1,
+                                  probe_steps=60)
     validate(cfg)
     out = run_dir(f"{'clip-quick' if args.quick else 'clip'}/{cfg.dataset}-{cfg.image_encoder}")
     mt.random.seed(cfg.seed)
@@ -216,6 +219,7 @@ def main(argv=None):
     bar.close()
     seconds = time.perf_counter() - start
     if step < cfg.steps:
+        save()
         print(f"clip: stopped at step {step} of {cfg.steps}; --resume continues")
         return {"step": step}
     return report(model, d, cfg, log, out, step, seconds)
@@ -284,7 +288,7 @@ def linear_probe(f_train, y_train, f_test, y_test, classes, steps=300):
     return float((np.array(classes)[pred] == y_test).mean())
 
 
-def probes(model, d, cfg, emb_test, draws=3):
+def probes(model, d, cfg, emb_test):
     """Fig. 5 at small scale: linear probes with k examples per class against zero-shot, on
     the test images of the classes seen in training (zero-shot restricted to them too)."""
     seen = sorted(set(d["y_train"].tolist()))
@@ -297,14 +301,15 @@ def probes(model, d, cfg, emb_test, draws=3):
     rng, result = np.random.default_rng(cfg.seed), {}
     for k in SHOTS:
         accs = []
-        for _ in range(draws):
+        for _ in range(cfg.probe_draws):
             idx = np.concatenate([rng.choice(np.flatnonzero(d["y_train"] == c),
                                              min(k, int((d["y_train"] == c).sum())),
                                              replace=False) for c in seen])
             accs.append(linear_probe(f_train[idx], d["y_train"][idx], emb_test[test],
-                                     d["y_test"][test], seen))
+                                     d["y_test"][test], seen, cfg.probe_steps))
         result[k] = float(np.mean(accs))
-    result["all"] = linear_probe(f_train, d["y_train"], emb_test[test], d["y_test"][test], seen)
+    result["all"] = linear_probe(f_train, d["y_train"], emb_test[test], d["y_test"][test], seen,
+                                 cfg.probe_steps)
     matched = next((k for k in (*SHOTS, "all") if result[k] >= zs), None)
     return zs, result, matched
 

@@ -301,3 +301,27 @@ def test_modified_resnet_equals_a_transcription_of_the_released_code(training):
     # in training, batch statistics of 12 values per channel (layer4) amplify float32 rounding
     rtol = 1e-4 if training else 1e-5
     np.testing.assert_allclose(ours(mt.tensor(x)).numpy(), expected, rtol=rtol, atol=1e-5)
+
+
+def test_benchmark_twin_computes_the_same_loss_and_gradients():
+    torch = pytest.importorskip("torch")
+    from benchmarks.step_clip import copy_weights, torch_twin
+
+    model = CLIP(TINY, generator=np.random.default_rng(0))
+    twin = copy_weights(model, torch_twin(TINY))
+    x = images(4).numpy()
+    t = tokens([[5, 2], [6, 7, 2], [8, 9, 10, 2], [11, 2]]).numpy()
+    loss = contrastive_loss(model(mt.tensor(x), mt.tensor(t)))
+    loss.backward()
+    logits = twin(torch.from_numpy(x), torch.from_numpy(t))
+    labels = torch.arange(4)
+    theirs = (torch.nn.functional.cross_entropy(logits, labels)
+              + torch.nn.functional.cross_entropy(logits.T, labels)) / 2
+    theirs.backward()
+    assert loss.item() == pytest.approx(theirs.item(), rel=1e-5)
+    ours = dict(model.named_parameters())
+    for name, p in twin.named_parameters():
+        if "in_proj" not in name:
+            key = name.replace(".linear1.", ".ffn.linear1.").replace(".linear2.", ".ffn.linear2.")
+            np.testing.assert_allclose(ours[key].grad, p.grad.numpy(), rtol=1e-3, atol=1e-5,
+                                       err_msg=name)

@@ -160,7 +160,8 @@ def main(argv=None):
                              stop_at=(int, 0, "stop after this step, as if interrupted"))
     if args.quick:
         cfg = dataclasses.replace(cfg, steps=min(cfg.steps, 30), warmup_steps=3, eval_every=15,
-                                  batch_size=32, train_size=600, test_size=200, probe_draws=1,
+                                  batch_size=32, train_size=min(cfg.train_size, 600), test_size=200,
+                                  probe_draws=1,
                                   probe_steps=60)
     validate(cfg)
     out = run_dir(f"{'clip-quick' if args.quick else 'clip'}/{cfg.dataset}-{cfg.image_encoder}")
@@ -310,8 +311,9 @@ def probes(model, d, cfg, emb_test):
         result[k] = float(np.mean(accs))
     result["all"] = linear_probe(f_train, d["y_train"], emb_test[test], d["y_test"][test], seen,
                                  cfg.probe_steps)
-    matched = next((k for k in (*SHOTS, "all") if result[k] >= zs), None)
-    return zs, result, matched
+    # zero-shot is worth k labelled examples per class: the largest k whose probe it equals
+    worth = [k for k in (*SHOTS, "all") if result[k] <= zs]
+    return zs, result, worth[-1] if worth else None
 
 
 def report(model, d, cfg, log, out, step, seconds):
@@ -340,8 +342,8 @@ def report(model, d, cfg, log, out, step, seconds):
           f"text->image R@1 {r1_t2i:.3f} R@5 {r5_t2i:.3f}")
     print("  linear probes on frozen features: " + ", ".join(
         f"{k}-shot {v:.3f}" for k, v in probe_acc.items()) +
-        f"; zero-shot {zs_seen:.3f} (same classes) matches: "
-        f"{'no probe' if matched is None else f'{matched}-shot'}")
+        f"; zero-shot {zs_seen:.3f} (same classes) " +
+        ("is below the 1-shot probe" if matched is None else f"matches the {matched}-shot probe"))
     print(f"wrote {out / 'checkpoint.npz'}, metrics and loss.png, similarity.png, probes.png")
     result["matched_shots"] = matched
     result["held_out_accuracy"] = zs.get("zero_shot_held_out", zs["zero_shot_seen"])

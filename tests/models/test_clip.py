@@ -301,6 +301,15 @@ def test_modified_resnet_equals_a_transcription_of_the_released_code(training):
     # in training, batch statistics of 12 values per channel (layer4) amplify float32 rounding
     rtol = 1e-4 if training else 1e-5
     np.testing.assert_allclose(ours(mt.tensor(x)).numpy(), expected, rtol=rtol, atol=1e-5)
+    # and in float64 the gradient with respect to the images is PyTorch's
+    theirs.double()
+    ours.astype("float64")
+    g = np.random.default_rng(7).standard_normal(expected.shape)
+    a, t = mt.tensor(x.astype(np.float64), requires_grad=True), \
+        torch.tensor(x.astype(np.float64), requires_grad=True)
+    ours(a).backward(g)
+    theirs(t).backward(torch.tensor(g))
+    np.testing.assert_allclose(a.grad, t.grad.numpy(), rtol=1e-8, atol=1e-10)
 
 
 def test_benchmark_twin_computes_the_same_loss_and_gradients():
@@ -325,3 +334,19 @@ def test_benchmark_twin_computes_the_same_loss_and_gradients():
             key = name.replace(".linear1.", ".ffn.linear1.").replace(".linear2.", ".ffn.linear2.")
             np.testing.assert_allclose(ours[key].grad, p.grad.numpy(), rtol=1e-3, atol=1e-5,
                                        err_msg=name)
+
+
+@pytest.mark.parametrize("encoder", ["vit", "resnet"])
+def test_gradients_through_both_towers_match_finite_differences(encoder):
+    from minitx.testing import gradcheck
+
+    config = dataclasses.replace(TINY, image_encoder=encoder, vision_width=8 if encoder ==
+                                 "resnet" else 24, image_size=32 if encoder == "resnet" else 16)
+    model = CLIP(config, generator=np.random.default_rng(2)).astype("float64")
+    # BatchNorm over 3 values per channel (1x1 maps at the last stage) is too ill-conditioned
+    # for finite differences in training mode; the test below compares that mode's gradients
+    # with PyTorch's instead
+    model.visual.train(encoder == "vit")
+    t = tokens([[5, 2], [6, 7, 2], [8, 9, 10, 2]])
+    x = np.random.default_rng(3).standard_normal((3, 3, config.image_size, config.image_size))
+    gradcheck(lambda images: contrastive_loss(model(images, t)), x, directions=3)

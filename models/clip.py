@@ -20,7 +20,7 @@ Paper map:
     §2.4 text encoder    -> TextTransformer      causal pre-LN Transformer; the [EOS] token's
                                                  features, layer-normalised, projected
     §3.1.4 prompts       -> zero_shot_classifier  prompt ensembling over templates
-    Table 19-20          -> PRESETS              ViT-B/32 and RN50 (OpenAI's releases)
+    released configs     -> PRESETS              ViT-B/32 and RN50 (github.com/openai/CLIP)
 
 Shapes: B batch, C/H/W image, P patch side, N = (H/P)² patches, T text positions, D tower
 width, E joint embedding width, V vocabulary, K classes, h heads.
@@ -31,8 +31,9 @@ Deviations (from the released code, github.com/openai/CLIP, model.py):
       The parameters are the same numbers, so weights load by a name map (``hf_name_map``).
     - DEVIATION: the [EOS] position is the first occurrence of ``config.eot_token``; the
       released code takes the argmax of the token ids (its EOS has the highest id).
-    - The exp(t) ≤ 100 clip is applied in the forward pass (the released training code clamps
-      t in place after each step); either way the logits are never scaled by more than 100.
+    - The exp(t) ≤ 100 clip is applied in the forward pass (OpenAI released no training code;
+      open_clip clamps t in place after each step); either way the logits are scaled by at
+      most 100, and past the clip t receives no gradient.
 """
 
 import math
@@ -56,8 +57,8 @@ class CLIPConfig:
     vision_layers: int = 4  # ViT blocks (ViT-B/32: 12)
     vision_heads: int = 3  # h of the ViT; of the ResNet's attention pooling (RN50: 32)
     resnet_layers: tuple = (1, 1, 1, 1)  # bottleneck blocks per stage (RN50: 3, 4, 6, 3)
-    context_length: int = 32  # T (paper: 76 + [SOS], i.e. 77)
-    vocab_size: int = 1000  # V (paper: 49,152 BPE merges + 256 bytes = 49,408)
+    context_length: int = 32  # T (paper: "capped at 76"; the released models: 77)
+    vocab_size: int = 1000  # V (paper: 49,152 BPE vocabulary; the released models: 49,408)
     text_width: int = 192  # D of the text tower (paper: 512)
     text_layers: int = 4  # text blocks (paper: 12)
     text_heads: int = 3  # h of the text tower (paper: 8)
@@ -293,12 +294,12 @@ def hf_name_map(config):
 
 
 PRESETS = {
-    # Table 20 / the released ViT-B/32: 151,277,313 parameters
+    # the released ViT-B/32: 151,277,313 parameters
     "ViT-B/32": CLIPConfig(embed_dim=512, image_size=224, patch_size=32, vision_width=768,
                            vision_layers=12, vision_heads=12, context_length=77,
                            vocab_size=49408, text_width=512, text_layers=12, text_heads=8,
                            eot_token=49407),
-    # Table 19 / the released RN50: 102,007,137 parameters
+    # the released RN50: 102,007,137 parameters
     "RN50": CLIPConfig(embed_dim=1024, image_encoder="resnet", image_size=224,
                        vision_width=64, vision_heads=32, resnet_layers=(3, 4, 6, 3),
                        context_length=77, vocab_size=49408, text_width=512, text_layers=12,

@@ -64,7 +64,10 @@ class Config:
 
 HELD_OUT = (("red", "triangle"), ("green", "cross"), ("blue", "circle"), ("yellow", "diamond"),
             ("purple", "square"), ("white", "triangle"))
-SHAPE_TEMPLATES = ("a {}", "a small {}", "a large {}", "a {} in the center")
+# Prompts in the captions' own form (§3.1.4: prompts that look like the training text work
+# best), one per size and position: 18 templates, averaged per class in embedding space.
+SHAPE_TEMPLATES = tuple(f"a {size} {{}} {data.shapes.caption(0, 0, 0, p).split('circle ')[1]}"
+                        for size in data.shapes.SIZES for p in range(9))
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 DIGIT_TEMPLATES = ("the digit {}", "a handwritten {}", "the number {}")
 CONTEXT = 12  # tokens per caption: [SOS], at most 10 words, [EOS] (padded with [PAD])

@@ -374,6 +374,7 @@ def plot_similarity(model, d, device, path, n=8):
         img = (img - img.min()) / (img.max() - img.min() + 1e-8)
         ax.imshow(img, extent=(-1.5, -0.5, i + 0.5, i - 0.5))
     ax.set_xlim(-1.5, n - 0.5)
+    ax.set_ylim(n - 0.5, -0.5)  # the image column must not move the matrix's limits
     ax.set_title("cosine similarity: test images (rows) x their captions (columns)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

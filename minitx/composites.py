@@ -90,12 +90,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     time: kh·kw strided slices of the padded input, each contracted with W[:, :, i, j]."""
     s, p = stride, padding
     O, C, kh, kw = weight.shape
-    xp = ops.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-    OH, OW = (xp.shape[2] - kh) // s + 1, (xp.shape[3] - kw) // s + 1
+    xpad = ops.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    OH, OW = (xpad.shape[2] - kh) // s + 1, (xpad.shape[3] - kw) // s + 1
     y = None
     for i in range(kh):
         for j in range(kw):
-            window = xp[:, :, i:i + s * (OH - 1) + 1:s, j:j + s * (OW - 1) + 1:s]  # (B,C,OH,OW)
+            window = xpad[:, :, i:i + s * (OH - 1) + 1:s, j:j + s * (OW - 1) + 1:s]  # (B,C,OH,OW)
             term = ops.matmul(ops.transpose(window, (0, 2, 3, 1)),  # (B, OH, OW, C) @ (C, O)
                               ops.transpose(weight[:, :, i, j], (1, 0)))
             y = term if y is None else y + term  # (B, OH, OW, O)

@@ -131,6 +131,8 @@ def main(argv=None):
     parser.add_argument("--examples", type=int, default=12000,
                         help="training examples seen per run of the norm experiment")
     parser.add_argument("--steps", type=int, default=300, help="steps per run of the towers")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000, 16000],
+                        help="training-set sizes of the towers experiment")
     parser.add_argument("--quick", action="store_true", help="a tiny version, for the tests")
     args = parser.parse_args(argv)
     if args.examples < 128 or args.steps < 1:
@@ -146,7 +148,7 @@ def main(argv=None):
             print(f"| {r['norm']} | {r['batch']} | {r['steps']} | {r['test_accuracy']:.3f} | "
                   f"{r['train_mode_accuracy']:.3f} | {r['gap']:+.3f} |")
     if not args.only or "towers" in args.only:
-        results["towers"] = towers_experiment((300, 600) if args.quick else (1000, 4000, 16000),
+        results["towers"] = towers_experiment((300, 600) if args.quick else args.sizes,
                                               args.steps if not args.quick else 5, args.quick)
         print("\n| training images | tower | zero-shot seen | zero-shot held-out | R@1 i->t |\n"
               "|---|---|---|---|---|")

@@ -148,7 +148,7 @@ def main(argv=None):
             print(f"| {r['norm']} | {r['batch']} | {r['steps']} | {r['test_accuracy']:.3f} | "
                   f"{r['train_mode_accuracy']:.3f} | {r['gap']:+.3f} |")
     if not args.only or "towers" in args.only:
-        results["towers"] = towers_experiment((300, 600) if args.quick else args.sizes,
+        results["towers"] = towers_experiment((300,) if args.quick else args.sizes,
                                               args.steps if not args.quick else 5, args.quick)
         print("\n| training images | tower | zero-shot seen | zero-shot held-out | R@1 i->t |\n"
               "|---|---|---|---|---|")

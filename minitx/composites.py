@@ -81,3 +81,31 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, scale=None):
         allowed = ops.causal_mask(q.shape[-2], k.shape[-2], backend.xp_of(q._data))
         s = ops.masked_fill(s, ~Tensor(allowed), -math.inf)
     return ops.matmul(softmax(s), v)
+
+
+def batch_norm(x, weight=None, bias=None, eps=1e-5):
+    """(x − μ) / √(σ² + ε) · γ + β per channel of x (B, C, ...), μ and σ² over all other axes."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    keep = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    xc = x - ops.mean(x, axes, keepdims=True)
+    y = xc / ops.sqrt(ops.mean(xc * xc, axes, keepdims=True) + eps)
+    y = y if weight is None else y * ops.reshape(weight, keep)
+    return y if bias is None else y + ops.reshape(bias, keep)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    """Σ_{c, i, j} W[o, c, i, j] · x[b, c, s·p + i, s·q + j] + bias[o], one kernel offset at a
+    time: kh·kw strided slices of the padded input, each contracted with W[:, :, i, j]."""
+    s, p = stride, padding
+    O, C, kh, kw = weight.shape
+    xpad = ops.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    OH, OW = (xpad.shape[2] - kh) // s + 1, (xpad.shape[3] - kw) // s + 1
+    y = None
+    for i in range(kh):
+        for j in range(kw):
+            window = xpad[:, :, i:i + s * (OH - 1) + 1:s, j:j + s * (OW - 1) + 1:s]  # (B,C,OH,OW)
+            term = ops.matmul(ops.transpose(window, (0, 2, 3, 1)),  # (B, OH, OW, C) @ (C, O)
+                              ops.transpose(weight[:, :, i, j], (1, 0)))
+            y = term if y is None else y + term  # (B, OH, OW, O)
+    y = ops.transpose(y, (0, 3, 1, 2))  # (B, O, OH, OW)
+    return y if bias is None else y + ops.reshape(bias, (1, O, 1, 1))

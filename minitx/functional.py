@@ -70,6 +70,45 @@ def one_hot(indices, num_classes, dtype="float32"):
     return ops.astype(hits, dtype)
 
 
+__all__ += ["avg_pool2d", "batch_norm", "conv2d", "max_pool2d"]
+
+
+# ---- convolutions and batch statistics (minitx/ops/conv.py) ------------------------------
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    """2-d cross-correlation of x (B, C, H, W) with weight (O, C, kh, kw) -> (B, O, OH, OW)."""
+    return ops.conv2d(x, weight, bias, stride, padding)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0):
+    """Mean over kh × kw windows of x (B, C, H, W); stride defaults to the kernel size."""
+    return ops.avg_pool2d(x, kernel_size, stride, padding)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0):
+    """Maximum over kh × kw windows of x (B, C, H, W); stride defaults to the kernel size."""
+    return ops.max_pool2d(x, kernel_size, stride, padding)
+
+
+def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, training=True,
+               momentum=0.1, eps=1e-5):
+    """Batch normalization of x (B, C, ...) per channel (Ioffe & Szegedy 2015), PyTorch's
+    argument order. Training: the batch's statistics (fused op), updating the running ones in
+    place. Evaluation: the running statistics, an affine map per channel,
+    y = (x − r_μ) / √(r_σ² + ε) · γ + β.
+    """
+    if training:
+        return ops.batch_norm(x, weight, bias, eps, running_mean, running_var, momentum)
+    if running_mean is None or running_var is None:
+        raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
+    keep = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    scale = 1.0 / ops.sqrt(running_var + eps)  # (C,)
+    if weight is not None:
+        scale = scale * weight
+    y = (x - ops.reshape(running_mean, keep)) * ops.reshape(scale, keep)
+    return y if bias is None else y + ops.reshape(bias, keep)
+
+
 # ---- shape ops: the ops of minitx.ops.shape, and the patch cut of the vision models ----------
 
 __all__ += [

@@ -7,6 +7,7 @@ Files, in the order a Transformer uses them:
 * ``containers.py``: :class:`Sequential`, :class:`ModuleList`, :class:`ModuleDict`;
 * ``init.py``: initialization schemes (``nn.init.xavier_uniform_`` ...), each with its source;
 * ``linear.py``, ``embedding.py``, ``norm.py``, ``activation.py``, ``dropout.py``: the layers;
+* ``conv.py``, ``batchnorm.py``: convolution, pooling and batch normalization over images;
 * ``positional.py``: sinusoidal (Vaswani §3.5) and learned positional encodings;
 * ``attention.py``: :class:`MultiHeadAttention` (§3.2.2), masks and the key/value cache, and
   :class:`record_attention` (the weights the layers use, for figures);
@@ -17,7 +18,9 @@ Files, in the order a Transformer uses them:
 from minitx.nn import init
 from minitx.nn.activation import GELU, ReLU
 from minitx.nn.attention import MultiHeadAttention, record_attention
+from minitx.nn.batchnorm import BatchNorm1d, BatchNorm2d
 from minitx.nn.containers import ModuleDict, ModuleList, Sequential
+from minitx.nn.conv import AvgPool2d, Conv2d, MaxPool2d
 from minitx.nn.dropout import Dropout
 from minitx.nn.embedding import Embedding
 from minitx.nn.linear import Linear
@@ -32,5 +35,5 @@ __all__ = [
     "Module", "ModuleDict", "ModuleList", "MultiHeadAttention", "Parameter",
     "PositionwiseFeedForward", "ReLU", "Sequential", "SinusoidalPositionalEncoding",
     "StateDictError", "TransformerDecoderLayer", "TransformerEncoderLayer", "init",
-    "record_attention",
+    "record_attention", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "MaxPool2d",
 ]

@@ -7,6 +7,7 @@ gradient test fails CI.
 from minitx.ops.activation import gelu, relu, sigmoid
 from minitx.ops.attention import causal_mask, scaled_dot_product_attention
 from minitx.ops.common import OPS, register, unbroadcast
+from minitx.ops.conv import avg_pool2d, batch_norm, conv2d, max_pool2d
 from minitx.ops.elementwise import (
     add,
     astype,
@@ -62,4 +63,5 @@ __all__ = [
     "neg", "pad", "pow", "relu", "reshape", "roll", "scaled_dot_product_attention", "sigmoid",
     "softmax", "split", "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes", "take", "tanh",
     "to_device", "transpose", "unsqueeze", "var", "where",
+    "avg_pool2d", "batch_norm", "conv2d", "max_pool2d",
 ]

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from minitx import backend, ops
 from minitx.tensor import Tensor
 from minitx.testing import LAYOUTS, gradcheck
-from tests.ops.cases_nn import CASES, COMPOSITES
+from tests.ops.cases_conv import CASES
+from tests.ops.cases_nn import COMPOSITES
 
 NAMES = sorted(CASES)
 

@@ -137,7 +137,7 @@ class VisionTransformer(nn.Module):
         x = self.conv1(images)  # (B, D, H/P, W/P)
         x = x.reshape(B, x.shape[1], -1).transpose(0, 2, 1)  # (B, N, D)
         cls = self.class_embedding.reshape(1, 1, -1).broadcast_to((B, 1, x.shape[2]))
-        x = mt.concat([cls, x], axis=1) + self.positional_embedding  # (B, N+1, D)
+        x = F.concat([cls, x], axis=1) + self.positional_embedding  # (B, N+1, D)
         # the Transformer, with CLIP's extra LayerNorm in front
         x = self.ln_pre(x)  # (B, N+1, D)
         for block in self.blocks:
@@ -254,7 +254,7 @@ def zero_shot_classifier(model, tokenize, class_names, templates=TEMPLATES):
             prompts = tokenize([t.format(name) for t in templates])  # (n_templates, T)
             emb = normalize(model.encode_text(prompts))  # (n_templates, E)
             columns.append(normalize(emb.mean(0)))  # (E,)
-    return mt.stack(columns, axis=1)  # (E, K)
+    return F.stack(columns, axis=1)  # (E, K)
 
 
 def zero_shot_logits(model, images, classifier):

@@ -133,7 +133,7 @@ class AttentionPool2d(nn.Module):
     def forward(self, x):  # (B, D, H, W)
         B, D = x.shape[:2]
         x = x.reshape(B, D, -1).transpose(0, 2, 1)  # (B, HW, D)
-        x = mt.concat([x.mean(1, keepdims=True), x], axis=1)  # (B, HW+1, D): mean first
+        x = F.concat([x.mean(1, keepdims=True), x], axis=1)  # (B, HW+1, D): mean first
         x = x + self.positional_embedding  # (B, HW+1, D)
         out = self.attn(x[:, :1], x, x)  # the mean queries every position: (B, 1, E)
         return out.reshape(B, -1)  # (B, E)

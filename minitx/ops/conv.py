@@ -305,7 +305,7 @@ def batch_norm(x, weight=None, bias=None, eps=1e-5, running_mean=None, running_v
         raise ValueError(f"batch_norm: need more than one value per channel, got input {x.shape}")
     if (running_mean is None) != (running_var is None):
         raise ValueError("batch_norm: give both running_mean and running_var, or neither")
-    rm = None if running_mean is None else running_mean.data
-    rv = None if running_var is None else running_var.data
+    rm = None if running_mean is None else running_mean._data
+    rv = None if running_var is None else running_var._data
     return BatchNorm.apply(x, weight, bias, eps=eps, running_mean=rm, running_var=rv,
                            momentum=momentum)

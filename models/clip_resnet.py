@@ -23,7 +23,6 @@ width, RN50: 64), ``resnet_layers`` (blocks per stage, RN50: 3, 4, 6, 3) and ``v
 
 import numpy as np
 
-import minitx as mt
 import minitx.functional as F
 from minitx import nn
 from minitx.nn import init

@@ -322,6 +322,69 @@ def _check_config(c):
         raise ValueError(f"ViT: dim={c.dim} must be divisible by heads={c.heads}")
 
 
+# ---- published checkpoints (models/hub.py reads the files) -----------------------------------
+# config.json field of transformers' ViTConfig -> (ViTConfig field, transformers' default)
+HF_FIELDS = {"image_size": ("image_size", 224), "patch_size": ("patch_size", 16),
+             "num_channels": ("in_channels", 3), "hidden_size": ("dim", 768),
+             "num_hidden_layers": ("depth", 12), "num_attention_heads": ("heads", 12),
+             "intermediate_size": ("mlp_dim", 3072), "hidden_dropout_prob": ("dropout", 0.0),
+             "attention_probs_dropout_prob": ("attention_dropout", 0.0),
+             "layer_norm_eps": ("layer_norm_eps", 1e-12)}
+HF_FIXED = {"hidden_act": "gelu", "qkv_bias": True}  # the only values this ViT computes
+HF_IGNORED = {"initializer_range", "encoder_stride", "pooler_output_size", "pooler_act"}
+
+
+def config_from_transformers(config):
+    """A :class:`ViTConfig` from a transformers ViT config.json dict (K from its id2label)."""
+    from models.hub import label_names, read_fields
+
+    fields = read_fields(config, "ViT", HF_FIELDS, HF_FIXED, HF_IGNORED)
+    return ViTConfig(**fields, num_classes=len(label_names(config)))
+
+
+def from_transformers(state_dict, config, *, dtype=np.float32, source="checkpoint"):
+    """Build a ViT from a transformers ``ViTForImageClassification`` (or ``ViTModel``) checkpoint.
+
+    Args:
+        state_dict: {checkpoint name: NumPy array}, e.g. ``hub.read_weights(folder)``.
+        config: its config.json dict.
+    Returns:
+        The ViT with the checkpoint's weights. A ``ViTModel`` has no classifier: its head is
+        a zero D × K Linear (as :meth:`ViT.reset_head` makes) and its pooler is not used.
+    """
+    from models.hub import conv_to_linear, convert
+
+    model = ViT(config_from_transformers(config), dtype=dtype)
+    p = "vit." if "vit.embeddings.cls_token" in state_dict else ""  # ViTModel: no prefix
+    rules = [  # (minitx name, checkpoint name, transform)
+        ("patch_embed.weight", f"{p}embeddings.patch_embeddings.projection.weight",
+         conv_to_linear),  # (D, C, P, P) kernel -> (D, C·P·P)
+        ("patch_embed.bias", f"{p}embeddings.patch_embeddings.projection.bias", None),
+        ("cls_token", f"{p}embeddings.cls_token", None),  # (1, 1, D)
+        ("pos_embed", f"{p}embeddings.position_embeddings", None),  # (1, T, D)
+        ("norm.weight", f"{p}layernorm.weight", None), ("norm.bias", f"{p}layernorm.bias", None)]
+    for i in range(model.config.depth):
+        hf, ours = f"{p}encoder.layer.{i}.", f"blocks.{i}."
+        pairs = {"norm1": "layernorm_before", "norm2": "layernorm_after",
+                 "self_attn.q_proj": "attention.attention.query",  # W^Q, separate as here
+                 "self_attn.k_proj": "attention.attention.key",
+                 "self_attn.v_proj": "attention.attention.value",
+                 "self_attn.out_proj": "attention.output.dense",  # W^O
+                 "ffn.linear1": "intermediate.dense", "ffn.linear2": "output.dense"}
+        rules += [(f"{ours}{a}.{w}", f"{hf}{b}.{w}", None)  # Linear weights are (out, in) in
+                  for a, b in pairs.items() for w in ("weight", "bias")]  # both: no transpose
+    head = "classifier.weight" in state_dict  # ViTForImageClassification
+    if head:
+        rules += [("head.weight", "classifier.weight", None),
+                  ("head.bias", "classifier.bias", None)]
+    else:
+        model.reset_head(model.config.num_classes)  # ViTModel: a zero head to fine-tune
+    weights = convert(state_dict, rules, model, source=source,
+                      ignore=() if head else ("pooler.dense.weight", "pooler.dense.bias"))
+    model.load_state_dict({**model.state_dict(), **weights})  # the zero head stays as it is
+    return model
+
+
 # ---- presets ------------------------------------------------------------------------------------
 PRESETS = {
     # Table 1 (ImageNet-1k head, 224x224): ViT-B 86M, ViT-L 307M, ViT-H 632M parameters.

@@ -133,6 +133,22 @@ def read_tensor_file(path):
             for name, t in state.items()}
 
 
+def save_checkpoint(folder, tensors, config, preprocessor=None):
+    """Write a checkpoint folder as the hub publishes them: model.safetensors, config.json and
+    (when given) preprocessor_config.json. `tensors` and `config` come from a family's
+    ``to_transformers``. Returns the folder."""
+    from safetensors.numpy import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()},
+              str(folder / "model.safetensors"), metadata={"format": "pt"})
+    (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    if preprocessor is not None:
+        (folder / PREPROCESSOR).write_text(json.dumps(preprocessor, indent=2) + "\n")
+    return folder
+
+
 # ---- config.json --------------------------------------------------------------------------------
 
 # Fields every transformers config may carry that do not describe the network (bookkeeping,

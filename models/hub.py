@@ -31,6 +31,8 @@ import numpy as np
 CONFIG, PREPROCESSOR = "config.json", "preprocessor_config.json"
 # model_type of config.json -> the module that holds the family's converter
 FAMILIES = {"vit": "models.vit", "swin": "models.pretrained_swin"}
+# timm's checkpoints name an architecture instead: its prefix -> the module with ``from_timm``
+TIMM_FAMILIES = {"vit_": "models.pretrained_vit"}
 # the files a hub download fetches (weights, configs, and a tokenizer's vocabulary)
 HUB_FILES = ["*.json", "*.safetensors", "*.txt"]
 
@@ -197,9 +199,12 @@ def read_fields(config, family, renamed, fixed, ignored=()):
 
 
 def label_names(config):
-    """The class names of config.json's id2label, in class order (["LABEL_0", ...] if absent)."""
+    """The class names of config.json's id2label (timm: label_names), in class order
+    (["LABEL_0", ...] if absent)."""
+    if config.get("label_names"):
+        return list(config["label_names"])
     id2label = config.get("id2label") or {}
-    n = len(id2label) or config.get("num_labels", 2)
+    n = len(id2label) or config.get("num_labels", config.get("num_classes", 2))
     return [id2label.get(str(i), id2label.get(i, f"LABEL_{i}")) for i in range(n)]
 
 
@@ -275,8 +280,18 @@ def load_pretrained(name_or_path, *, device="cpu", dtype=np.float32):
     >>> model, ckpt = load_pretrained("google/vit-base-patch16-224")  # doctest: +SKIP
     """
     ckpt = read_checkpoint(name_or_path)
-    model = family_of(ckpt.config).from_transformers(ckpt.tensors, ckpt.config, dtype=dtype,
-                                                     source=str(ckpt.folder))
+    if "architecture" in ckpt.config and "model_type" not in ckpt.config:  # timm's layout
+        name = str(ckpt.config["architecture"])
+        prefix = next((p for p in TIMM_FAMILIES if name.startswith(p)), None)
+        if prefix is None:
+            raise CheckpointError(f"timm config.json: architecture {name!r} has no converter; "
+                                  f"known: {sorted(TIMM_FAMILIES)}")
+        module = importlib.import_module(TIMM_FAMILIES[prefix])
+        build = module.from_timm
+        ckpt.preprocessor = ckpt.preprocessor or module.timm_preprocessor(ckpt.config)
+    else:
+        build = family_of(ckpt.config).from_transformers
+    model = build(ckpt.tensors, ckpt.config, dtype=dtype, source=str(ckpt.folder))
     model.to(device)
     model.eval()
     return model, ckpt

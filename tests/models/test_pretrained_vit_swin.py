@@ -238,3 +238,46 @@ def test_preprocessing_matches_the_reference_processor():
     for config, processor in zip(configs, processors):
         theirs = processor(**config)(image, return_tensors="np")["pixel_values"]
         np.testing.assert_allclose(hub.preprocess(image, config), theirs, atol=1e-5)
+
+
+def test_timm_layout_fused_qkv_gives_the_same_function(tmp_path):
+    """timm's names, with q, k and v fused into one (3D x D) Linear as timm stores them, made
+    from a transformers reference (timm itself is not needed): the same logits."""
+    from safetensors.numpy import load_file, save_file
+
+    config = dict(hidden_size=192, num_hidden_layers=12, num_attention_heads=3,
+                  intermediate_size=768, image_size=32, patch_size=8, num_labels=4,
+                  layer_norm_eps=1e-6)  # timm's ViT-Ti sizes, on 32x32 images
+    reference = saved(tmp_path / "hf", transformers.ViTForImageClassification,
+                      transformers.ViTConfig, **config)
+    hf = load_file(tmp_path / "hf" / "model.safetensors")
+    timm = {"cls_token": hf["vit.embeddings.cls_token"],
+            "pos_embed": hf["vit.embeddings.position_embeddings"],
+            "norm.weight": hf["vit.layernorm.weight"], "norm.bias": hf["vit.layernorm.bias"],
+            "head.weight": hf["classifier.weight"], "head.bias": hf["classifier.bias"]}
+    for w in ("weight", "bias"):
+        timm[f"patch_embed.proj.{w}"] = hf[f"vit.embeddings.patch_embeddings.projection.{w}"]
+        for i in range(12):
+            a, b = f"vit.encoder.layer.{i}.", f"blocks.{i}."
+            timm[f"{b}attn.qkv.{w}"] = np.concatenate(
+                [hf[f"{a}attention.attention.{n}.{w}"] for n in ("query", "key", "value")])
+            for ours, theirs in (("attn.proj", "attention.output.dense"),
+                                 ("norm1", "layernorm_before"), ("norm2", "layernorm_after"),
+                                 ("mlp.fc1", "intermediate.dense"), ("mlp.fc2", "output.dense")):
+                timm[f"{b}{ours}.{w}"] = hf[f"{a}{theirs}.{w}"]
+    folder = tmp_path / "timm"
+    folder.mkdir()
+    save_file(timm, folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps({
+        "architecture": "vit_tiny_patch8_32", "num_classes": 4, "global_pool": "token",
+        "label_names": ["a", "b", "c", "d"],
+        "pretrained_cfg": {"input_size": [3, 32, 32], "crop_pct": 0.875,
+                           "interpolation": "bicubic", "mean": [0.5] * 3, "std": [0.5] * 3}}))
+    model, ckpt = hub.load_pretrained(folder)
+    x = images((2, 3, 32, 32))
+    with torch.no_grad():
+        theirs = reference(torch.from_numpy(x)).logits.numpy()
+    np.testing.assert_allclose(model(mt.tensor(x)).numpy(), theirs, atol=1e-5, rtol=1e-5)
+    assert hub.label_names(ckpt.config) == ["a", "b", "c", "d"]
+    assert ckpt.preprocessor["size"] == {"shortest_edge": 36}  # 32 / 0.875, then crop 32
+    assert ckpt.preprocessor["crop_size"] == {"height": 32, "width": 32}

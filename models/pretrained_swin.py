@@ -105,6 +105,7 @@ def _same(ours, theirs, *leaves):
 
 def _check_index(state_dict, name, M, source):
     """Older files store the relative position index: it must be minitx's (§3.2)."""
-    if name in state_dict and not np.array_equal(state_dict[name], relative_position_index(M)):
+    ours = relative_position_index(M).reshape(-1)  # (M², M²), flattened: some files store it so
+    if name in state_dict and not np.array_equal(np.reshape(state_dict[name], -1), ours):
         raise CheckpointError(f"{source}: tensor {name!r} orders the relative positions "
                               f"differently from minitx's relative_position_index({M})")

@@ -281,3 +281,13 @@ def test_timm_layout_fused_qkv_gives_the_same_function(tmp_path):
     assert hub.label_names(ckpt.config) == ["a", "b", "c", "d"]
     assert ckpt.preprocessor["size"] == {"shortest_edge": 36}  # 32 / 0.875, then crop 32
     assert ckpt.preprocessor["crop_size"] == {"height": 32, "width": 32}
+
+
+def test_a_stored_relative_position_index_is_checked(tmp_path):
+    saved(tmp_path, transformers.SwinForImageClassification, transformers.SwinConfig, **SWIN)
+    name = "swin.encoder.layers.1.blocks.0.attention.self.relative_position_index"
+    edit_weights(tmp_path, lambda t: t.__setitem__(name, relative_position_index(4)))
+    hub.load_pretrained(tmp_path)  # older files store minitx's very index: accepted
+    edit_weights(tmp_path, lambda t: t.__setitem__(name, relative_position_index(4).T.copy()))
+    with pytest.raises(hub.CheckpointError, match=name):
+        hub.load_pretrained(tmp_path)

@@ -76,9 +76,10 @@ def resolve(name_or_path):
             folder = huggingface_hub.snapshot_download(
                 str(name_or_path), allow_patterns=HUB_FILES + ["pytorch_model*.bin"])
     except Exception as error:  # no network, unknown name, offline mode, ...
-        raise CheckpointError(f"{name_or_path}: could not fetch it from the Hugging Face hub "
-                              f"({type(error).__name__}: {error}). Without network, download "
-                              f"the folder elsewhere and pass its path") from None
+        raise CheckpointError(f"{name_or_path}: no such local folder, and could not fetch it "
+                              f"from the Hugging Face hub ({type(error).__name__}: {error}). "
+                              f"Without network, download the folder elsewhere and pass its "
+                              f"path") from None
     return Path(folder)
 
 
@@ -247,8 +248,9 @@ def convert(tensors, rules, model, *, ignore=(), source="checkpoint"):
                                   f"converted for minitx's {ours}: {error}") from None
         want = expected[ours]
         if value.shape != want.shape:
-            raise CheckpointError(f"{source}: tensor {theirs!r} has shape {stored.shape}, which "
-                                  f"gives {value.shape}; minitx's {ours} needs {want.shape}")
+            gives = f", which gives {value.shape}" if value.shape != stored.shape else ""
+            raise CheckpointError(f"{source}: tensor {theirs!r} has shape {stored.shape}{gives}; "
+                                  f"minitx's {ours} needs {want.shape}")
         if not np.isfinite(value).all():
             raise CheckpointError(f"{source}: tensor {theirs!r} holds "
                                   f"{int((~np.isfinite(value)).sum())} non-finite values "

@@ -101,6 +101,18 @@ def test_swin_matches_transformers(tmp_path):
         np.testing.assert_allclose(a.reshape(b.shape), b, atol=1e-5, rtol=1e-5)
 
 
+def test_swin_model_without_head_gives_the_same_features(tmp_path):
+    reference = saved(tmp_path, transformers.SwinModel, transformers.SwinConfig, **SWIN)
+    model, _ = hub.load_pretrained(tmp_path)
+    x = images((2, 3, 32, 32))
+    with torch.no_grad():
+        theirs = reference(torch.from_numpy(x)).pooler_output.numpy()  # LN, average pool
+    with mt.no_grad():
+        ours = model.norm(model.features(mt.tensor(x))[-1]).mean(axis=(1, 2)).numpy()
+    np.testing.assert_allclose(ours, theirs, atol=1e-5, rtol=1e-5)
+    assert not model.head.weight.numpy().any()
+
+
 def test_swin_conventions_agree_with_transformers():
     """The relative-position index and the patch-merging order, checked directly."""
     from transformers.models.swin import modeling_swin

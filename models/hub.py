@@ -17,6 +17,13 @@ checkpoint name, transform), written next to its model; :func:`convert` applies 
 every tensor: a missing, unexpected, mis-shaped or non-finite tensor is an error that names it.
 :func:`load_pretrained` puts it together: name or folder in, minitx model out.
 
+A new family adds, next to its model (or in ``models/pretrained_<family>.py``):
+``config_from_transformers(config)`` built on :func:`read_fields`, and
+``from_transformers(state_dict, config, *, dtype, source)``, which builds the model, lists its
+rules and loads ``convert(...)``'s result; then its config.json ``model_type`` goes into
+:data:`FAMILIES`. The tests save a small random ``transformers`` model of the family and
+compare outputs.
+
 Fetching by hub name (``google/vit-base-patch16-224``) needs the optional ``huggingface_hub``
 package and the network; a local folder works offline.
 """

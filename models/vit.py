@@ -21,6 +21,8 @@ Paper map:
     Fig. 6, §D.8   -> ViT.attention_weights, attention_rollout   what the [class] token attends
                                            to (attention rollout, Abnar & Zuidema 2020), from
                                            the weights the blocks record (nn.record_attention)
+    published weights -> from_transformers, to_transformers   transformers' layout (files read
+                                           and checked by models/hub.py; timm's: pretrained_vit)
 
 Shapes: B batch, C/H/W image channels/height/width, P patch side, gh = H/P and gw = W/P the
 patch grid, N = gh·gw patches, T = N + 1 tokens, D width, h heads, K classes.

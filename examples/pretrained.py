@@ -80,8 +80,12 @@ def classify(argv):
     size = model.config.image_size
     settings = ckpt.preprocessor or {"size": size}  # none in the folder: resize, mean/std ½
     x = hub.preprocess(image, settings)  # (1, 3, H, W), normalised
-    with mt.no_grad():
-        probs = F.softmax(model(mt.tensor(x, device=cfg.device)), axis=-1).numpy()[0]  # (K,)
+    try:
+        with mt.no_grad():
+            logits = model(mt.tensor(x, device=cfg.device))  # (1, K)
+    except ValueError as error:  # a preprocessor config that does not fit the model
+        args.error(f"{error} (the image as {hub.PREPROCESSOR} prepares it)")
+    probs = F.softmax(logits, axis=-1).numpy()[0]  # (K,)
     names = hub.label_names(ckpt.config)
     top = np.argsort(-probs)[:cfg.top]
     print(f"{Path(image_path).name}, {type(model).__name__} from {cfg.model}:")

@@ -15,6 +15,7 @@ Paper map:  §3.1, Fig. 3 -> PatchEmbedding        patch partition (P·P·3 valu
             Eq. 1-2      -> WindowAttention       cost 4hwC² + 2M²hwC (W-MSA), see below
             §3.3         -> SWIN_PRESETS          Swin-T/S/B/L (C, depths, heads)
             §4.1         -> SwinTransformer.forward   final LayerNorm, average pool, head
+            published weights -> models/pretrained_swin.py (transformers' layout)
 Shapes: B batch, H/W feature-map height/width (in patches), C channels, P patch side,
     M window side, N = M² tokens per window, nW = HW/M² windows, h heads, d = C/h.
     Feature maps are channels-last (B, H, W, C); images are (B, 3, H, W) as in PyTorch.

@@ -21,6 +21,8 @@ Paper map:
     Fig. 6, §D.8   -> ViT.attention_weights, attention_rollout   what the [class] token attends
                                            to (attention rollout, Abnar & Zuidema 2020), from
                                            the weights the blocks record (nn.record_attention)
+    published weights -> from_transformers, to_transformers   transformers' layout (files read
+                                           and checked by models/hub.py; timm's: pretrained_vit)
 
 Shapes: B batch, C/H/W image channels/height/width, P patch side, gh = H/P and gw = W/P the
 patch grid, N = gh·gw patches, T = N + 1 tokens, D width, h heads, K classes.
@@ -320,6 +322,94 @@ def _check_config(c):
                          f"patch_size={c.patch_size}")
     if c.dim % c.heads:
         raise ValueError(f"ViT: dim={c.dim} must be divisible by heads={c.heads}")
+
+
+# ---- published checkpoints (models/hub.py reads the files) -----------------------------------
+# config.json field of transformers' ViTConfig -> (ViTConfig field, transformers' default)
+HF_FIELDS = {"image_size": ("image_size", 224), "patch_size": ("patch_size", 16),
+             "num_channels": ("in_channels", 3), "hidden_size": ("dim", 768),
+             "num_hidden_layers": ("depth", 12), "num_attention_heads": ("heads", 12),
+             "intermediate_size": ("mlp_dim", 3072), "hidden_dropout_prob": ("dropout", 0.0),
+             "attention_probs_dropout_prob": ("attention_dropout", 0.0),
+             "layer_norm_eps": ("layer_norm_eps", 1e-12)}
+HF_FIXED = {"hidden_act": "gelu", "qkv_bias": True}  # the only values this ViT computes
+HF_IGNORED = {"initializer_range", "encoder_stride", "pooler_output_size", "pooler_act"}
+
+
+def config_from_transformers(config):
+    """A :class:`ViTConfig` from a transformers ViT config.json dict (K from its id2label)."""
+    from models.hub import label_names, read_fields
+
+    fields = read_fields(config, "ViT", HF_FIELDS, HF_FIXED, HF_IGNORED)
+    return ViTConfig(**fields, num_classes=len(label_names(config)))
+
+
+def transformers_rules(config, prefix="vit.", head=True):
+    """(minitx name, checkpoint name, transform) for each tensor of transformers' ViT layout."""
+    from models.hub import conv_to_linear
+
+    p = prefix
+    rules = [("patch_embed.weight", f"{p}embeddings.patch_embeddings.projection.weight",
+              conv_to_linear),  # (D, C, P, P) kernel -> (D, C·P·P)
+             ("patch_embed.bias", f"{p}embeddings.patch_embeddings.projection.bias", None),
+             ("cls_token", f"{p}embeddings.cls_token", None),  # (1, 1, D)
+             ("pos_embed", f"{p}embeddings.position_embeddings", None),  # (1, T, D)
+             ("norm.weight", f"{p}layernorm.weight", None),  # Eq. 4
+             ("norm.bias", f"{p}layernorm.bias", None)]
+    pairs = {"norm1": "layernorm_before", "norm2": "layernorm_after",
+             "self_attn.q_proj": "attention.attention.query",  # W^Q, separate there too
+             "self_attn.k_proj": "attention.attention.key",
+             "self_attn.v_proj": "attention.attention.value",
+             "self_attn.out_proj": "attention.output.dense",  # W^O
+             "ffn.linear1": "intermediate.dense", "ffn.linear2": "output.dense"}
+    for i in range(config.depth):  # Linear weights are (out, in) in both: no transposes
+        rules += [(f"blocks.{i}.{a}.{w}", f"{p}encoder.layer.{i}.{b}.{w}", None)
+                  for a, b in pairs.items() for w in ("weight", "bias")]
+    if head:
+        rules += [("head.weight", "classifier.weight", None),
+                  ("head.bias", "classifier.bias", None)]
+    return rules
+
+
+def from_transformers(state_dict, config, *, dtype=np.float32, source="checkpoint"):
+    """Build a ViT from a transformers ``ViTForImageClassification`` (or ``ViTModel``) checkpoint.
+
+    Args:
+        state_dict: {checkpoint name: NumPy array}, e.g. ``hub.read_weights(folder)``.
+        config: its config.json dict.
+    Returns:
+        The ViT with the checkpoint's weights. A ``ViTModel`` has no classifier: its head is
+        a zero D × K Linear (as :meth:`ViT.reset_head` makes) and its pooler is not used.
+    """
+    from models.hub import convert
+
+    model = ViT(config_from_transformers(config), dtype=dtype)
+    prefix = "vit." if "vit.embeddings.cls_token" in state_dict else ""  # ViTModel: none
+    head = "classifier.weight" in state_dict  # ViTForImageClassification
+    if not head:
+        model.reset_head(model.config.num_classes)  # ViTModel: a zero head to fine-tune
+    rules = transformers_rules(model.config, prefix, head)
+    weights = convert(state_dict, rules, model, source=source,
+                      ignore=() if head else ("pooler.dense.weight", "pooler.dense.bias"))
+    model.load_state_dict({**model.state_dict(), **weights})  # the zero head stays as it is
+    return model
+
+
+def to_transformers(model, labels=None):
+    """The other way: (tensors, config.json dict) of `model` in transformers' layout, to save
+    with ``hub.save_checkpoint`` (``ViTForImageClassification`` reads the folder)."""
+    c = model.config
+    if c.head_hidden:
+        raise ValueError("to_transformers: transformers' ViT has no MLP head (head_hidden > 0)")
+    state = {k: v.numpy() for k, v in model.named_parameters()}
+    kernel = (c.dim, c.in_channels, c.patch_size, c.patch_size)  # back to the convolution's
+    tensors = {theirs: state[ours].reshape(kernel) if transform else state[ours]
+               for ours, theirs, transform in transformers_rules(c)}
+    labels = labels or [f"LABEL_{i}" for i in range(c.num_classes)]
+    config = {hf: getattr(c, ours) for hf, (ours, _) in HF_FIELDS.items()}
+    config.update(HF_FIXED, model_type="vit", architectures=["ViTForImageClassification"],
+                  id2label=dict(enumerate(labels)), label2id={n: i for i, n in enumerate(labels)})
+    return tensors, config
 
 
 # ---- presets ------------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ class ImageGPT(nn.Module):
         kw = dict(device=device, dtype=dtype, generator=generator)
         self.token_embed = nn.Embedding(V + 1, D, **kw)  # V colours + [SOS]/[MASK]
         self.pos_embed = nn.LearnedPositionalEncoding(config.seq_len, D, **kw)  # §3.2
-        self.dropout = nn.Dropout(config.dropout, generator=generator)
+        self.dropout = nn.Dropout(config.dropout)  # draws from minitx.random, as checkpointed
         self.blocks = nn.ModuleList([Block(config, **kw) for _ in range(config.depth)])
         self.norm = make_norm(config, device, dtype)  # final norm, as GPT-2
         self.head = nn.Linear(D, V, bias=False, **kw)  # untied from token_embed (§3.2)
@@ -153,12 +153,14 @@ class Block(nn.Module):
 
     def __init__(self, config, *, device="cpu", dtype=np.float32, generator=None):
         super().__init__()
-        kw = dict(device=device, dtype=dtype, generator=generator)
         self.norm1 = make_norm(config, device, dtype)
-        self.attn = nn.MultiHeadAttention(config.dim, config.heads, config.dropout, **kw)
+        # no generator: attention dropout draws from minitx.random (which checkpoints save);
+        # the weights are drawn again from `generator` by _init_gpt2
+        self.attn = nn.MultiHeadAttention(config.dim, config.heads, config.dropout,
+                                          device=device, dtype=dtype)
         self.norm2 = make_norm(config, device, dtype)
-        self.mlp = MLP(config, **kw)
-        self.dropout = nn.Dropout(config.dropout, generator=generator)
+        self.mlp = MLP(config, device=device, dtype=dtype, generator=generator)
+        self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x, causal, cache=None):  # (B, T, D)
         x = x + self.dropout(self.attn(self.norm1(x), causal=causal, cache=cache))  # (B, T, D)

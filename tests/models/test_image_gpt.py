@@ -223,3 +223,24 @@ def test_matches_huggingface_imagegpt_from_copied_weights():
     with torch.no_grad():
         expected = hf(torch.from_numpy(ids)).logits.numpy()  # (B, T, V)
     np.testing.assert_allclose(model(mt.tensor(ids)).numpy(), expected, atol=1e-5, rtol=0)
+
+
+def test_benchmark_twin_matches_outputs_and_gradients():
+    torch = pytest.importorskip("torch")
+    from benchmarks.step_image_gpt import torch_twin
+
+    model = small_model(dtype=np.float32)
+    twin = torch_twin(SMALL)
+    twin.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v))
+                          for k, v in model.state_dict().items()})
+    tokens = np.random.default_rng(0).integers(0, 7, (3, 12))
+    inputs = ar_inputs(tokens, 7)
+    loss = ar_loss(model(mt.tensor(inputs)), tokens)
+    loss.backward()
+    theirs = torch.nn.functional.cross_entropy(twin(torch.from_numpy(inputs)).reshape(-1, 7),
+                                               torch.from_numpy(tokens).reshape(-1))
+    theirs.backward()
+    np.testing.assert_allclose(loss.item(), theirs.item(), rtol=1e-5)
+    ours = dict(model.named_parameters())
+    for name, p in twin.named_parameters():
+        np.testing.assert_allclose(ours[name].grad, p.grad.numpy(), atol=1e-5, err_msg=name)

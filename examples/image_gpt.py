@@ -4,7 +4,7 @@ Image-GPT (Chen et al. 2020, ``models/image_gpt.py``): images are quantised to a
 read in raster order, and a GPT-2 decoder is pre-trained on the pixel sequences, either
 autoregressively (``--objective ar``: predict each pixel from those before it) or BERT-style
 (``--objective bert``: predict 15 % masked pixels from the rest). Then, with the Transformer
-frozen, a linear probe is trained on the average-pooled features of every layer (§3.4).
+frozen, a linear probe is trained on the average-pooled features of every layer (§2.4).
 
     digits    the 1,797 real 8x8 digits of scikit-learn, their own 17 grey levels (64 tokens)
     mnist_5k  5,000 real MNIST digits shrunk to 14x14, a 16-level k-means palette (196 tokens)
@@ -20,7 +20,7 @@ state in it too, so ``--resume`` continues bit-exactly), ``metrics.csv``/``.json
 
 ``--experiment objectives`` reproduces the lecture's comparison (the paper's Fig. 4) at small
 scale: AR and BERT pre-training, each probed at every layer and fine-tuned on L_CLF + L_GEN
-(§3.3), BERT evaluated with one mask and with 5 masks (§4.3); a table and ``objectives.png``.
+(§2.3), BERT evaluated with one mask and with 5 masks (§4.6); a table and ``objectives.png``.
 """
 
 import argparse
@@ -59,7 +59,7 @@ class Config:
     """Defaults for the 8x8 digits (about 5 minutes of pre-training on one core)."""
 
     dataset: str = "digits"  # digits | mnist_5k | shapes | cifar10
-    objective: str = "ar"  # ar | bert (§3.1)
+    objective: str = "ar"  # ar | bert (§2.1)
     image_size: int = 8  # H = W after resizing (§3.2 context reduction)
     colors: int = 17  # V, palette size (digits: their 17 grey levels)
     dim: int = 128  # D
@@ -73,8 +73,8 @@ class Config:
     weight_decay: float = 0.01
     clip_norm: float = 1.0  # global gradient-norm clipping
     eval_every: int = 250  # steps between test evaluations (and checkpoints)
-    probe_steps: int = 500  # full-batch steps of each linear probe (§3.4)
-    finetune_steps: int = 400  # steps of fine-tuning on L_CLF + L_GEN (§3.3, experiment only)
+    probe_steps: int = 500  # full-batch steps of each linear probe (§2.4)
+    finetune_steps: int = 400  # steps of fine-tuning on L_CLF + L_GEN (§2.3, experiment only)
     train_size: int = 0  # images generated for training (shapes only)
     seed: int = 0
     device: str = "cpu"
@@ -156,7 +156,7 @@ def model_config(cfg, objective, num_classes=0):
 
 
 def generative_loss(model, tokens, rng):
-    """L_GEN of a batch of tokens (B, T): L_AR (Eq. 1) or L_BERT with a fresh mask (Eq. 2)."""
+    """L_GEN of a batch of tokens (B, T): L_AR or L_BERT with a fresh mask (§2.1)."""
     device, V = model.head.weight.device, model.config.num_colors
     if model.causal:
         return ar_loss(model(mt.tensor(ar_inputs(tokens, V), device=device)), tokens)
@@ -219,9 +219,9 @@ def pretrain(cfg, objective, tokens, test_tokens, palette, out, resume=False, st
     return model, log, time.perf_counter() - start, time.process_time() - cpu_start
 
 
-# ---- §3.4 linear probes and §3.3 fine-tuning --------------------------------------------------
+# ---- §2.4 linear probes and §2.3 fine-tuning --------------------------------------------------
 def layer_features(model, tokens, rng=None):
-    """f^l for l = 0 … L, each (N, D) NumPy; BERT models see one random mask (§4.3)."""
+    """f^l for l = 0 … L, each (N, D) NumPy; BERT models see one random mask (§4.6)."""
     V, device, out = model.config.num_colors, model.head.weight.device, []
     model.eval()
     with mt.no_grad():
@@ -235,7 +235,7 @@ def layer_features(model, tokens, rng=None):
 
 
 def train_probe(x, y, steps, classes, seed):
-    """A linear classifier on frozen features x (N, D), full batch, cross-entropy (§3.4).
+    """A linear classifier on frozen features x (N, D), full batch, cross-entropy (§2.4).
     Returns the classifier and the features' training mean and std (z-scoring)."""
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
     probe = nn.Linear(x.shape[1], classes, generator=np.random.default_rng(seed))
@@ -266,7 +266,7 @@ def probe_layers(model, cfg, tokens, labels, test_tokens, test_labels, masks=5):
 
 
 def finetune(pretrained, cfg, tokens, labels, test_tokens, test_labels):
-    """§3.3: the whole model plus a Linear on f^L, trained on L = L_CLF + L_GEN. Returns the
+    """§2.3: the whole model plus a Linear on f^L, trained on L = L_CLF + L_GEN. Returns the
     test accuracy (BERT: no mask, one mask, and the 5-mask ensemble)."""
     classes, V = int(labels.max()) + 1, cfg.colors
     model = ImageGPT(dataclasses.replace(pretrained.config, num_classes=classes),
@@ -306,7 +306,7 @@ def finetune(pretrained, cfg, tokens, labels, test_tokens, test_labels):
     with mt.no_grad():
         plain = class_logits(ids_of(test_tokens, masked=not model.causal)[0]).numpy()
         result = {"finetune": float((plain.argmax(-1) == test_labels).mean())}
-        if not model.causal:  # §4.3: one mask (above), no mask, and 5 masks averaged
+        if not model.causal:  # §4.6: one mask (above), no mask, and 5 masks averaged
             unmasked = class_logits(ids_of(test_tokens, masked=False)[0]).numpy()
             result["finetune_no_mask"] = float((unmasked.argmax(-1) == test_labels).mean())
             probs = ensemble_probabilities(class_logits, test_tokens, rng, V, masks=5)

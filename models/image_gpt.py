@@ -7,19 +7,19 @@ sequence of tokens. A GPT-2 decoder learns the sequence either autoregressively 
 pixel from the ones before it) or BERT-style (predict masked pixels from the rest). Its features,
 average-pooled, are then judged by a linear probe at every layer or fine-tuned on labels.
 
-Paper map:
+Paper map (sections of the ICML paper):
     §3.2 context reduction -> fit_palette, quantize      k-means colour palette, raster order
                               dequantize                 tokens back to images (for figures)
-    §3.1 Eq. 1, L_AR       -> ar_inputs, ar_loss         [SOS] x₁ … x_{n−1} -> x₁ … x_n
-    §3.1 Eq. 2, L_BERT     -> bert_mask, apply_mask, bert_loss   15 % of positions masked
-    §3.2 architecture      -> ImageGPT, Block, MLP       GPT-2: pre-norm blocks, learned
+    §2.1, L_AR             -> ar_inputs, ar_loss         [SOS] x₁ … x_{n−1} -> x₁ … x_n
+    §2.1, L_BERT           -> bert_mask, apply_mask, bert_loss   15 % of positions masked
+    §2.2 architecture      -> ImageGPT, Block, MLP       GPT-2: pre-norm blocks, learned
                               RMSNorm                    positions, final norm, untied head
-    §3.3 fine-tuning       -> ImageGPT.classify          average pool n^L, Linear: L_CLF
+    §2.3 fine-tuning       -> ImageGPT.classify          average pool n^L, Linear: L_CLF
                                                          (trained on L_CLF + L_GEN)
-    §3.4 linear probing    -> ImageGPT.layer_features    f^l = ⟨n^l_i⟩_i per layer l
-    §4.3 (BERT evaluation) -> ensemble_probabilities     average p(y) over 5 random masks
-    §4.4, Fig. 1           -> sample                     temperature, top-k, key/value cache
-    Table 1 / §3.2         -> PRESETS                    iGPT-S (76M), iGPT-M (455M), iGPT-L
+    §2.4 linear probing    -> ImageGPT.layer_features    f^l = ⟨n^l_i⟩_i per layer l
+    §4.6, Fig. 4 (BERT)    -> ensemble_probabilities     average p(y) over 5 random masks
+    generation             -> sample                     temperature, top-k, key/value cache
+    §3.3                   -> PRESETS                    iGPT-S (76M), iGPT-M (455M), iGPT-L
 
 Shapes: B batch, C/H/W image, T = H·W tokens, D width, h heads, V palette colours, K classes.
 
@@ -62,13 +62,13 @@ class ImageGPTConfig:
     objective: str = "ar"  # "ar" (L_AR, causal) or "bert" (L_BERT, bidirectional)
     norm: str = "rms"  # "rms": released code (no mean, no bias); "layer": GPT-2 LayerNorm
     activation: str = "quick_gelu"  # released x·σ(1.702x), or "gelu" (exact, erf)
-    num_classes: int = 0  # K of the fine-tuning classifier (§3.3); 0: none
+    num_classes: int = 0  # K of the fine-tuning classifier (§2.3); 0: none
     dropout: float = 0.0  # on residual branches and attention weights
     norm_eps: float = 1e-5  # ε of every normalisation (released code)
 
 
 class ImageGPT(nn.Module):
-    """The GPT-2 decoder of §3.2 over pixel tokens: ids (B, T) -> logits (B, T, V).
+    """The GPT-2 decoder of §2.2 over pixel tokens: ids (B, T) -> logits (B, T, V).
 
     Input ids lie in [0, V]; id V is [SOS] (AR) or [MASK] (BERT). The AR model reads
     ``ar_inputs(x)`` = [SOS, x₁ … x_{T−1}] and its logits at position i predict x_{i+1}.
@@ -85,11 +85,11 @@ class ImageGPT(nn.Module):
         V, D = config.num_colors, config.dim
         kw = dict(device=device, dtype=dtype, generator=generator)
         self.token_embed = nn.Embedding(V + 1, D, **kw)  # V colours + [SOS]/[MASK]
-        self.pos_embed = nn.LearnedPositionalEncoding(config.seq_len, D, **kw)  # §3.2
+        self.pos_embed = nn.LearnedPositionalEncoding(config.seq_len, D, **kw)  # §2.2
         self.dropout = nn.Dropout(config.dropout)  # draws from minitx.random, as checkpointed
         self.blocks = nn.ModuleList([Block(config, **kw) for _ in range(config.depth)])
         self.norm = make_norm(config, device, dtype)  # final norm, as GPT-2
-        self.head = nn.Linear(D, V, bias=False, **kw)  # untied from token_embed (§3.2)
+        self.head = nn.Linear(D, V, bias=False, **kw)  # untied from token_embed (§2.2)
         self.classifier = nn.Linear(D, config.num_classes, **kw) if config.num_classes else None
         _init_gpt2(self, config.depth, generator)
 
@@ -125,14 +125,14 @@ class ImageGPT(nn.Module):
         return {"length": 0, "blocks": [{} for _ in self.blocks]}
 
     def classify(self, ids):  # (B, T)
-        """§3.3: logits (B, T, V) for L_GEN and class logits (B, K) from f^L = ⟨n^L_i⟩_i."""
+        """§2.3: logits (B, T, V) for L_GEN and class logits (B, K) from f^L = ⟨n^L_i⟩_i."""
         if self.classifier is None:
             raise ValueError("ImageGPT.classify: the config has num_classes=0 (no classifier)")
         n = self.trunk(ids)  # (B, T, D)
         return self.head(n), self.classifier(n.mean(axis=1))  # (B, T, V), (B, K)
 
     def layer_features(self, ids):  # (B, T)
-        """§3.4: f^l = ⟨n^l_i⟩_i for l = 0 … L, each (B, D). n^l is the normalised input of block
+        """§2.4: f^l = ⟨n^l_i⟩_i for l = 0 … L, each (B, D). n^l is the normalised input of block
         l + 1 ("post layernorm attention block inputs"); n^L is the final norm's output."""
         x, features = self.embed(ids), []  # (B, T, D)
         for block in self.blocks:
@@ -232,7 +232,7 @@ def _check_config(c):
                          f"got {c}")
 
 
-# ---- §3.2 context reduction: palette and raster order -----------------------------------------
+# ---- §3.2 context reduction: palette and raster order --------------------------------------------
 def fit_palette(pixels, k, seed=0, sample=100_000):
     """k colours by k-means (scikit-learn's KMeans, seeded) on a sample of `pixels` (N, C).
 
@@ -267,7 +267,7 @@ def dequantize(tokens, palette, height, width):
     return palette[tokens].reshape(N, height, width, C).transpose(0, 3, 1, 2)  # (N, C, H, W)
 
 
-# ---- §3.1 objectives ---------------------------------------------------------------------------
+# ---- §2.1 the two objectives' inputs -------------------------------------------------------------
 def ar_inputs(tokens, sos):
     """[SOS, x₁ … x_{T−1}] (B, T): the AR model's input, whose position i predicts x_{i+1}."""
     start = np.full((tokens.shape[0], 1), sos, dtype=tokens.dtype)  # (B, 1)
@@ -275,7 +275,7 @@ def ar_inputs(tokens, sos):
 
 
 def bert_mask(shape, rng, p=0.15):
-    """M: each position independently in the mask with probability p (§3.1: 0.15)."""
+    """M: each position independently in the mask with probability p (§2.1: 0.15)."""
     return rng.random(shape) < p  # (B, T) bool
 
 
@@ -284,24 +284,10 @@ def apply_mask(tokens, mask, mask_id):
     return np.where(mask, mask_id, tokens)
 
 
-def ar_loss(logits, tokens):
-    """L_AR = E[−Σᵢ log p(xᵢ | x<ᵢ)] (Eq. 1), averaged over positions: nats per dimension.
-    Multiply by BITS_PER_NAT for bits per dimension."""
-    targets = mt.tensor(tokens, device=logits.device)  # (B, T)
-    return F.cross_entropy(logits, targets)  # (B, T, V) -> scalar
-
-
-def bert_loss(logits, tokens, mask):
-    """L_BERT = E[−Σ_{i∈M} log p(xᵢ | x_[M])] (Eq. 2): averaged over the masked positions only;
-    the unmasked ones are ignored targets."""
-    targets = mt.tensor(np.where(mask, tokens, IGNORE), device=logits.device)  # (B, T)
-    return F.cross_entropy(logits, targets, ignore_index=IGNORE)  # scalar
-
-
-# ---- §4.3 BERT evaluation and §4.4 sampling -----------------------------------------------------
+# ---- §4.6 BERT evaluation, and sampling ----------------------------------------------------------
 def ensemble_probabilities(class_logits, tokens, rng, mask_id, masks=5, p=0.15):
-    """Class probabilities (B, K) averaged over `masks` independent BERT masks (§4.3: the BERT
-    model always sees masked inputs, as in training; the paper averages 5 masks).
+    """Class probabilities (B, K) averaged over `masks` independent BERT masks (§4.6, Fig. 4):
+    the BERT model always sees masked inputs, as in training, and the paper ensembles 5 masks.
 
     Args:
         class_logits: NumPy ids (B, T) -> class logits (B, K), a Tensor.
@@ -352,7 +338,7 @@ def _draw(z, top_k, rng):
     return np.minimum((cdf < u).sum(axis=-1), z.shape[1] - 1)
 
 
-# ---- weights from Hugging Face's ImageGPT ----------------------------------------------------
+# ---- weights from Hugging Face's ImageGPT --------------------------------------------------------
 def from_huggingface(state, config):
     """Rename and reshape a ``transformers`` ``ImageGPTForCausalImageModeling`` state dict
     (NumPy arrays) into this model's names. GPT-2's Conv1D stores weights (in, out), hence the
@@ -377,9 +363,24 @@ def from_huggingface(state, config):
     return {k: np.ascontiguousarray(v) for k, v in out.items()}
 
 
-# ---- presets ----------------------------------------------------------------------------------
+# ---- §2.1 losses ---------------------------------------------------------------------------------
+def ar_loss(logits, tokens):
+    """L_AR = E[−Σᵢ log p(xᵢ | x<ᵢ)] (§2.1), averaged over positions: nats per dimension.
+    Multiply by BITS_PER_NAT for bits per dimension."""
+    targets = mt.tensor(tokens, device=logits.device)  # (B, T)
+    return F.cross_entropy(logits, targets)  # (B, T, V) -> scalar
+
+
+def bert_loss(logits, tokens, mask):
+    """L_BERT = E[−Σ_{i∈M} log p(xᵢ | x_[M])] (§2.1): averaged over the masked positions only;
+    the unmasked ones are ignored targets."""
+    targets = mt.tensor(np.where(mask, tokens, IGNORE), device=logits.device)  # (B, T)
+    return F.cross_entropy(logits, targets, ignore_index=IGNORE)  # scalar
+
+
+# ---- presets -------------------------------------------------------------------------------------
 PRESETS = {
-    # §3.2 / Table 1 models, all at 32x32 with the 512-colour palette and the released norm
+    # §3.3 models, all at 32x32 with the 512-colour palette and the released norm
     "igpt-s": ImageGPTConfig(dim=512, depth=24, heads=8),  # 76M parameters
     "igpt-m": ImageGPTConfig(dim=1024, depth=36, heads=8),  # 455M
     "igpt-l": ImageGPTConfig(dim=1536, depth=48, heads=16),  # 1.4B

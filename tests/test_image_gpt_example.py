@@ -16,6 +16,7 @@ from models.image_gpt import ImageGPT, ImageGPTConfig, ar_inputs
 from tests.helpers import ROOT, run_example
 
 pytest.importorskip("sklearn")
+TINY = ["--dim", "32", "--depth", "2", "--heads", "2"]  # a smaller model where size is moot
 
 
 def test_quick_ar_run_learns_and_its_checkpoint_rebuilds_the_model(tmp_path):
@@ -39,7 +40,7 @@ def test_quick_ar_run_learns_and_its_checkpoint_rebuilds_the_model(tmp_path):
 
 
 def test_bert_resume_is_bit_exact(tmp_path):
-    flags = ["--quick", "--objective", "bert", "--steps", "6", "--eval-every", "3"]
+    flags = ["--quick", "--objective", "bert", "--steps", "6", "--eval-every", "3", *TINY]
     for run in ("whole", "parts"):
         (tmp_path / run).mkdir()
     run_example("image_gpt", tmp_path / "whole", *flags)
@@ -66,8 +67,8 @@ def test_bad_flags_are_refused(tmp_path, flags, message):
 
 
 def test_objectives_experiment_quick(tmp_path):
-    out = run_example("image_gpt", tmp_path, "--quick", "--experiment", "objectives")
+    out = run_example("image_gpt", tmp_path, "--quick", "--experiment", "objectives", *TINY)
     assert "| ar |" in out and "| bert |" in out
     rows = json.loads((tmp_path / "runs" / "image_gpt-quick" / "objectives.json").read_text())
-    assert len(rows["ar"]["probe_per_layer"]) == 5  # layers 0 … 4
+    assert len(rows["ar"]["probe_per_layer"]) == 3  # layers 0 … 2
     assert {"finetune", "finetune_no_mask", "finetune_5_masks"} <= set(rows["bert"])

@@ -358,6 +358,7 @@ def plot_probes(curves, path, title):
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for label, accs in curves.items():
         ax.plot(range(len(accs)), accs, marker="o", label=label)
+    ax.set_xticks(range(max(len(accs) for accs in curves.values())))
     ax.set_xlabel("layer l (0 = embeddings)")
     ax.set_ylabel("linear probe test accuracy")
     ax.set_title(title)
@@ -441,8 +442,15 @@ def main(argv=None):
 
 
 def objectives(cfg, tokens, labels, test_tokens, test_labels, palette, root):
-    """The lecture's Fig. 4 at small scale: AR vs BERT, probes per layer and fine-tuning."""
-    rows, curves = {}, {}
+    """The lecture's Fig. 4 at small scale: AR vs BERT, probes per layer and fine-tuning, and
+    the same linear probe on the raw pixels as a baseline."""
+    size, classes = cfg.image_size, int(labels.max()) + 1
+    pixels = [dequantize(t, palette, size, size).reshape(len(t), -1) for t in (tokens,
+                                                                             test_tokens)]
+    probe = train_probe(pixels[0], labels, cfg.probe_steps, classes, cfg.seed)
+    with mt.no_grad():
+        accuracy = float((probe(pixels[1]).numpy().argmax(-1) == test_labels).mean())
+    rows, curves = {"pixels": {"best_probe": accuracy}}, {}
     for objective in ("ar", "bert"):
         out = run_dir(f"objectives/{cfg.dataset}-{objective}", root)
         model, log, seconds, cpu = pretrain(cfg, objective, tokens, test_tokens, palette, out)
@@ -461,7 +469,8 @@ def objectives(cfg, tokens, labels, test_tokens, test_labels, palette, root):
     print(f"\n| {cfg.dataset} | test bits/dim | best probe (layer) | probe, 5 masks | "
           f"fine-tune | fine-tune, no mask | fine-tune, 5 masks |\n|---|---|---|---|---|---|---|")
     for name, r in rows.items():
-        cells = [f"{r['test_bits']:.3f}", f"{r['best_probe']:.4f} ({r['best_layer']})",
+        cells = [f"{r['test_bits']:.3f}" if "test_bits" in r else "-",
+                 f"{r['best_probe']:.4f} ({r.get('best_layer', '-')})",
                  *(f"{r[k]:.4f}" if k in r else "-" for k in (
                      "best_probe_5_masks", "finetune", "finetune_no_mask", "finetune_5_masks"))]
         print(f"| {name} | " + " | ".join(cells) + " |")

@@ -68,7 +68,7 @@ def test_bad_flags_are_refused(tmp_path, flags, message):
 
 def test_objectives_experiment_quick(tmp_path):
     out = run_example("image_gpt", tmp_path, "--quick", "--experiment", "objectives", *TINY)
-    assert "| ar |" in out and "| bert |" in out
+    assert "| ar |" in out and "| bert |" in out and "| pixels |" in out
     rows = json.loads((tmp_path / "runs" / "image_gpt-quick" / "objectives.json").read_text())
     assert len(rows["ar"]["probe_per_layer"]) == 3  # layers 0 … 2
     assert {"finetune", "finetune_no_mask", "finetune_5_masks"} <= set(rows["bert"])

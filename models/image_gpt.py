@@ -32,8 +32,8 @@ Deviations:
     - DEVIATION: one extra embedding row (index V) serves as [SOS] for the AR objective and as
       [MASK] for BERT (a model is trained with one objective, so it never needs both); the
       released code keeps [SOS] and the masked-pixel embedding separately.
-    - DEVIATION: dropout is configurable (default 0, as the released code); the paper uses none
-      for pre-training at its scale, the small examples here may want some.
+    - Dropout (on the embeddings, the residual branches and the attention weights) is a config
+      field, 0 by default; the small examples use 0.1 against over-fitting.
 """
 
 import math

@@ -4,8 +4,8 @@
                                       [--profile] [--threads N] [--no-torch] [--no-memory]
 
 Plug-in interface. Each model family has a module ``benchmarks/step_<name>.py`` (today
-``step_transformer``, ``step_vit``, ``step_swin``, ``step_clip``); every such module that
-exists is imported and must expose:
+``step_transformer``, ``step_vit``, ``step_swin``, ``step_image_gpt``, ``step_clip``); every
+such module that exists is imported and must expose:
 
 - ``NAME``: the family's name, used by ``--model`` and as the table's row;
 - ``build_minitx(seed)`` -> ``(step, info)``: ``step()`` runs ONE full training step of the

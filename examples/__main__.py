@@ -26,6 +26,8 @@ TOUR = [
      "test_accuracy", "test accuracy, 1,000 held-out MNIST digits (32x32)"),
     ("swin_segment", "examples.swin_segment", ["--steps", "600", "--train-images", "8000"],
      "test_miou", "mean IoU, shapes segmentation (500 held-out images)"),
+    ("image_gpt", "examples.image_gpt", ["--steps", "500"],
+     "best_probe", "best linear probe accuracy, 359 held-out 8x8 digits (AR pre-training)"),
     ("clip", "examples.clip", ["--steps", "400", "--eval-every", "400"],
      "held_out_accuracy", "zero-shot accuracy, 30 colour-shape names, held-out pairs"),
 ]

@@ -8,7 +8,8 @@ from tests.helpers import run_example
 def test_tour_runs_every_model(tmp_path):
     pytest.importorskip("sklearn")
     out = run_example("__main__", tmp_path, "--quick")
-    for name in ("mlp_digits", "transformer", "vit", "swin", "swin_segment"):
+    for name in ("mlp_digits", "transformer", "vit", "swin", "swin_segment", "image_gpt",
+                 "clip"):
         assert f"| {name} |" in out
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [
         "mlp_digits-quick", "swin_classify-quick", "swin_segment-quick", "translate-quick",

@@ -1,0 +1,482 @@
+"""Image-GPT learns pixels as tokens: ``python -m examples.image_gpt [--dataset NAME]``.
+
+Image-GPT (Chen et al. 2020, ``models/image_gpt.py``): images are quantised to a small palette,
+read in raster order, and a GPT-2 decoder is pre-trained on the pixel sequences, either
+autoregressively (``--objective ar``: predict each pixel from those before it) or BERT-style
+(``--objective bert``: predict 15 % masked pixels from the rest). Then, with the Transformer
+frozen, a linear probe is trained on the average-pooled features of every layer (§2.4).
+
+    digits    the 1,797 real 8x8 digits of scikit-learn, their own 17 grey levels (64 tokens)
+    mnist_5k  5,000 real MNIST digits shrunk to 14x14, a 16-level k-means palette (196 tokens)
+    shapes    procedural 16x16 coloured shapes, a 16-colour k-means palette (256 tokens)
+    cifar10   CIFAR-10 (downloaded once) at 32x32 with the paper's 512-colour palette; a run for
+              a machine with a GPU (not tuned)
+
+Outputs go to ``runs/image_gpt/<dataset>-<objective>/`` (``runs/image_gpt-quick/...`` with
+``--quick``): the checkpoint (the model's config inside, the palette and the batch generator's
+state in it too, so ``--resume`` continues bit-exactly), ``metrics.csv``/``.jsonl``, ``loss.png``,
+``probe.png`` (probe accuracy against depth) and, for the AR model, ``samples.png`` and
+``inpainting.png`` (the top half of held-out images given, the bottom half sampled).
+
+``--experiment objectives`` reproduces the lecture's comparison (the paper's Fig. 4) at small
+scale: AR and BERT pre-training, each probed at every layer and fine-tuned on L_CLF + L_GEN
+(§2.3), BERT evaluated with one mask and with 5 masks (§4.6); a table and ``objectives.png``.
+"""
+
+import argparse
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+import minitx as mt
+import minitx.functional as F
+from examples.common import MetricsLog, parse_config, plot_curves, progress, run_dir
+from minitx import data, nn, optim, serialization
+from models.image_gpt import (
+    BITS_PER_NAT,
+    ImageGPT,
+    ImageGPTConfig,
+    apply_mask,
+    ar_inputs,
+    ar_loss,
+    bert_loss,
+    bert_mask,
+    dequantize,
+    ensemble_probabilities,
+    fit_palette,
+    quantize,
+    sample,
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Defaults for the 8x8 digits (about 5 minutes of pre-training on one core)."""
+
+    dataset: str = "digits"  # digits | mnist_5k | shapes | cifar10
+    objective: str = "ar"  # ar | bert (§2.1)
+    image_size: int = 8  # H = W after resizing (§3.2 context reduction)
+    colors: int = 17  # V, palette size (digits: their 17 grey levels)
+    dim: int = 128  # D
+    depth: int = 4  # L
+    heads: int = 4  # h
+    dropout: float = 0.1
+    steps: int = 2000  # pre-training steps
+    batch_size: int = 32
+    lr: float = 3e-3  # peak learning rate of AdamW
+    warmup_steps: int = 100  # linear warm-up, then cosine decay to 0
+    weight_decay: float = 0.01
+    clip_norm: float = 1.0  # global gradient-norm clipping
+    eval_every: int = 250  # steps between test evaluations (and checkpoints)
+    probe_steps: int = 500  # full-batch steps of each linear probe (§2.4)
+    finetune_steps: int = 400  # steps of fine-tuning on L_CLF + L_GEN (§2.3, experiment only)
+    train_size: int = 0  # images generated for training (shapes only)
+    seed: int = 0
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class Mnist5kConfig(Config):
+    dataset: str = "mnist_5k"
+    image_size: int = 14
+    colors: int = 16
+    steps: int = 1500
+
+
+@dataclass(frozen=True)
+class ShapesConfig(Config):
+    dataset: str = "shapes"
+    image_size: int = 16
+    colors: int = 16
+    steps: int = 1500
+    train_size: int = 5000
+
+
+@dataclass(frozen=True)
+class Cifar10Config(Config):  # not tuned: CIFAR-10 is not on this machine
+    dataset: str = "cifar10"
+    image_size: int = 32
+    colors: int = 512  # §3.2: 9-bit colour
+    dim: int = 256
+    depth: int = 8
+    heads: int = 8
+    steps: int = 20000
+    batch_size: int = 64
+
+
+CONFIGS = {"digits": Config, "mnist_5k": Mnist5kConfig, "shapes": ShapesConfig,
+           "cifar10": Cifar10Config}
+EVAL_BATCH = 256
+
+
+def load(cfg):
+    """(x_train, y_train, x_test, y_test): images (N, C, H, W) float32 in [0, 1], labels."""
+    if cfg.dataset in ("digits", "mnist_5k"):
+        loader = data.load_digits if cfg.dataset == "digits" else data.load_mnist_5k
+        (x_train, y_train), (x_test, y_test) = (loader(s, seed=cfg.seed) for s in ("train", "test"))
+        x_train, x_test = x_train[:, None], x_test[:, None]  # (N, 1, H, W)
+    elif cfg.dataset == "shapes":  # test images from another seed: a disjoint sample stream
+        train = data.load_shapes(cfg.train_size, seed=2 * cfg.seed)
+        test = data.load_shapes(1000, seed=2 * cfg.seed + 1)
+        x_train, y_train, x_test, y_test = train["images"], train["shape"], test["images"], \
+            test["shape"]
+    else:
+        (x_train, y_train), (x_test, y_test) = (data.load_cifar10(s) for s in ("train", "test"))
+    return resize(x_train, cfg.image_size), y_train, resize(x_test, cfg.image_size), y_test
+
+
+def resize(images, size):
+    """Shrink (N, C, H, W) to size x size by averaging blocks (H a multiple of size), or crop
+    the border first when it is not (28 -> 14 averages 2x2 blocks)."""
+    N, C, H, W = images.shape
+    f = H // size
+    crop = (H - f * size) // 2
+    images = images[:, :, crop:crop + f * size, crop:crop + f * size]
+    return images.reshape(N, C, size, f, size, f).mean(axis=(3, 5))  # (N, C, size, size)
+
+
+def make_palette(cfg, x_train):
+    """§3.2: the digits keep their 17 levels; other data gets a k-means palette (k, C)."""
+    if cfg.dataset == "digits" and cfg.colors == 17:
+        return (np.arange(17, dtype=np.float32) / 16)[:, None]  # (17, 1)
+    pixels = x_train.transpose(0, 2, 3, 1).reshape(-1, x_train.shape[1])  # (N·H·W, C)
+    return fit_palette(pixels, cfg.colors, seed=cfg.seed)
+
+
+# ---- pre-training -----------------------------------------------------------------------------
+def model_config(cfg, objective, num_classes=0):
+    return ImageGPTConfig(num_colors=cfg.colors, seq_len=cfg.image_size ** 2, dim=cfg.dim,
+                          depth=cfg.depth, heads=cfg.heads, objective=objective,
+                          num_classes=num_classes, dropout=cfg.dropout)
+
+
+def generative_loss(model, tokens, rng):
+    """L_GEN of a batch of tokens (B, T): L_AR or L_BERT with a fresh mask (§2.1)."""
+    device, V = model.head.weight.device, model.config.num_colors
+    if model.causal:
+        return ar_loss(model(mt.tensor(ar_inputs(tokens, V), device=device)), tokens)
+    mask = bert_mask(tokens.shape, rng)  # (B, T)
+    return bert_loss(model(mt.tensor(apply_mask(tokens, mask, V), device=device)), tokens, mask)
+
+
+def evaluate(model, tokens, seed):
+    """Test loss in bits per dimension (BERT: over masked pixels, the same masks every time)."""
+    rng, total = np.random.default_rng(seed), 0.0
+    model.eval()
+    with mt.no_grad():
+        for i in range(0, len(tokens), EVAL_BATCH):
+            batch = tokens[i:i + EVAL_BATCH]
+            total += generative_loss(model, batch, rng).item() * len(batch)
+    model.train()
+    return total / len(tokens) * BITS_PER_NAT
+
+
+def pretrain(cfg, objective, tokens, test_tokens, palette, out, resume=False, stop_after=0):
+    """Pre-train an Image-GPT on `tokens` (N, T); return (model, log, seconds, cpu seconds)."""
+    mt.random.seed(cfg.seed)  # dropout draws from minitx's generator
+    model_cfg = model_config(cfg, objective)
+    model = ImageGPT(model_cfg, device=cfg.device, generator=np.random.default_rng(cfg.seed))
+    opt = optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = optim.WarmupCosineSchedule(opt, cfg.warmup_steps, cfg.steps)
+    batch_rng = np.random.default_rng(cfg.seed + 1)  # batches and BERT masks
+    checkpoint, step = out / "checkpoint.npz", 0
+    if resume and checkpoint.exists():
+        step = serialization.load_checkpoint(checkpoint, model=model, optimizer=opt,
+                                             schedule=sched, rngs={"batches": batch_rng})["step"]
+    log = MetricsLog(out, resume=resume)
+
+    def save():
+        serialization.save_checkpoint(
+            checkpoint, model=model, optimizer=opt, schedule=sched, step=step, config=model_cfg,
+            rngs={"batches": batch_rng}, extra={"palette": palette, "dataset": cfg.dataset})
+
+    last = min(cfg.steps, stop_after or cfg.steps)
+    bar = progress(last, f"igpt {cfg.dataset} {objective}", initial=step)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    while step < last:
+        batch = tokens[batch_rng.integers(0, len(tokens), cfg.batch_size)]  # (B, T)
+        loss = generative_loss(model, batch, batch_rng)  # forward: nats per dimension
+        loss.backward()
+        optim.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+        opt.step()
+        opt.zero_grad()
+        sched.step()
+        step += 1
+        bits = loss.item() * BITS_PER_NAT
+        bar.update(1)
+        bar.set_postfix(bits=f"{bits:.3f}", refresh=False)
+        if step % 25 == 0 or step == last:
+            log.log(step=step, train_bits=bits, lr=opt.param_groups[0]["lr"])
+        if step % cfg.eval_every == 0 or step == last:
+            log.log(step=step, test_bits=evaluate(model, test_tokens, cfg.seed + 2))
+            save()
+    bar.close()
+    return model, log, time.perf_counter() - start, time.process_time() - cpu_start
+
+
+# ---- §2.4 linear probes and §2.3 fine-tuning --------------------------------------------------
+def layer_features(model, tokens, rng=None):
+    """f^l for l = 0 … L, each (N, D) NumPy; BERT models see one random mask (§4.6)."""
+    V, device, out = model.config.num_colors, model.head.weight.device, []
+    model.eval()
+    with mt.no_grad():
+        for i in range(0, len(tokens), EVAL_BATCH):
+            batch = tokens[i:i + EVAL_BATCH]
+            ids = ar_inputs(batch, V) if model.causal else \
+                apply_mask(batch, bert_mask(batch.shape, rng), V)
+            out.append([f.numpy() for f in model.layer_features(mt.tensor(ids, device=device))])
+    model.train()
+    return [np.concatenate(layer) for layer in zip(*out)]
+
+
+def train_probe(x, y, steps, classes, seed):
+    """A linear classifier on frozen features x (N, D), full batch, cross-entropy (§2.4).
+    Returns the classifier and the features' training mean and std (z-scoring)."""
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
+    probe = nn.Linear(x.shape[1], classes, generator=np.random.default_rng(seed))
+    opt = optim.AdamW(probe.parameters(), lr=1e-2, weight_decay=1e-3)
+    inputs, targets = mt.tensor((x - mean) / std), mt.tensor(y)
+    for _ in range(steps):
+        loss = F.cross_entropy(probe(inputs), targets)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    return lambda features: probe(mt.tensor((features - mean) / std))
+
+
+def probe_layers(model, cfg, tokens, labels, test_tokens, test_labels, masks=5):
+    """Probe accuracy on the test set at every depth l = 0 … L. BERT also gets the accuracy
+    of the 5-mask ensemble (probabilities averaged over masks)."""
+    rng, classes = np.random.default_rng(cfg.seed + 3), int(labels.max()) + 1
+    train_f = layer_features(model, tokens, rng)
+    tests = [layer_features(model, test_tokens, rng) for _ in range(1 if model.causal else masks)]
+    single, ensemble = [], []
+    for layer, x in enumerate(train_f):
+        probe = train_probe(x, labels, cfg.probe_steps, classes, cfg.seed)
+        with mt.no_grad():
+            probs = [F.softmax(probe(t[layer]), axis=-1).numpy() for t in tests]
+        single.append(float((probs[0].argmax(-1) == test_labels).mean()))
+        ensemble.append(float((np.mean(probs, axis=0).argmax(-1) == test_labels).mean()))
+    return single, (None if model.causal else ensemble)
+
+
+def finetune(pretrained, cfg, tokens, labels, test_tokens, test_labels):
+    """§2.3: the whole model plus a Linear on f^L, trained on L = L_CLF + L_GEN. Returns the
+    test accuracy (BERT: no mask, one mask, and the 5-mask ensemble)."""
+    classes, V = int(labels.max()) + 1, cfg.colors
+    model = ImageGPT(dataclasses.replace(pretrained.config, num_classes=classes),
+                     device=cfg.device, generator=np.random.default_rng(cfg.seed))
+    model.load_state_dict(pretrained.state_dict(), strict=False)  # all but the classifier
+    opt = optim.AdamW(model.parameters(), lr=cfg.lr / 3, weight_decay=cfg.weight_decay)
+    rng, device = np.random.default_rng(cfg.seed + 4), cfg.device
+
+    def ids_of(batch, masked):
+        if model.causal:
+            return ar_inputs(batch, V), None
+        mask = bert_mask(batch.shape, rng) if masked else np.zeros(batch.shape, bool)
+        return apply_mask(batch, mask, V), mask
+
+    bar = progress(cfg.finetune_steps, f"fine-tune {pretrained.config.objective}")
+    for _ in range(cfg.finetune_steps):
+        pick = rng.integers(0, len(tokens), cfg.batch_size)
+        ids, mask = ids_of(tokens[pick], masked=True)
+        logits, class_logits = model.classify(mt.tensor(ids, device=device))
+        gen = ar_loss(logits, tokens[pick]) if model.causal else \
+            bert_loss(logits, tokens[pick], mask)
+        loss = F.cross_entropy(class_logits, mt.tensor(labels[pick], device=device)) + gen
+        loss.backward()
+        optim.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+        opt.step()
+        opt.zero_grad()
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    bar.close()
+    model.eval()
+
+    def class_logits(ids):  # (N, T) -> (N, K), in batches
+        return mt.tensor(np.concatenate([
+            model.classify(mt.tensor(ids[i:i + EVAL_BATCH], device=device))[1].numpy()
+            for i in range(0, len(ids), EVAL_BATCH)]))
+
+    with mt.no_grad():
+        plain = class_logits(ids_of(test_tokens, masked=not model.causal)[0]).numpy()
+        result = {"finetune": float((plain.argmax(-1) == test_labels).mean())}
+        if not model.causal:  # §4.6: one mask (above), no mask, and 5 masks averaged
+            unmasked = class_logits(ids_of(test_tokens, masked=False)[0]).numpy()
+            result["finetune_no_mask"] = float((unmasked.argmax(-1) == test_labels).mean())
+            probs = ensemble_probabilities(class_logits, test_tokens, rng, V, masks=5)
+            result["finetune_5_masks"] = float((probs.argmax(-1) == test_labels).mean())
+    return result
+
+
+# ---- figures -----------------------------------------------------------------------------------
+def show(ax, tokens, palette, size):
+    image = dequantize(tokens[None], palette, size, size)[0].transpose(1, 2, 0)  # (H, W, C)
+    ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_samples(model, palette, size, rng, path, n=16):
+    """Unconditional samples (temperature 1, all colours), drawn through the key/value cache."""
+    tokens = sample(model, n, size * size, rng)  # (n, T)
+    fig, axes = plt.subplots(2, n // 2, figsize=(n * 0.6, 2.6))
+    for ax, t in zip(axes.flat, tokens):
+        show(ax, t, palette, size)
+    fig.suptitle("Image-GPT samples")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_inpainting(model, palette, size, test_tokens, rng, path, images=6, completions=4):
+    """The top half of held-out images given, the bottom half sampled `completions` times."""
+    half = size * size // 2
+    fig, axes = plt.subplots(images, completions + 2, figsize=((completions + 2) * 1.1,
+                                                              images * 1.1))
+    for row, truth in enumerate(test_tokens[:images]):
+        prefix = np.repeat(truth[None, :half], completions, axis=0)  # (completions, T/2)
+        done = sample(model, completions, size * size, rng, prefix=prefix)
+        given = np.concatenate([truth[:half], np.zeros(half, np.int64)])  # bottom: colour 0
+        for col, t in enumerate([given, *done, truth]):
+            show(axes[row, col], t, palette, size)
+        axes[row, 0].axhline(size / 2 - 0.5, color="red", linewidth=1)  # below: not given
+    for col, title in enumerate(["given", *["sample"] * completions, "original"]):
+        axes[0, col].set_title(title, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_probes(curves, path, title):
+    """Probe accuracy against depth, one curve per entry of `curves` {label: [acc per l]}."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for label, accs in curves.items():
+        ax.plot(range(len(accs)), accs, marker="o", label=label)
+    ax.set_xticks(range(max(len(accs) for accs in curves.values())))
+    ax.set_xlabel("layer l (0 = embeddings)")
+    ax.set_ylabel("linear probe test accuracy")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+# ---- main ---------------------------------------------------------------------------------------
+def parse(argv):
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--dataset", default="digits", choices=list(CONFIGS))
+    cfg, args = parse_config(
+        CONFIGS[peek.parse_known_args(argv)[0].dataset], __doc__, argv,
+        resume=(bool, False, "continue from the run's checkpoint"),
+        quick=(bool, False, "a smoke run of a few steps, into runs/image_gpt-quick/"),
+        stop_after=(int, 0, "end after this step (--resume continues); 0: at --steps"),
+        experiment=(str, "", "'objectives': AR vs BERT, probes and fine-tuning (Fig. 4)"))
+    if args.quick:
+        cfg = dataclasses.replace(cfg, steps=min(cfg.steps, 20), warmup_steps=5,
+                                  eval_every=min(cfg.eval_every, 10),
+                                  probe_steps=min(cfg.probe_steps, 30), finetune_steps=5,
+                                  train_size=min(cfg.train_size, 300))
+    fail = argparse.ArgumentParser(prog="python -m examples.image_gpt").error
+    for name in ("steps", "batch_size", "eval_every", "image_size", "colors", "probe_steps"):
+        if getattr(cfg, name) < 1:
+            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")
+    if cfg.finetune_steps < 0 or args.stop_after < 0:
+        fail("--finetune-steps and --stop-after must not be negative")
+    if cfg.objective not in ("ar", "bert") or args.experiment not in ("", "objectives"):
+        fail(f"--objective must be ar or bert, --experiment objectives or nothing; got "
+             f"{cfg.objective!r}, {args.experiment!r}")
+    if cfg.dataset == "shapes" and cfg.train_size < cfg.batch_size:
+        fail(f"--train-size {cfg.train_size} is smaller than --batch-size {cfg.batch_size}")
+    return cfg, args, fail
+
+
+def main(argv=None):
+    mt.backend.keep_host_memory()  # reuse freed memory step after step (see its docstring)
+    cfg, args, fail = parse(argv)
+    x_train, y_train, x_test, y_test = load(cfg)
+    if cfg.batch_size > len(x_train):
+        fail(f"--batch-size {cfg.batch_size} exceeds the {len(x_train)} training images")
+    if args.quick:  # a smoke run trains and evaluates on slices
+        x_train, y_train, x_test, y_test = x_train[:300], y_train[:300], x_test[:100], y_test[:100]
+    palette = make_palette(cfg, x_train)  # (V, C)
+    tokens, test_tokens = quantize(x_train, palette), quantize(x_test, palette)  # (N, T)
+    root = run_dir("image_gpt-quick" if args.quick else "image_gpt")
+    if args.experiment:
+        return objectives(cfg, tokens, y_train, test_tokens, y_test, palette, root)
+
+    out = run_dir(f"{cfg.dataset}-{cfg.objective}", root)
+    np.save(out / "palette.npy", palette)
+    model, log, seconds, cpu = pretrain(cfg, cfg.objective, tokens, test_tokens, palette, out,
+                                        args.resume, args.stop_after)
+    test_bits = log.series("test_bits")[1][-1]
+    result = {"test_bits": test_bits, "seconds": seconds, "cpu_seconds": cpu}
+    plot_curves(log, ["train_bits", "test_bits"], out / "loss.png",
+                f"Image-GPT ({cfg.objective}) on {cfg.dataset}: bits per dimension")
+    if args.stop_after and args.stop_after < cfg.steps:
+        print(f"image_gpt: stopped after step {args.stop_after}; --resume continues")
+        return result
+    single, ensemble = probe_layers(model, cfg, tokens, y_train, test_tokens, y_test)
+    curves = {cfg.objective: single, **({"bert, 5 masks": ensemble} if ensemble else {})}
+    plot_probes(curves, out / "probe.png", f"linear probes, {cfg.dataset}")
+    result.update(probe=single, best_probe=max(single), best_layer=int(np.argmax(single)))
+    figures = "loss.png, probe.png"
+    if model.causal:
+        rng, size = np.random.default_rng(cfg.seed + 5), cfg.image_size
+        plot_samples(model, palette, size, rng, out / "samples.png")
+        plot_inpainting(model, palette, size, test_tokens, rng, out / "inpainting.png")
+        figures += ", samples.png, inpainting.png"
+    print(f"image_gpt[{cfg.dataset}, {cfg.objective}]: {cfg.steps} steps in {seconds:.0f} s "
+          f"({cpu:.0f} s CPU); test {test_bits:.3f} bits/dim; linear probe accuracy per layer "
+          f"{' '.join(f'{a:.3f}' for a in single)} (best {max(single):.4f} at layer "
+          f"{result['best_layer']}, {len(y_test)} held-out images)")
+    print(f"wrote {out / 'checkpoint.npz'}, metrics and the figures {figures} in {out}")
+    return result
+
+
+def objectives(cfg, tokens, labels, test_tokens, test_labels, palette, root):
+    """The lecture's Fig. 4 at small scale: AR vs BERT, probes per layer and fine-tuning, and
+    the same linear probe on the raw pixels as a baseline."""
+    size, classes = cfg.image_size, int(labels.max()) + 1
+    pixels = [dequantize(t, palette, size, size).reshape(len(t), -1) for t in (tokens,
+                                                                             test_tokens)]
+    probe = train_probe(pixels[0], labels, cfg.probe_steps, classes, cfg.seed)
+    with mt.no_grad():
+        accuracy = float((probe(pixels[1]).numpy().argmax(-1) == test_labels).mean())
+    rows, curves = {"pixels": {"best_probe": accuracy}}, {}
+    for objective in ("ar", "bert"):
+        out = run_dir(f"objectives/{cfg.dataset}-{objective}", root)
+        model, log, seconds, cpu = pretrain(cfg, objective, tokens, test_tokens, palette, out)
+        single, ensemble = probe_layers(model, cfg, tokens, labels, test_tokens, test_labels)
+        curves[objective] = single
+        row = {"test_bits": log.series("test_bits")[1][-1], "pretrain_cpu_s": cpu,
+               "best_probe": max(single), "best_layer": int(np.argmax(single)),
+               "probe_per_layer": single}
+        if ensemble:
+            curves["bert, 5 masks"] = ensemble
+            row.update(best_probe_5_masks=max(ensemble), probe_5_masks_per_layer=ensemble)
+        row.update(finetune(model, cfg, tokens, labels, test_tokens, test_labels))
+        rows[objective] = row
+    plot_probes(curves, root / "objectives.png", f"linear probe per layer, {cfg.dataset}")
+    (root / "objectives.json").write_text(json.dumps(rows, indent=1))
+    print(f"\n| {cfg.dataset} | test bits/dim | best probe (layer) | probe, 5 masks | "
+          f"fine-tune | fine-tune, no mask | fine-tune, 5 masks |\n|---|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        cells = [f"{r['test_bits']:.3f}" if "test_bits" in r else "-",
+                 f"{r['best_probe']:.4f} ({r.get('best_layer', '-')})",
+                 *(f"{r[k]:.4f}" if k in r else "-" for k in (
+                     "best_probe_5_masks", "finetune", "finetune_no_mask", "finetune_5_masks"))]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print(f"wrote {Path(root) / 'objectives.json'} and objectives.png")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -14,52 +14,86 @@ Reported: zero-shot accuracy (seen and held-out compositions), image -> text and
 recall@1/5 among held-out pairs, and the paper's Fig. 5 at small scale: linear probes on the
 same frozen image features trained with 1, 2, 4, 8, 16 examples per class and with all of them,
 against zero-shot. ``--image-encoder vit|resnet`` picks the tower. Outputs in
-``runs/clip/<dataset>-<encoder>/`` (``runs/clip-quick/...`` with ``--quick``): checkpoint
-(``--resume`` continues bit-exactly), metrics, ``loss.png``, ``similarity.png`` (the cosine
-similarities of a batch of test images and their captions) and ``probes.png``.
+``runs/clip/<dataset>-<encoder>/`` (``runs/clip-quick/...`` with ``--quick``): checkpoint,
+metrics, ``loss.png``, ``similarity.png`` (the cosine similarities of a batch of test images
+and their captions) and ``probes.png``.
+
+    python -m examples.clip --quick               # a smoke run of a few seconds
+    python -m examples.clip --stop-after 400      # or Ctrl-C: checkpoint and exit
+    python -m examples.clip --resume              # continue, bit for bit
 """
 
 import dataclasses
 import time
 from dataclasses import dataclass
+from typing import Annotated
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 import minitx as mt
 import minitx.functional as F
-from examples.common import MetricsLog, parse_config, plot_curves, progress, run_dir, standardize
+from examples.common import (
+    Check,
+    MetricsLog,
+    NonNegativeFloat,
+    NonNegativeInt,
+    OneOf,
+    PositiveFloat,
+    PositiveInt,
+    StopRequest,
+    log_progress,
+    parse_config,
+    plot_curves,
+    progress,
+    resume_step,
+    run_dir,
+    standardize,
+)
 from minitx import data, nn, optim, serialization
+from minitx.data import ArrayDataset, DataLoader
 from models.clip import CLIP, CLIPConfig, contrastive_loss, normalize, zero_shot_classifier
+
+# the ViT cuts the 32x32 image into P x P patches; a batch holds its own negatives
+PatchSize = Annotated[int, Check("a divisor of the image side 32", lambda v: v > 0 and 32 % v == 0)]
+PairBatch = Annotated[int, Check("at least 2 (a batch is its own negatives)", lambda v: v >= 2)]
 
 
 @dataclass(frozen=True)
 class Config:
-    dataset: str = "shapes"  # shapes | mnist_5k
-    image_encoder: str = "vit"  # vit | resnet
-    embed_dim: int = 64  # E
-    patch_size: int = 8  # P of the ViT (16 patches of a 32x32 image)
-    vision_width: int = 96  # D of the ViT
-    vision_layers: int = 3
-    vision_heads: int = 3
-    resnet_width: int = 16  # the ResNet's stem width (its attention pool has 32x channels)
-    resnet_heads: int = 8
-    text_width: int = 64
-    text_layers: int = 2
-    text_heads: int = 2
-    steps: int = 1000
-    batch_size: int = 128  # N pairs: an N x N similarity matrix per step
-    lr: float = 1e-3  # peak learning rate of AdamW
-    warmup_steps: int = 50
-    weight_decay: float = 0.1
-    clip_norm: float = 1.0
-    train_size: int = 8000  # shapes rendered for training (before removing held-out pairs)
-    test_size: int = 1000
-    eval_every: int = 250  # steps between zero-shot evaluations (and checkpoints)
-    probe_draws: int = 3  # random k-shot training sets per probe, averaged
-    probe_steps: int = 300  # full-batch AdamW steps of each logistic-regression probe
-    seed: int = 0
-    device: str = "cpu"
+    dataset: OneOf("shapes", "mnist_5k") = "shapes"  # the image-caption pairs
+    image_encoder: OneOf("vit", "resnet") = "vit"  # the image tower
+    embed_dim: PositiveInt = 64  # E, the joint embedding's width
+    patch_size: PatchSize = 8  # P of the ViT (16 patches of a 32x32 image)
+    vision_width: PositiveInt = 96  # D of the ViT
+    vision_layers: PositiveInt = 3  # blocks of the ViT (stages of the ResNet)
+    vision_heads: PositiveInt = 3  # attention heads of the ViT
+    resnet_width: PositiveInt = 16  # the ResNet's stem width (its attention pool: 32x channels)
+    resnet_heads: PositiveInt = 8  # heads of the ResNet's attention pool
+    text_width: PositiveInt = 64  # width of the text Transformer
+    text_layers: PositiveInt = 2  # blocks of the text Transformer
+    text_heads: PositiveInt = 2  # attention heads of the text Transformer
+    steps: PositiveInt = 1000  # optimizer steps
+    batch_size: PairBatch = 128  # N pairs: an N x N similarity matrix per step
+    lr: PositiveFloat = 1e-3  # peak learning rate of AdamW
+    warmup_steps: NonNegativeInt = 50  # linear warm-up, then cosine decay to 0
+    weight_decay: NonNegativeFloat = 0.1  # AdamW's decoupled weight decay (matrices only)
+    clip_norm: PositiveFloat = 1.0  # global gradient-norm clipping
+    train_size: PositiveInt = 8000  # shapes rendered for training (before held-out removal)
+    test_size: PositiveInt = 1000  # shapes rendered for testing
+    log_every: PositiveInt = 10  # steps between loss entries in the metrics log
+    eval_every: PositiveInt = 250  # steps between zero-shot evaluations
+    checkpoint_every: PositiveInt = 250  # steps between checkpoints
+    probe_draws: PositiveInt = 3  # random k-shot training sets per probe, averaged
+    probe_steps: PositiveInt = 300  # full-batch AdamW steps of each logistic-regression probe
+    seed: NonNegativeInt = 0  # the data, the initial weights and the order of the pairs
+    device: str = "cpu"  # where the model trains: cpu, cuda, cuda:1, ...
+
+
+# a smoke run: few steps on a few pairs, small probes
+QUICK = {"steps": 30, "warmup_steps": 3, "eval_every": 15, "checkpoint_every": 15,
+         "log_every": 5, "batch_size": 32, "train_size": 600, "test_size": 200,
+         "probe_draws": 1, "probe_steps": 60}
 
 
 HELD_OUT = (("red", "triangle"), ("green", "cross"), ("blue", "circle"), ("yellow", "diamond"),
@@ -116,7 +150,7 @@ def load(cfg):
                                 zip(y, rng.integers(0, len(DIGIT_TEMPLATES), len(y)))]
                                for y in (y_train, y_test))
         names, held, templates = list(DIGITS), set(), DIGIT_TEMPLATES
-    else:
+    else:  # the command line only offers the two above
         raise ValueError(f"clip: unknown dataset {cfg.dataset!r}; choose shapes or mnist_5k")
     x_train, x_test = standardize(x_train, x_test)
     words = {w for c in cap_train + cap_test for w in c.split()}
@@ -138,94 +172,70 @@ def model_config(cfg, vocab_size):
                       text_layers=cfg.text_layers, text_heads=cfg.text_heads, eot_token=2)
 
 
-def validate(cfg):
-    """Refuse a bad command line before any work is done."""
-    problems = []
-    if cfg.dataset not in ("shapes", "mnist_5k"):
-        problems.append(f"--dataset must be shapes or mnist_5k, got {cfg.dataset!r}")
-    if cfg.image_encoder not in ("vit", "resnet"):
-        problems.append(f"--image-encoder must be vit or resnet, got {cfg.image_encoder!r}")
-    if cfg.patch_size < 1 or 32 % cfg.patch_size:
-        problems.append(f"--patch-size must divide the image side 32, got {cfg.patch_size}")
-    for name in ("steps", "batch_size", "eval_every", "train_size", "test_size"):
-        if getattr(cfg, name) < 1:
-            problems.append(f"--{name.replace('_', '-')} must be positive")
-    if cfg.batch_size < 2:
-        problems.append("--batch-size must be at least 2 (a batch is its own negatives)")
-    if problems:
-        raise SystemExit("clip: " + "; ".join(problems))
-
-
 def main(argv=None):
-    cfg, args = parse_config(Config, __doc__, argv,
-                             resume=(bool, False, "continue from the run's checkpoint"),
-                             quick=(bool, False, "a smoke run of a few steps"),
-                             stop_at=(int, 0, "stop after this step, as if interrupted"))
-    if args.quick:
-        cfg = dataclasses.replace(cfg, steps=min(cfg.steps, 30), warmup_steps=3, eval_every=15,
-                                  batch_size=32, train_size=min(cfg.train_size, 600), test_size=200,
-                                  probe_draws=1,
-                                  probe_steps=60)
-    validate(cfg)
-    out = run_dir(f"{'clip-quick' if args.quick else 'clip'}/{cfg.dataset}-{cfg.image_encoder}")
+    mt.backend.keep_host_memory()  # reuse freed memory step after step (see its docstring)
+    cfg, args = parse_config(Config, __doc__, argv, prog="python -m examples.clip",
+                             quick_config=QUICK, resumable=True)
     mt.random.seed(cfg.seed)
     d = load(cfg)
     tok = d["tokenizer"]
     tokens_train = tok(d["cap_train"]).numpy()  # (N, CONTEXT) on the host
+    if cfg.batch_size > len(tokens_train):
+        args.error(f"the training set has {len(tokens_train)} pairs, fewer than --batch-size "
+                   f"{cfg.batch_size}: an epoch would have no batch")
+    out = run_dir(f"clip/{cfg.dataset}-{cfg.image_encoder}", quick=args.quick)
+    loader_rng = np.random.default_rng(cfg.seed + 1)  # the order of the training pairs
+    loader = DataLoader(ArrayDataset(d["x_train"], tokens_train), cfg.batch_size, shuffle=True,
+                        drop_last=True, rng=loader_rng)  # (B, 3, 32, 32), (B, CONTEXT)
+
     model_cfg = model_config(cfg, len(tok.words))
-    model = CLIP(model_cfg, generator=np.random.default_rng(cfg.seed)).to(cfg.device)
+    try:
+        model = CLIP(model_cfg, generator=np.random.default_rng(cfg.seed)).to(cfg.device)
+    except ValueError as error:  # e.g. an unknown --device
+        args.error(str(error))
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "embedding" in n]
     decay = [p for p in model.parameters() if p.ndim >= 2 and all(p is not q for q in no_decay)]
     opt = optim.AdamW([{"params": decay}, {"params": no_decay, "weight_decay": 0.0}],
                       lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = optim.WarmupCosineSchedule(opt, cfg.warmup_steps, cfg.steps)
-    loader_rng = np.random.default_rng(cfg.seed + 1)  # the order of the training pairs
-    n_batches = len(tokens_train) // cfg.batch_size
-    checkpoint, step = out / "checkpoint.npz", 0
-    order, batch = loader_rng.permutation(len(tokens_train)), 0
-    if args.resume and checkpoint.exists():
-        state = serialization.load_checkpoint(checkpoint, model=model, optimizer=opt,
-                                              schedule=sched, rngs={"loader": loader_rng})
-        step, order, batch = state["step"], state["extra"]["order"], state["extra"]["batch"]
-    log = MetricsLog(out, resume=args.resume)
+    rngs, checkpoint = {"loader": loader_rng}, out / "checkpoint.npz"
+    step = resume_step(checkpoint, args, cfg, model=model, optimizer=opt, schedule=sched,
+                       loader=loader, rngs=rngs)
+    log = MetricsLog(out, resume=args.resume, step=step)
 
-    def save():
-        serialization.save_checkpoint(
-            checkpoint, model=model, optimizer=opt, schedule=sched, step=step,
-            config=model_cfg, rngs={"loader": loader_rng},
-            extra={"order": order, "batch": batch, "vocabulary": tok.words})
-
-    last = cfg.steps if not args.stop_at else min(args.stop_at, cfg.steps)
+    batches = loader.forever()
     bar, start = progress(cfg.steps, f"clip {cfg.dataset} {cfg.image_encoder}",
                           initial=step), time.perf_counter()
-    while step < last:
-        if batch == n_batches:  # a new epoch, a new order
-            order, batch = loader_rng.permutation(len(tokens_train)), 0
-        idx = order[batch * cfg.batch_size:(batch + 1) * cfg.batch_size]
-        batch += 1
-        images = mt.tensor(d["x_train"][idx], device=cfg.device)  # (B, 3, 32, 32)
-        tokens = mt.tensor(tokens_train[idx], device=cfg.device)  # (B, CONTEXT)
-        loss = contrastive_loss(model(images, tokens))  # forward: (B, B) logits, Fig. 3
-        loss.backward()
-        optim.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-        opt.step()
-        opt.zero_grad()
-        sched.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        if step % 10 == 0 or step == 1:
-            log.log(step=step, loss=loss.item(), lr=opt.param_groups[0]["lr"],
-                    temperature_scale=model.scale().item())
-        if step % cfg.eval_every == 0 or step == cfg.steps:
-            log.log(step=step, **zero_shot(model, d, cfg.device))
-            save()
+    with StopRequest(args.stop_after) as stop:  # Ctrl-C or --stop-after: save, then exit
+        while step < cfg.steps:
+            xb, tb = next(batches)
+            images = mt.tensor(xb, device=cfg.device)  # (B, 3, 32, 32)
+            tokens = mt.tensor(tb, device=cfg.device)  # (B, CONTEXT)
+            loss = contrastive_loss(model(images, tokens))  # forward: (B, B) logits, Fig. 3
+            loss.backward()
+            optim.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+            opt.step()
+            opt.zero_grad()
+            sched.step()
+            step += 1
+            log_progress(bar, log, step, loss, opt, cfg.log_every, cfg.steps)
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                log.log(step=step, temperature_scale=model.scale().item(),
+                        **zero_shot(model, d, cfg.device))
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop(step):
+                serialization.save_checkpoint(
+                    checkpoint, model=model, optimizer=opt, schedule=sched, step=step,
+                    config=model_cfg, rngs=rngs,
+                    extra={"loader": loader.state_dict(), "example": dataclasses.asdict(cfg),
+                           "vocabulary": tok.words})
+            if stop(step):
+                break
     bar.close()
     seconds = time.perf_counter() - start
     if step < cfg.steps:
-        save()
-        print(f"clip: stopped at step {step} of {cfg.steps}; --resume continues")
-        return {"step": step}
+        print(f"clip: stopped after step {step} of {cfg.steps}; wrote {checkpoint} "
+              f"(continue with --resume)")
+        return {"stopped_at": step, "model": model}
     return report(model, d, cfg, log, out, step, seconds)
 
 
@@ -350,6 +360,7 @@ def report(model, d, cfg, log, out, step, seconds):
     print(f"wrote {out / 'checkpoint.npz'}, metrics and loss.png, similarity.png, probes.png")
     result["matched_shots"] = matched
     result["held_out_accuracy"] = zs.get("zero_shot_held_out", zs["zero_shot_seen"])
+    result["model"] = model
     return result
 
 

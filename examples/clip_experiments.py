@@ -13,7 +13,11 @@
    held-out compositions.
 
 ``--quick`` runs a tiny version of both (for the tests). Results are printed as the Markdown
-tables of ``docs/clip.md`` and written to ``runs/clip_experiments/results.json``.
+tables of ``docs/clip.md`` and written to ``runs/clip_experiments/results.json``
+(``runs/clip_experiments-quick/`` with ``--quick``).
+
+    python -m examples.clip_experiments --only norm
+    python -m examples.clip_experiments --only towers --steps 1000 --sizes 1000 16000
 """
 
 import argparse
@@ -111,7 +115,7 @@ def towers_experiment(sizes, steps, quick):
             start = time.perf_counter()
             subprocess.run([sys.executable, "-m", "examples.clip", *args,
                             *(["--quick"] if quick else [])], check=True, env=ENV)
-            folder = Path("runs") / ("clip-quick" if quick else "clip") / f"shapes-{tower}"
+            folder = run_dir(f"clip/shapes-{tower}", quick=quick)  # where examples.clip wrote
             metrics = [json.loads(line) for line in
                        (folder / "metrics.jsonl").read_text().splitlines()]
             final = [m for m in metrics if "recall1_i2t" in m][-1]
@@ -125,19 +129,25 @@ def towers_experiment(sizes, steps, quick):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m examples.clip_experiments",
+                                     description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["norm", "towers"], action="append")
+    parser.add_argument("--only", choices=["norm", "towers"], action="append",
+                        help="run only this experiment (repeatable; default: both)")
     parser.add_argument("--examples", type=int, default=12000,
                         help="training examples seen per run of the norm experiment")
     parser.add_argument("--steps", type=int, default=300, help="steps per run of the towers")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000, 16000],
                         help="training-set sizes of the towers experiment")
-    parser.add_argument("--quick", action="store_true", help="a tiny version, for the tests")
+    parser.add_argument("--quick", action="store_true",
+                        help="a tiny version of both, written to runs/clip_experiments-quick/")
     args = parser.parse_args(argv)
-    if args.examples < 128 or args.steps < 1:
-        parser.error("--examples must be at least 128 and --steps positive")
-    out = run_dir("clip_experiments-quick" if args.quick else "clip_experiments")
+    if args.examples < 128:
+        parser.error(f"--examples must be at least 128 (one batch of the largest size), got "
+                     f"{args.examples}")
+    if args.steps < 1 or min(args.sizes) < 1:
+        parser.error(f"--steps and --sizes must be positive, got {args.steps} and {args.sizes}")
+    out = run_dir("clip_experiments", quick=args.quick)
     results = {}
     if not args.only or "norm" in args.only:
         results["norm"] = norm_experiment((2, 128) if args.quick else (2, 8, 32, 128),

@@ -14,16 +14,20 @@ frozen, a linear probe is trained on the average-pooled features of every layer 
 
 Outputs go to ``runs/image_gpt/<dataset>-<objective>/`` (``runs/image_gpt-quick/...`` with
 ``--quick``): the checkpoint (the model's config inside, the palette and the batch generator's
-state in it too, so ``--resume`` continues bit-exactly), ``metrics.csv``/``.jsonl``, ``loss.png``,
+state in it too, so ``--resume`` continues bit-exactly), ``metrics.csv``/``.jsonl``, ``loss.png``
+(nats per dimension),
 ``probe.png`` (probe accuracy against depth) and, for the AR model, ``samples.png`` and
 ``inpainting.png`` (the top half of held-out images given, the bottom half sampled).
 
 ``--experiment objectives`` reproduces the lecture's comparison (the paper's Fig. 4) at small
 scale: AR and BERT pre-training, each probed at every layer and fine-tuned on L_CLF + L_GEN
 (§2.3), BERT evaluated with one mask and with 5 masks (§4.6); a table and ``objectives.png``.
+
+    python -m examples.image_gpt --quick                # a smoke run of a few seconds
+    python -m examples.image_gpt --stop-after 500       # or Ctrl-C: checkpoint and exit
+    python -m examples.image_gpt --resume               # continue, bit for bit
 """
 
-import argparse
 import dataclasses
 import json
 import time
@@ -35,8 +39,24 @@ import numpy as np
 
 import minitx as mt
 import minitx.functional as F
-from examples.common import MetricsLog, parse_config, plot_curves, progress, run_dir
+from examples.common import (
+    Fraction,
+    MetricsLog,
+    NonNegativeFloat,
+    NonNegativeInt,
+    OneOf,
+    PositiveFloat,
+    PositiveInt,
+    StopRequest,
+    log_progress,
+    parse_dataset_config,
+    plot_curves,
+    progress,
+    resume_step,
+    run_dir,
+)
 from minitx import data, nn, optim, serialization
+from minitx.data import ArrayDataset, DataLoader
 from models.image_gpt import (
     BITS_PER_NAT,
     ImageGPT,
@@ -58,26 +78,29 @@ from models.image_gpt import (
 class Config:
     """Defaults for the 8x8 digits (about 5 minutes of pre-training on one core)."""
 
-    dataset: str = "digits"  # digits | mnist_5k | shapes | cifar10
-    objective: str = "ar"  # ar | bert (§2.1)
-    image_size: int = 8  # H = W after resizing (§3.2 context reduction)
-    colors: int = 17  # V, palette size (digits: their 17 grey levels)
-    dim: int = 128  # D
-    depth: int = 4  # L
-    heads: int = 4  # h
-    dropout: float = 0.1
-    steps: int = 2000  # pre-training steps
-    batch_size: int = 32
-    lr: float = 3e-3  # peak learning rate of AdamW
-    warmup_steps: int = 100  # linear warm-up, then cosine decay to 0
-    weight_decay: float = 0.01
-    clip_norm: float = 1.0  # global gradient-norm clipping
-    eval_every: int = 250  # steps between test evaluations (and checkpoints)
-    probe_steps: int = 500  # full-batch steps of each linear probe (§2.4)
-    finetune_steps: int = 400  # steps of fine-tuning on L_CLF + L_GEN (§2.3, experiment only)
-    train_size: int = 0  # images generated for training (shapes only)
-    seed: int = 0
-    device: str = "cpu"
+    dataset: OneOf("digits", "mnist_5k", "shapes", "cifar10") = "digits"  # the images
+    objective: OneOf("ar", "bert") = "ar"  # pre-training: autoregressive or masked (§2.1)
+    image_size: PositiveInt = 8  # H = W after resizing (§3.2 context reduction)
+    colors: PositiveInt = 17  # V, palette size (digits: their 17 grey levels)
+    dim: PositiveInt = 128  # D
+    depth: PositiveInt = 4  # L
+    heads: PositiveInt = 4  # h
+    dropout: Fraction = 0.1  # dropout probability in the Transformer
+    steps: PositiveInt = 2000  # pre-training steps
+    batch_size: PositiveInt = 32  # images per step, drawn at random
+    lr: PositiveFloat = 3e-3  # peak learning rate of AdamW
+    warmup_steps: NonNegativeInt = 100  # linear warm-up, then cosine decay to 0
+    weight_decay: NonNegativeFloat = 0.01  # AdamW's decoupled weight decay
+    clip_norm: PositiveFloat = 1.0  # global gradient-norm clipping
+    log_every: PositiveInt = 25  # steps between loss entries in the metrics log
+    eval_every: PositiveInt = 250  # steps between test evaluations
+    checkpoint_every: PositiveInt = 250  # steps between checkpoints
+    probe_steps: PositiveInt = 500  # full-batch steps of each linear probe (§2.4)
+    # steps of fine-tuning on L_CLF + L_GEN (§2.3, --experiment objectives only)
+    finetune_steps: NonNegativeInt = 400
+    train_size: NonNegativeInt = 0  # images generated for training (shapes only)
+    seed: NonNegativeInt = 0  # the data split, the palette, the initial weights and the batches
+    device: str = "cpu"  # where the model trains: cpu, cuda, cuda:1, ...
 
 
 @dataclass(frozen=True)
@@ -111,6 +134,9 @@ class Cifar10Config(Config):  # not tuned: CIFAR-10 is not on this machine
 
 CONFIGS = {"digits": Config, "mnist_5k": Mnist5kConfig, "shapes": ShapesConfig,
            "cifar10": Cifar10Config}
+# a smoke run: a few steps, short probes, trained and evaluated on slices of the data
+QUICK = {"steps": 20, "warmup_steps": 5, "eval_every": 10, "checkpoint_every": 10,
+         "log_every": 5, "probe_steps": 30, "finetune_steps": 5, "train_size": 300}
 EVAL_BATCH = 256
 
 
@@ -176,47 +202,54 @@ def evaluate(model, tokens, seed):
     return total / len(tokens) * BITS_PER_NAT
 
 
-def pretrain(cfg, objective, tokens, test_tokens, palette, out, resume=False, stop_after=0):
-    """Pre-train an Image-GPT on `tokens` (N, T); return (model, log, seconds, cpu seconds)."""
+def pretrain(cfg, args, objective, tokens, test_tokens, palette, out):
+    """Pre-train an Image-GPT on `tokens` (N, T), resuming and stopping as `args` says; return
+    (model, log, step reached, seconds, cpu seconds)."""
     mt.random.seed(cfg.seed)  # dropout draws from minitx's generator
     model_cfg = model_config(cfg, objective)
-    model = ImageGPT(model_cfg, device=cfg.device, generator=np.random.default_rng(cfg.seed))
+    try:
+        model = ImageGPT(model_cfg, device=cfg.device, generator=np.random.default_rng(cfg.seed))
+    except ValueError as error:  # e.g. an unknown --device
+        args.error(str(error))
     opt = optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = optim.WarmupCosineSchedule(opt, cfg.warmup_steps, cfg.steps)
     batch_rng = np.random.default_rng(cfg.seed + 1)  # batches and BERT masks
-    checkpoint, step = out / "checkpoint.npz", 0
-    if resume and checkpoint.exists():
-        step = serialization.load_checkpoint(checkpoint, model=model, optimizer=opt,
-                                             schedule=sched, rngs={"batches": batch_rng})["step"]
-    log = MetricsLog(out, resume=resume)
+    # Each step draws its batch at random with replacement (nanoGPT's get_batch): a loader
+    # whose "epoch" is that one batch, so its position is saved like any other loader's.
+    loader = DataLoader(ArrayDataset(tokens), cfg.batch_size, rng=batch_rng,
+                        batch_sampler=lambda rng: [rng.integers(0, len(tokens), cfg.batch_size)])
+    rngs, checkpoint = {"batches": batch_rng}, out / "checkpoint.npz"
+    step = resume_step(checkpoint, args, cfg, model=model, optimizer=opt, schedule=sched,
+                       loader=loader, rngs=rngs)
+    log = MetricsLog(out, resume=args.resume, step=step)
 
-    def save():
-        serialization.save_checkpoint(
-            checkpoint, model=model, optimizer=opt, schedule=sched, step=step, config=model_cfg,
-            rngs={"batches": batch_rng}, extra={"palette": palette, "dataset": cfg.dataset})
-
-    last = min(cfg.steps, stop_after or cfg.steps)
-    bar = progress(last, f"igpt {cfg.dataset} {objective}", initial=step)
+    batches = loader.forever()
+    bar = progress(cfg.steps, f"igpt {cfg.dataset} {objective}", initial=step)
     start, cpu_start = time.perf_counter(), time.process_time()
-    while step < last:
-        batch = tokens[batch_rng.integers(0, len(tokens), cfg.batch_size)]  # (B, T)
-        loss = generative_loss(model, batch, batch_rng)  # forward: nats per dimension
-        loss.backward()
-        optim.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-        opt.step()
-        opt.zero_grad()
-        sched.step()
-        step += 1
-        bits = loss.item() * BITS_PER_NAT
-        bar.update(1)
-        bar.set_postfix(bits=f"{bits:.3f}", refresh=False)
-        if step % 25 == 0 or step == last:
-            log.log(step=step, train_bits=bits, lr=opt.param_groups[0]["lr"])
-        if step % cfg.eval_every == 0 or step == last:
-            log.log(step=step, test_bits=evaluate(model, test_tokens, cfg.seed + 2))
-            save()
+    with StopRequest(args.stop_after) as stop:  # Ctrl-C or --stop-after: save, then exit
+        while step < cfg.steps:
+            (batch,) = next(batches)  # (B, T) tokens
+            loss = generative_loss(model, batch, batch_rng)  # forward: nats per dimension
+            loss.backward()
+            optim.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+            opt.step()
+            opt.zero_grad()
+            sched.step()
+            step += 1
+            log_progress(bar, log, step, loss, opt, cfg.log_every, cfg.steps)
+            if step % cfg.eval_every == 0 or step == cfg.steps:
+                bits = evaluate(model, test_tokens, cfg.seed + 2)
+                log.log(step=step, test_bits=bits, test_loss=bits / BITS_PER_NAT)
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps or stop(step):
+                serialization.save_checkpoint(
+                    checkpoint, model=model, optimizer=opt, schedule=sched, step=step,
+                    config=model_cfg, rngs=rngs,
+                    extra={"loader": loader.state_dict(), "example": dataclasses.asdict(cfg),
+                           "palette": palette, "dataset": cfg.dataset})
+            if stop(step):
+                break
     bar.close()
-    return model, log, time.perf_counter() - start, time.process_time() - cpu_start
+    return model, log, step, time.perf_counter() - start, time.process_time() - cpu_start
 
 
 # ---- §2.4 linear probes and §2.3 fine-tuning --------------------------------------------------
@@ -370,59 +403,43 @@ def plot_probes(curves, path, title):
 
 
 # ---- main ---------------------------------------------------------------------------------------
-def parse(argv):
-    peek = argparse.ArgumentParser(add_help=False)
-    peek.add_argument("--dataset", default="digits", choices=list(CONFIGS))
-    cfg, args = parse_config(
-        CONFIGS[peek.parse_known_args(argv)[0].dataset], __doc__, argv,
-        resume=(bool, False, "continue from the run's checkpoint"),
-        quick=(bool, False, "a smoke run of a few steps, into runs/image_gpt-quick/"),
-        stop_after=(int, 0, "end after this step (--resume continues); 0: at --steps"),
-        experiment=(str, "", "'objectives': AR vs BERT, probes and fine-tuning (Fig. 4)"))
-    if args.quick:
-        cfg = dataclasses.replace(cfg, steps=min(cfg.steps, 20), warmup_steps=5,
-                                  eval_every=min(cfg.eval_every, 10),
-                                  probe_steps=min(cfg.probe_steps, 30), finetune_steps=5,
-                                  train_size=min(cfg.train_size, 300))
-    fail = argparse.ArgumentParser(prog="python -m examples.image_gpt").error
-    for name in ("steps", "batch_size", "eval_every", "image_size", "colors", "probe_steps"):
-        if getattr(cfg, name) < 1:
-            fail(f"--{name.replace('_', '-')} must be positive, got {getattr(cfg, name)}")
-    if cfg.finetune_steps < 0 or args.stop_after < 0:
-        fail("--finetune-steps and --stop-after must not be negative")
-    if cfg.objective not in ("ar", "bert") or args.experiment not in ("", "objectives"):
-        fail(f"--objective must be ar or bert, --experiment objectives or nothing; got "
-             f"{cfg.objective!r}, {args.experiment!r}")
-    if cfg.dataset == "shapes" and cfg.train_size < cfg.batch_size:
-        fail(f"--train-size {cfg.train_size} is smaller than --batch-size {cfg.batch_size}")
-    return cfg, args, fail
-
-
 def main(argv=None):
     mt.backend.keep_host_memory()  # reuse freed memory step after step (see its docstring)
-    cfg, args, fail = parse(argv)
+    cfg, args = parse_dataset_config(
+        CONFIGS, "digits", __doc__, argv, prog="python -m examples.image_gpt",
+        quick_config=QUICK, resumable=True,
+        experiment=(str, "", "'objectives': AR vs BERT, probes and fine-tuning (Fig. 4)"))
+    if args.experiment not in ("", "objectives"):
+        args.error(f"--experiment must be objectives (or not given), got {args.experiment!r}")
+    if args.experiment and (args.resume or args.stop_after):
+        args.error("--experiment objectives runs whole: it takes neither --resume nor "
+                   "--stop-after")
+    if cfg.dataset == "shapes" and cfg.train_size < cfg.batch_size:
+        args.error(f"--train-size {cfg.train_size} is smaller than --batch-size "
+                   f"{cfg.batch_size}")
     x_train, y_train, x_test, y_test = load(cfg)
     if cfg.batch_size > len(x_train):
-        fail(f"--batch-size {cfg.batch_size} exceeds the {len(x_train)} training images")
+        args.error(f"--batch-size {cfg.batch_size} exceeds the {len(x_train)} training images")
     if args.quick:  # a smoke run trains and evaluates on slices
         x_train, y_train, x_test, y_test = x_train[:300], y_train[:300], x_test[:100], y_test[:100]
     palette = make_palette(cfg, x_train)  # (V, C)
     tokens, test_tokens = quantize(x_train, palette), quantize(x_test, palette)  # (N, T)
-    root = run_dir("image_gpt-quick" if args.quick else "image_gpt")
+    root = run_dir("image_gpt", quick=args.quick)
     if args.experiment:
-        return objectives(cfg, tokens, y_train, test_tokens, y_test, palette, root)
+        return objectives(cfg, args, tokens, y_train, test_tokens, y_test, palette, root)
 
-    out = run_dir(f"{cfg.dataset}-{cfg.objective}", root)
+    out = run_dir(f"image_gpt/{cfg.dataset}-{cfg.objective}", quick=args.quick)
     np.save(out / "palette.npy", palette)
-    model, log, seconds, cpu = pretrain(cfg, cfg.objective, tokens, test_tokens, palette, out,
-                                        args.resume, args.stop_after)
+    model, log, step, seconds, cpu = pretrain(cfg, args, cfg.objective, tokens, test_tokens,
+                                              palette, out)
+    plot_curves(log, ["loss", "test_loss"], out / "loss.png",
+                f"Image-GPT ({cfg.objective}) on {cfg.dataset}: nats per dimension")
+    if step < cfg.steps:
+        print(f"image_gpt: stopped after step {step} of {cfg.steps}; wrote "
+              f"{out / 'checkpoint.npz'} (continue with --resume)")
+        return {"stopped_at": step, "model": model}
     test_bits = log.series("test_bits")[1][-1]
-    result = {"test_bits": test_bits, "seconds": seconds, "cpu_seconds": cpu}
-    plot_curves(log, ["train_bits", "test_bits"], out / "loss.png",
-                f"Image-GPT ({cfg.objective}) on {cfg.dataset}: bits per dimension")
-    if args.stop_after and args.stop_after < cfg.steps:
-        print(f"image_gpt: stopped after step {args.stop_after}; --resume continues")
-        return result
+    result = {"test_bits": test_bits, "seconds": seconds, "cpu_seconds": cpu, "model": model}
     single, ensemble = probe_layers(model, cfg, tokens, y_train, test_tokens, y_test)
     curves = {cfg.objective: single, **({"bert, 5 masks": ensemble} if ensemble else {})}
     plot_probes(curves, out / "probe.png", f"linear probes, {cfg.dataset}")
@@ -441,7 +458,7 @@ def main(argv=None):
     return result
 
 
-def objectives(cfg, tokens, labels, test_tokens, test_labels, palette, root):
+def objectives(cfg, args, tokens, labels, test_tokens, test_labels, palette, root):
     """The lecture's Fig. 4 at small scale: AR vs BERT, probes per layer and fine-tuning, and
     the same linear probe on the raw pixels as a baseline."""
     size, classes = cfg.image_size, int(labels.max()) + 1
@@ -453,7 +470,8 @@ def objectives(cfg, tokens, labels, test_tokens, test_labels, palette, root):
     rows, curves = {"pixels": {"best_probe": accuracy}}, {}
     for objective in ("ar", "bert"):
         out = run_dir(f"objectives/{cfg.dataset}-{objective}", root)
-        model, log, seconds, cpu = pretrain(cfg, objective, tokens, test_tokens, palette, out)
+        model, log, _, seconds, cpu = pretrain(cfg, args, objective, tokens, test_tokens,
+                                               palette, out)
         single, ensemble = probe_layers(model, cfg, tokens, labels, test_tokens, test_labels)
         curves[objective] = single
         row = {"test_bits": log.series("test_bits")[1][-1], "pretrain_cpu_s": cpu,

@@ -1,7 +1,9 @@
 """examples/clip.py: smoke runs that check the loss moves, a checkpoint that rebuilds its model
-from the file alone, a resumed run equal to an uninterrupted one, and the command-line checks."""
+from the file alone, a run stopped and resumed in a new process equal bit for bit to an
+uninterrupted one, and the command line's refusals."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -10,6 +12,9 @@ import minitx as mt
 from examples import clip as example
 from minitx import serialization
 from models.clip import CLIP, CLIPConfig
+from tests.helpers import assert_same_checkpoint, run_example, run_main
+
+CKPT = "runs/clip-quick/shapes-vit/checkpoint.npz"
 
 
 def losses(folder):
@@ -20,6 +25,7 @@ def losses(folder):
 def test_quick_run_learns_and_writes_its_outputs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = example.main(["--quick"])
+    assert not (tmp_path / "runs" / "clip").exists()  # a smoke run stays apart from real runs
     folder = tmp_path / "runs" / "clip-quick" / "shapes-vit"
     for name in ("checkpoint.npz", "metrics.csv", "loss.png", "similarity.png", "probes.png"):
         assert (folder / name).exists(), name
@@ -30,41 +36,30 @@ def test_quick_run_learns_and_writes_its_outputs(tmp_path, monkeypatch):
         assert 0.0 <= result[key] <= 1.0
 
 
-def test_checkpoint_rebuilds_the_model_from_the_file_alone(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    example.main(["--quick", "--steps", "15"])
-    path = tmp_path / "runs" / "clip-quick" / "shapes-vit" / "checkpoint.npz"
-    config = serialization.load_config(path, CLIPConfig)
-    model = CLIP(config)
+def test_checkpoint_rebuilds_the_model_from_the_file_alone(tmp_path):
+    result = run_main("clip", tmp_path, "--quick", "--steps", "15")
+    path = tmp_path / CKPT
+    model = CLIP(serialization.load_config(path, CLIPConfig))  # the file alone
     state = serialization.load_checkpoint(path, model=model)
+    images = mt.tensor(np.random.default_rng(0).standard_normal((3, 3, 32, 32), np.float32))
+    model.eval(), result["model"].eval()
+    np.testing.assert_array_equal(model.encode_image(images).numpy(),
+                                  result["model"].encode_image(images).numpy())
     tok = example.WordTokenizer(state["extra"]["vocabulary"])
     assert tok.words == state["extra"]["vocabulary"]
-    cfg = example.Config(steps=15, batch_size=32, train_size=600, test_size=200)
+    cfg = example.Config(**state["extra"]["example"])  # the run's own settings
     rebuilt = example.zero_shot(model, dict(example.load(cfg), tokenizer=tok), "cpu")
-    logged = [json.loads(line) for line in
-              (path.parent / "metrics.jsonl").read_text().splitlines()]
-    at_end = [r for r in logged if "zero_shot_seen" in r][-1]
-    assert rebuilt["zero_shot_seen"] == pytest.approx(at_end["zero_shot_seen"])
+    assert rebuilt["zero_shot_seen"] == pytest.approx(result["zero_shot_seen"])
 
 
-def test_resume_continues_bit_exactly(tmp_path, monkeypatch):
-    a, b = tmp_path / "a", tmp_path / "b"
-    a.mkdir()
-    b.mkdir()
-    monkeypatch.chdir(a)
-    example.main(["--quick", "--steps", "20"])
-    monkeypatch.chdir(b)
-    assert example.main(["--quick", "--steps", "20", "--stop-at", "8"]) == {"step": 8}
-    example.main(["--quick", "--steps", "20", "--resume"])
-    weights = []
-    for root in (a, b):
-        model = CLIP(serialization.load_config(
-            root / "runs/clip-quick/shapes-vit/checkpoint.npz", CLIPConfig))
-        serialization.load_checkpoint(root / "runs/clip-quick/shapes-vit/checkpoint.npz",
-                                      model=model)
-        weights.append({k: np.array(v) for k, v in model.state_dict().items()})
-    for name, value in weights[0].items():
-        np.testing.assert_array_equal(value, weights[1][name], err_msg=name)
+@pytest.mark.parametrize("stop_after", [8, 18])  # 14 batches an epoch: in the first, in the second
+def test_stop_and_resume_in_a_new_process_is_bit_exact(tmp_path, stop_after):
+    run_main("clip", tmp_path / "whole", "--quick", "--steps", "20")
+    out = run_main("clip", tmp_path / "parts", "--quick", "--steps", "20",
+                   "--stop-after", str(stop_after))
+    assert out["stopped_at"] == stop_after
+    run_example("clip", tmp_path / "parts", "--quick", "--steps", "20", "--resume")
+    assert_same_checkpoint(tmp_path / "whole" / CKPT, tmp_path / "parts" / CKPT)
 
 
 def test_resnet_tower_on_number_word_captions(tmp_path, monkeypatch):
@@ -78,16 +73,24 @@ def test_resnet_tower_on_number_word_captions(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--image-encoder", "convnet"], "--image-encoder must be vit or resnet"),
-    (["--dataset", "cifar"], "--dataset must be shapes or mnist_5k"),
-    (["--patch-size", "5"], "--patch-size must divide"),
-    (["--batch-size", "1"], "at least 2"),
+    (["--image-encoder", "convnet"], "argument --image-encoder: invalid choice: 'convnet'"),
+    (["--dataset", "cifar"], "argument --dataset: invalid choice: 'cifar'"),
+    (["--patch-size", "5"], "argument --patch-size: must be a divisor of the image side 32"),
+    (["--batch-size", "1"], r"argument --batch-size: must be at least 2"),
+    (["--steps", "0"], "argument --steps: must be a positive integer"),
+    (["--quick", "--batch-size", "600"], "training set has 470 pairs, fewer than --batch-size"),
+    (["--quick", "--stop-after", "30"], "--stop-after 30 must be smaller than --steps 30"),
+    (["--resume"], "--resume: there is no checkpoint"),
 ])
-def test_bad_command_lines_are_refused_at_start(args, message, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit, match=message):
-        example.main(args)
-    assert not (tmp_path / "runs").exists()  # nothing was started
+def test_bad_flags_end_the_program_at_once_naming_the_flag(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        run_main("clip", tmp_path, *args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: python -m examples.clip" in err
+    assert re.search(message, err), err
+    if "--resume" not in args:
+        assert not (tmp_path / "runs").exists()  # nothing was started
 
 
 def test_tokenizer_pads_after_end_of_text():
@@ -112,3 +115,16 @@ def test_experiments_quick_fill_both_tables(tmp_path, monkeypatch):
     assert [(r["train_size"], r["tower"]) for r in results["towers"]] == [
         (300, "vit"), (300, "resnet")]
     assert (tmp_path / "runs" / "clip_experiments-quick" / "results.json").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--examples", "100"], "--examples must be at least 128"),
+    (["--only", "both"], "argument --only: invalid choice: 'both'"),
+    (["--sizes", "0"], "--steps and --sizes must be positive"),
+])
+def test_experiments_refuse_bad_flags(tmp_path, capsys, args, message):
+    with pytest.raises(SystemExit) as exit_info:
+        run_main("clip_experiments", tmp_path, *args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "usage: python -m examples.clip_experiments" in err and message in err, err

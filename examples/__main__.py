@@ -29,7 +29,7 @@ TOUR = [
     ("image_gpt", "examples.image_gpt", ["--steps", "500"],
      "best_probe", "best linear probe accuracy, 359 held-out 8x8 digits (AR pre-training)"),
     ("clip", "examples.clip", ["--steps", "400", "--eval-every", "400"],
-     "held_out_accuracy", "zero-shot accuracy, 30 colour-shape names, held-out pairs"),
+     "held_out_accuracy", "zero-shot accuracy, 30 colour-shape names, held-out compositions"),
 ]
 
 

@@ -109,3 +109,35 @@ def token_images(tokens, preprocessor, height, width):
     """Tokens (B, H·W) -> uint8 RGB images (B, H, W, 3): each token's cluster colour."""
     x = dequantize(np.asarray(tokens), palette(preprocessor), height, width)  # (B, 3, H, W)
     return np.clip(np.round((x + 1) * 127.5), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def to_transformers(model, palette):
+    """The other way: (tensors, config.json dict, preprocessor dict) of an AR `model` with its
+    `palette` (V, C) in [0, 1] (grey, C = 1, becomes three equal channels), in transformers'
+    layout, to save with ``hub.save_checkpoint``."""
+    c = model.config
+    if c.objective != "ar" or c.norm != "rms" or c.num_classes:
+        raise ValueError("to_transformers: transformers' ImageGPTForCausalImageModeling is an AR "
+                         "model with the released norm and no classifier")
+    state, tensors = {k: v.numpy() for k, v in model.named_parameters()}, {}
+    for ours, theirs, transform in transformers_rules(c):
+        value = state[ours]
+        if theirs.endswith("c_attn.weight"):  # q, k, v: (out, in) each -> (in, 3·out) columns
+            value = np.concatenate([state[ours.replace("q_proj", n)].T
+                                    for n in ("q_proj", "k_proj", "v_proj")], axis=1)
+        elif theirs.endswith("c_attn.bias"):
+            value = np.concatenate([state[ours.replace("q_proj", n)]
+                                    for n in ("q_proj", "k_proj", "v_proj")])
+        elif transform is not None:  # Conv1D: (in, out)
+            value = value.T
+        tensors.setdefault(theirs, value)  # c_attn: the q rule comes first
+    config = {hf: getattr(c, ours) for hf, (ours, _) in HF_FIELDS.items()}
+    config.update(HF_FIXED, model_type="imagegpt", vocab_size=c.num_colors + 1,
+                  n_inner=c.mlp_ratio * c.dim, activation_function=c.activation,
+                  architectures=["ImageGPTForCausalImageModeling"])
+    colours = np.asarray(palette, np.float64)
+    colours = colours.repeat(3, axis=1) if colours.shape[1] == 1 else colours  # (V, 3)
+    side = int(round(c.seq_len ** 0.5))
+    preprocessor = {"clusters": (colours * 2 - 1).tolist(), "do_resize": True, "size": side,
+                    "resample": 2, "do_normalize": True}
+    return tensors, config, preprocessor

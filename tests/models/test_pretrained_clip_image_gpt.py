@@ -182,3 +182,22 @@ def test_unsupported_config_fields_are_named(tmp_path, family, edit, field):
     path.write_text(json.dumps(config))
     with pytest.raises(hub.CheckpointError, match=field):
         hub.load_pretrained(tmp_path)
+
+
+def test_image_gpt_written_in_transformers_layout_is_read_by_both(tmp_path):
+    from models.image_gpt import PRESETS
+    from models.pretrained_image_gpt import to_transformers
+
+    model = ImageGPT(PRESETS["tiny"], generator=np.random.default_rng(0))
+    palette = np.linspace(0, 1, 17, dtype=np.float32)[:, None]  # 17 grey levels
+    hub.save_checkpoint(tmp_path, *to_transformers(model, palette))
+    reference = transformers.ImageGPTForCausalImageModeling.from_pretrained(tmp_path).eval()
+    loaded, ckpt = hub.load_pretrained(tmp_path)
+    ids = np.random.default_rng(1).integers(0, 18, (2, 64))
+    with torch.no_grad():
+        theirs = reference(torch.from_numpy(ids)).logits.numpy()
+    with mt.no_grad():
+        ours = model(mt.tensor(ids)).numpy()
+        np.testing.assert_array_equal(loaded(mt.tensor(ids)).numpy(), ours)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5, rtol=0)
+    assert np.asarray(ckpt.preprocessor["clusters"]).shape == (17, 3)

@@ -59,6 +59,7 @@ from models import hub
 from models.clip import CLIP, TEMPLATES, zero_shot_classifier, zero_shot_logits
 from models.clip_tokenizer import CLIPTokenizer
 from models.image_gpt import ImageGPT, sample
+from models.pretrained_clip import image_settings
 from models.pretrained_image_gpt import image_tokens, token_images
 from models.vit import ViT, ViTConfig, attention_rollout, to_transformers
 
@@ -311,8 +312,7 @@ def zero_shot(argv):
         image = hub.read_image(image_path)
     except (hub.CheckpointError, OSError) as error:
         args.error(str(error))
-    size = model.config.image_size
-    x = hub.preprocess(image, ckpt.preprocessor or {"size": size})  # (1, 3, H, W)
+    x = hub.preprocess(image, image_settings(ckpt.preprocessor, model.config.image_size))
     names = [ARTICLE.sub("", label) for label in labels]  # the templates bring the article
     classifier = zero_shot_classifier(  # (E, K): one averaged prompt embedding per label
         model, lambda texts: mt.tensor(tokenizer(texts), device=cfg.device), names, TEMPLATES)

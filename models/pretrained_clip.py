@@ -122,3 +122,19 @@ def from_transformers(state_dict, config, *, dtype=np.float32, source="checkpoin
     for p in model.parameters():  # CLIP builds in float32
         p.data = p.data.astype(dtype, copy=False)
     return model
+
+
+def image_settings(preprocessor, image_size):
+    """The checkpoint's preprocessor config as ``hub.preprocess`` reads it. CLIP's older files
+    (OpenAI's among them) give ``size`` as one number meaning the *shorter side* (then a centre
+    crop), where ViT's one number means a square: it is spelled out here. None: resize to the
+    model's size, with CLIP's mean and std (the released code's constants)."""
+    if not preprocessor:
+        return {"size": {"shortest_edge": image_size}, "do_center_crop": True,
+                "crop_size": image_size, "resample": 3,
+                "image_mean": [0.48145466, 0.4578275, 0.40821073],
+                "image_std": [0.26862954, 0.26130258, 0.27577711]}
+    size = preprocessor.get("size")
+    if isinstance(size, int):
+        return {**preprocessor, "size": {"shortest_edge": size}}
+    return dict(preprocessor)

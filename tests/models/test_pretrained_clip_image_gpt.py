@@ -201,3 +201,20 @@ def test_image_gpt_written_in_transformers_layout_is_read_by_both(tmp_path):
         np.testing.assert_array_equal(loaded(mt.tensor(ids)).numpy(), ours)
     np.testing.assert_allclose(ours, theirs, atol=1e-5, rtol=0)
     assert np.asarray(ckpt.preprocessor["clusters"]).shape == (17, 3)
+
+
+def test_clip_image_settings_read_a_single_size_as_the_shorter_side():
+    """OpenAI's CLIP preprocessor_config.json says "size": 224, "crop_size": 224: the shorter
+    side becomes 224, then the centre 224 x 224, as CLIPImageProcessor reads it."""
+    from PIL import Image
+
+    from models.pretrained_clip import image_settings
+
+    image = Image.fromarray(np.random.default_rng(3).integers(0, 256, (30, 45, 3), np.uint8))
+    config = {"do_resize": True, "size": 20, "do_center_crop": True, "crop_size": 20,
+              "resample": 3, "image_mean": [0.48, 0.46, 0.41], "image_std": [0.27, 0.26, 0.28]}
+    processor = getattr(transformers, "CLIPImageProcessorPil", transformers.CLIPImageProcessor)
+    theirs = processor(**config)(image, return_tensors="np")["pixel_values"]
+    ours = hub.preprocess(image, image_settings(config, 20))
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    assert hub.preprocess(image, image_settings({}, 16)).shape == (1, 3, 16, 16)

@@ -16,6 +16,11 @@ models of ``models/`` through ``models/hub.py`` and each family's name map:
                                   shapes to tell *where* a shape is and how big (18 classes,
                                   never its kind), then saved in transformers' layout, the
                                   checkpoint ``fine-tune`` starts from by default
+    zero-shot IMAGE --labels "a cat,a dog" --model NAME
+                                  CLIP's probability of each label (§3.1.4: each label in a few
+                                  prompt templates, averaged in the embedding space)
+    complete IMAGE --model NAME   Image-GPT keeps the top half of the image (in its palette) and
+                                  samples the bottom half a few times; saved as PNG
 
 ``python -m examples.pretrained COMMAND --help`` lists each command's flags. A hub name
 (``google/vit-base-patch16-224``) is fetched once with the optional huggingface_hub package;
@@ -24,6 +29,8 @@ without network, download the folder elsewhere and pass its path.
 
 import argparse
 import dataclasses
+import math
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -49,6 +56,11 @@ from examples.common import (
 from minitx import data, optim
 from minitx.data.shapes import POSITIONS, SIZES
 from models import hub
+from models.clip import CLIP, TEMPLATES, zero_shot_classifier, zero_shot_logits
+from models.clip_tokenizer import CLIPTokenizer
+from models.image_gpt import ImageGPT, sample
+from models.pretrained_clip import image_settings
+from models.pretrained_image_gpt import image_tokens, token_images
 from models.vit import ViT, ViTConfig, attention_rollout, to_transformers
 
 PROG = "python -m examples.pretrained"
@@ -269,9 +281,114 @@ def pretrain(argv):
     return {"accuracy": held_out, "folder": folder, "model": model}
 
 
+# ---- zero-shot (CLIP) ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ZeroShotConfig:
+    labels: str = "a cat,a dog"  # the candidate labels, separated by commas
+    model: str = "openai/clip-vit-base-patch32"  # a CLIP checkpoint folder, or a hub name
+    device: str = "cpu"  # where the model runs: cpu, cuda, ...
+
+
+ARTICLE = re.compile(r"^(a|an|the)\s+", re.IGNORECASE)  # "a cat" -> "cat" for the templates
+
+
+def zero_shot(argv):
+    """Print CLIP's probability of each label for one image (§3.1.4: prompts from templates,
+    averaged in embedding space)."""
+    image_path, argv = _positional(argv, "IMAGE", "zero-shot")
+    cfg, args = parse_config(ZeroShotConfig, zero_shot.__doc__, argv,
+                             prog=f"{PROG} zero-shot IMAGE")
+    labels = [label.strip() for label in cfg.labels.split(",") if label.strip()]
+    if len(labels) < 2:
+        args.error(f"zero-shot: --labels needs at least two labels separated by commas, got "
+                   f"{cfg.labels!r}")
+    try:
+        model, ckpt = hub.load_pretrained(cfg.model, device=cfg.device)
+        if not isinstance(model, CLIP):
+            raise hub.CheckpointError(f"zero-shot: {cfg.model} is a {type(model).__name__}; "
+                                      f"expected a CLIP checkpoint")
+        tokenizer = CLIPTokenizer.from_folder(ckpt.folder, model.config.context_length)
+        image = hub.read_image(image_path)
+    except (hub.CheckpointError, OSError) as error:
+        args.error(str(error))
+    x = hub.preprocess(image, image_settings(ckpt.preprocessor, model.config.image_size))
+    names = [ARTICLE.sub("", label) for label in labels]  # the templates bring the article
+    classifier = zero_shot_classifier(  # (E, K): one averaged prompt embedding per label
+        model, lambda texts: mt.tensor(tokenizer(texts), device=cfg.device), names, TEMPLATES)
+    with mt.no_grad():
+        logits = model.scale() * zero_shot_logits(model, mt.tensor(x, device=cfg.device),
+                                                  classifier)  # (1, K) scaled cosines
+    probs = F.softmax(logits, axis=-1).numpy()[0]  # (K,)
+    print(f"{Path(image_path).name}, CLIP from {cfg.model} (prompts: "
+          f"{' | '.join(t.format('{label}') for t in TEMPLATES)}):")
+    for label, p in sorted(zip(labels, probs), key=lambda lp: -lp[1]):
+        print(f"  {label:<40} {p:.3f}")
+    return {"probs": dict(zip(labels, probs.tolist())), "names": names}
+
+
+# ---- complete (Image-GPT) -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CompleteConfig:
+    model: str = "openai/imagegpt-small"  # an Image-GPT checkpoint folder, or a hub name
+    samples: PositiveInt = 4  # completions of the bottom half
+    temperature: PositiveFloat = 1.0  # logits are divided by it
+    top_k: NonNegativeInt = 0  # sample among the k most likely colours only (0: all)
+    seed: NonNegativeInt = 0  # the random draws
+    out: str = "runs/pretrained/complete"  # the folder of the figure
+    device: str = "cpu"  # where the model runs: cpu, cuda, ...
+
+
+def complete(argv):
+    """Keep the top half of an image and let Image-GPT draw the bottom half, a few times."""
+    image_path, argv = _positional(argv, "IMAGE", "complete")
+    cfg, args = parse_config(CompleteConfig, complete.__doc__, argv, prog=f"{PROG} complete IMAGE")
+    try:
+        model, ckpt = hub.load_pretrained(cfg.model, device=cfg.device)
+        if not isinstance(model, ImageGPT):
+            raise hub.CheckpointError(f"complete: {cfg.model} is a {type(model).__name__}; "
+                                      f"expected an Image-GPT checkpoint")
+        side = math.isqrt(model.config.seq_len)  # square images, raster order
+        settings = {"size": side, **ckpt.preprocessor}
+        tokens = image_tokens(hub.read_image(image_path), settings)  # (1, H·W)
+    except (hub.CheckpointError, OSError) as error:
+        args.error(str(error))
+    if tokens.shape[1] != model.config.seq_len:
+        args.error(f"complete: the preprocessor makes {tokens.shape[1]} tokens; the model "
+                   f"reads {model.config.seq_len}")
+    T, n = model.config.seq_len, cfg.samples
+    top = np.repeat(tokens[:, :T // 2], n, axis=0)  # (n, T/2): the rows kept
+    start = time.perf_counter()
+    drawn = sample(model, n, T, np.random.default_rng(cfg.seed), prefix=top,
+                   temperature=cfg.temperature, top_k=cfg.top_k)  # (n, T)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{Path(image_path).stem}_completions.png"
+    rows = [token_images(t, settings, side, side) for t in (tokens, drawn)]  # uint8 (·, H, W, 3)
+    titles = ["input (palette)", "kept"] + [f"sample {i + 1}" for i in range(n)]
+    half = rows[0][0].copy()
+    half[side // 2:] = 128  # the part the model fills, grey
+    pictures = [rows[0][0], half, *rows[1]]
+    fig, axes = plt.subplots(1, len(pictures), figsize=(1.6 * len(pictures), 1.9))
+    for ax, picture, title in zip(axes, pictures, titles):
+        ax.imshow(picture, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"{Path(image_path).name}: {n} completions of the bottom half by Image-GPT from "
+          f"{cfg.model} ({side}x{side}, {model.config.num_colors} colours, "
+          f"{time.perf_counter() - start:.0f} s); wrote {path}")
+    return {"tokens": tokens, "samples": drawn, "figure": path}
+
+
 # ---- the command line ---------------------------------------------------------------------------
 
-COMMANDS = {"classify": classify, "fine-tune": fine_tune, "pretrain": pretrain}
+COMMANDS = {"classify": classify, "fine-tune": fine_tune, "pretrain": pretrain,
+            "zero-shot": zero_shot, "complete": complete}
 
 
 def _positional(argv, name, command):

@@ -266,7 +266,8 @@ def zero_shot_logits(model, images, classifier):
 # ---- interop and presets ---------------------------------------------------------------------
 
 def hf_name_map(config):
-    """{our name: Hugging Face ``CLIPModel`` name} for the ViT-tower model."""
+    """{our name: Hugging Face ``CLIPModel`` name} for the ViT-tower model (published
+    checkpoints load through models/pretrained_clip.py)."""
     names = {"logit_scale": "logit_scale",
              "visual.conv1.weight": "vision_model.embeddings.patch_embedding.weight",
              "visual.class_embedding": "vision_model.embeddings.class_embedding",

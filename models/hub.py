@@ -37,7 +37,8 @@ import numpy as np
 
 CONFIG, PREPROCESSOR = "config.json", "preprocessor_config.json"
 # model_type of config.json -> the module that holds the family's converter
-FAMILIES = {"vit": "models.vit", "swin": "models.pretrained_swin"}
+FAMILIES = {"vit": "models.vit", "swin": "models.pretrained_swin", "clip": "models.pretrained_clip",
+            "imagegpt": "models.pretrained_image_gpt"}
 # timm's checkpoints name an architecture instead: its prefix -> the module with ``from_timm``
 TIMM_FAMILIES = {"vit_": "models.pretrained_vit"}
 # the files a hub download fetches (weights, configs, and a tokenizer's vocabulary)

@@ -342,7 +342,8 @@ def _draw(z, top_k, rng):
 def from_huggingface(state, config):
     """Rename and reshape a ``transformers`` ``ImageGPTForCausalImageModeling`` state dict
     (NumPy arrays) into this model's names. GPT-2's Conv1D stores weights (in, out), hence the
-    transposes; its c_attn stacks W^Q, W^K, W^V along the output axis."""
+    transposes; its c_attn stacks W^Q, W^K, W^V along the output axis. (Published checkpoints
+    load through models/pretrained_image_gpt.py.)"""
     out, D = {}, config.dim
     out["token_embed.weight"] = state["transformer.wte.weight"]
     out["pos_embed.weight"] = state["transformer.wpe.weight"]

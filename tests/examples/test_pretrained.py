@@ -1,6 +1,7 @@
 """examples.pretrained: a checkpoint it writes is one transformers reads (and the other way),
 classify prints the checkpoint's class names and draws the rollout, fine-tune starts from the
-checkpoint's weights with a new head, and bad input ends with a clear message."""
+checkpoint's weights with a new head, zero-shot gives CLIP's prompt-ensemble probabilities,
+complete keeps the top half of the image, and bad input ends with a clear message."""
 
 import json
 
@@ -108,8 +109,112 @@ def test_fine_tune_compares_with_training_from_scratch(pretrained):
     (["classify", "img.png", "--model", "no/such/folder"], "not a checkpoint folder"),
     (["fine-tune", "--model", "runs/no/such"], "not a checkpoint folder"),
     (["fine-tune"], "make it with: python -m examples.pretrained pretrain"),
-    (["zero-shot"], "invalid choice"),
+    (["zero-shot"], "the IMAGE argument is missing"),
+    (["zero-shot", "img.png", "--labels", "cat"], "at least two labels"),
+    (["complete", "img.png", "--model", "no/such/folder"], "not a checkpoint folder"),
+    (["segment"], "invalid choice"),
 ])
 def test_bad_input_ends_with_a_clear_message(tmp_path, args, message):
     err = run_example("pretrained", tmp_path, *args, returncode=2)
     assert message in err
+
+
+# ---- zero-shot and complete, on small random checkpoints saved here ------------------------------
+
+def clip_folder(folder, transformers, torch):
+    """A small random CLIPModel with a byte-level BPE vocabulary of its own (the 512 byte
+    symbols, a few merges, the two special tokens) and CLIP's kind of preprocessor config."""
+    from models.clip_tokenizer import EOS, SOS, byte_alphabet
+
+    merges = [("c", "a"), ("ca", "t</w>"), ("d", "o"), ("do", "g</w>"), ("p", "h"),
+              ("ph", "o"), ("pho", "t"), ("phot", "o</w>")]
+    symbols = list(byte_alphabet().values())
+    symbols += [s + "</w>" for s in symbols] + ["".join(m) for m in merges] + [SOS, EOS]
+    vocab = {s: i for i, s in enumerate(symbols)}
+    torch.manual_seed(0)
+    model = transformers.CLIPModel(transformers.CLIPConfig(
+        text_config=dict(vocab_size=len(vocab), hidden_size=16, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=2, eos_token_id=2,
+                         bos_token_id=vocab[SOS], pad_token_id=vocab[EOS]),
+        vision_config=dict(hidden_size=16, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=2, image_size=32, patch_size=8),
+        projection_dim=8)).eval()
+    model.save_pretrained(folder, safe_serialization=True)
+    (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(
+        f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+    (folder / "preprocessor_config.json").write_text(json.dumps(
+        {"do_resize": True, "size": {"shortest_edge": 32}, "resample": 3,
+         "do_center_crop": True, "crop_size": {"height": 32, "width": 32},
+         "image_mean": [0.48, 0.46, 0.41], "image_std": [0.27, 0.26, 0.28]}))
+    return model
+
+
+def test_zero_shot_prints_the_prompt_ensemble_probabilities(tmp_path):
+    """The printed probabilities are softmax(exp(t) · cos(image, class)), each class the
+    renormalised mean of its normalised prompt embeddings (§3.1.4), here recomputed with the
+    reference model and the reference tokenizer and image processor."""
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    from models.clip import TEMPLATES
+
+    reference = clip_folder(tmp_path / "clip", transformers, torch)
+    image = a_png(tmp_path / "x.png")
+    result = run_main("pretrained", tmp_path, "zero-shot", str(image), "--labels",
+                      "a cat, a dog,the photo", "--model", str(tmp_path / "clip"))
+    assert list(result["probs"]) == ["a cat", "a dog", "the photo"]
+    assert result["names"] == ["cat", "dog", "photo"]
+    tok = transformers.CLIPTokenizer.from_pretrained(str(tmp_path / "clip"))
+    processor = transformers.CLIPImageProcessor.from_pretrained(str(tmp_path / "clip"))
+    with torch.no_grad():
+        pixels = processor(hub.read_image(image), return_tensors="pt")["pixel_values"]
+        img = reference.get_image_features(pixels)
+        img = torch.nn.functional.normalize(getattr(img, "pooler_output", img), dim=-1)
+        columns = []
+        for name in result["names"]:
+            ids = tok([t.format(name) for t in TEMPLATES], padding="max_length",
+                      max_length=77, return_tensors="pt")["input_ids"]
+            emb = reference.get_text_features(input_ids=ids)
+            emb = torch.nn.functional.normalize(getattr(emb, "pooler_output", emb), dim=-1)
+            columns.append(torch.nn.functional.normalize(emb.mean(0), dim=0))
+        logits = reference.logit_scale.exp() * img @ torch.stack(columns, 1)
+        theirs = logits.softmax(-1)[0].numpy()
+    np.testing.assert_allclose(list(result["probs"].values()), theirs, atol=1e-5)
+    out = run_example("pretrained", tmp_path, "zero-shot", str(image), "--labels", "a cat,a dog",
+                      "--model", str(tmp_path / "clip"))
+    lines = [line.split() for line in out.splitlines() if line.startswith("  ")]
+    assert sorted(" ".join(line[:-1]) for line in lines) == ["a cat", "a dog"]
+    assert abs(sum(float(line[-1]) for line in lines) - 1) < 2e-3
+
+
+def igpt_folder(folder, transformers, torch):
+    """A small random Image-GPT over 4x4 images with a palette of 7 colours."""
+    torch.manual_seed(0)
+    transformers.ImageGPTForCausalImageModeling(transformers.ImageGPTConfig(
+        vocab_size=8, n_positions=16, n_embd=16, n_layer=2, n_head=2)).save_pretrained(
+        folder, safe_serialization=True)
+    clusters = np.random.default_rng(0).uniform(-1, 1, (7, 3)).round(3)
+    (folder / "preprocessor_config.json").write_text(json.dumps(
+        {"clusters": clusters.tolist(), "do_resize": True, "size": 4, "resample": 2,
+         "do_normalize": True}))
+
+
+def test_complete_keeps_the_top_half_and_samples_the_bottom(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    from models.pretrained_image_gpt import image_tokens
+
+    igpt_folder(tmp_path / "igpt", transformers, torch)
+    image = a_png(tmp_path / "x.png")
+    args = ("complete", str(image), "--model", str(tmp_path / "igpt"), "--samples", "5")
+    result = run_main("pretrained", tmp_path, *args)
+    _, ckpt = hub.load_pretrained(tmp_path / "igpt")
+    tokens = image_tokens(hub.read_image(image), ckpt.preprocessor)  # (1, 16): its palette
+    np.testing.assert_array_equal(result["tokens"], tokens)
+    assert result["samples"].shape == (5, 16)
+    assert (result["samples"][:, :8] == tokens[:, :8]).all()  # the top two rows, kept
+    assert len({tuple(s) for s in result["samples"][:, 8:]}) > 1  # the bottom, drawn
+    assert result["samples"].max() < 7  # colours only, never [SOS]
+    again = run_main("pretrained", tmp_path, *args)  # the same seed, the same draws
+    np.testing.assert_array_equal(again["samples"], result["samples"])
+    assert (tmp_path / "runs/pretrained/complete/x_completions.png").exists()

@@ -13,11 +13,10 @@ import math
 
 import numpy as np
 
-from minitx import backend
+from minitx import backend, kernels
 from minitx import random as mt_random
 from minitx.autograd import Function
-from minitx.ops.common import broadcast_shapes, register, row_dot, unbroadcast
-from minitx.ops.fused import stable_softmax
+from minitx.ops.common import broadcast_shapes, register, unbroadcast
 from minitx.ops.linalg import count_macs
 from minitx.tensor import Tensor
 
@@ -52,8 +51,7 @@ class ScaledDotProductAttention(Function):
         gs = g @ v.swapaxes(-1, -2)  # dL/dP': (..., Tq, dv) @ (..., dv, Tk) -> (..., Tq, Tk)
         if self.drop_mask is not None:
             gs *= self.drop_mask  # dL/dP
-        gs -= row_dot(gs, p)[..., None]  # dL/dP − Σⱼ dL/dPⱼ · Pⱼ, one number per row
-        gs *= p  # dL/dS, in the buffer of dL/dP'
+        gs = kernels.softmax_backward(gs, p, overwrite=True)  # dL/dS, in the buffer of dL/dP'
         gb = None if self.bias_shape is None else unbroadcast(gs, self.bias_shape)
         gq = gs @ k  # (..., Tq, Tk) @ (..., Tk, d) -> (..., Tq, d)
         gq *= self.scale
@@ -66,7 +64,7 @@ class ScaledDotProductAttention(Function):
 def attention_weights(q, k, bias, allowed, scale):
     """P = softmax(Q Kᵀ · s + B) on raw arrays, −inf where `allowed` is False: (..., Tq, Tk).
 
-    A row whose keys are all masked is all zeros (see :func:`~minitx.ops.fused.stable_softmax`).
+    A row whose keys are all masked is all zeros (see :func:`minitx.kernels.softmax`).
     """
     xp = backend.xp_of(q)
     s = q @ k.swapaxes(-1, -2)  # (..., Tq, d) @ (..., d, Tk) -> (..., Tq, Tk)
@@ -77,7 +75,7 @@ def attention_weights(q, k, bias, allowed, scale):
         s = s + bias  # B has batch axes that q and k do not: s grows to them
     if allowed is not None:
         s = xp.where(allowed, s, -math.inf)
-    return stable_softmax(s, axis=-1)
+    return kernels.softmax(s, axis=-1)
 
 
 def causal_mask(Tq, Tk, xp):

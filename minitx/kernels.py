@@ -1,10 +1,9 @@
 """Where speed lives: the element-wise and row-wise passes whose fast spelling hides the formula.
 
-An op's ``forward`` and ``backward`` (in :mod:`minitx.ops`) read like the mathematics. When
+An op's ``forward`` and ``backward`` (in :mod:`minitx.ops`) read like the mathematics. Where
 the plain NumPy spelling of a formula is slow (several passes over memory, temporaries the size
-of the activations, one core busy while the others wait), the op calls a kernel here by name,
-and the kernel's docstring gives the formula it computes and the trick that makes it fast. The
-plain formula is the test oracle: ``tests/test_kernels.py`` checks each kernel against it.
+of the activations, one busy core), the op calls a kernel here by name, whose docstring gives
+the formula and the trick. ``tests/test_kernels.py`` checks each kernel against the formula.
 
 Three tricks, all invisible in the result:
 
@@ -13,8 +12,7 @@ Three tricks, all invisible in the result:
 - **threads** (:func:`thread_count`): NumPy's ufuncs release the GIL, so the blocks of one
   large pass are shared among as many threads as NumPy's BLAS may use. Each block is computed
   exactly as it would be on one thread, so the result is bit for bit the same;
-- **in place**: a fresh buffer is reused for the next step of the formula instead of allocating
-  another temporary.
+- **in place**: a fresh buffer is reused for the formula's next step, not a new temporary.
 
 On a GPU (CuPy) and the strict stand-in, kernels make whole-array calls (one launch per pass).
 """
@@ -44,8 +42,7 @@ _pool = None  # the ThreadPoolExecutor of that many workers, started on first us
 
 
 def _blas_threads():
-    """The threads NumPy's BLAS may use: threadpoolctl's report if installed, else the
-    environment variables OpenBLAS and OpenMP read, else the number of CPUs."""
+    """NumPy's BLAS threads: threadpoolctl's report, else OpenBLAS/OpenMP variables, else CPUs."""
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
@@ -151,8 +148,7 @@ def gelu_and_derivative(x, approximate="none", derivative=True):
     derivative at ±∞ are their limits, never ∞ · 0. Trick: block by block, both outputs are
     computed while the block is in cache, each in one buffer updated in place.
     """
-    shape = x.shape
-    x = x.reshape(shape or (1,))  # a 0-d array would decay to a buffer-less scalar
+    shape, x = x.shape, x.reshape(x.shape or (1,))  # a 0-d array would decay to a scalar
     block = _gelu_tanh_block if approximate == "tanh" else _gelu_erf_block
     y, dydx = blockwise(lambda b: block(b, derivative), x)
     return y.reshape(shape), None if dydx is None else dydx.reshape(shape)
@@ -243,24 +239,16 @@ def _softmax_rows(x, axis=-1):
 def softmax_backward(gy, y, overwrite=False):
     """dL/dx = y · (gy − Σⱼ gyⱼ yⱼ) for y = softmax(x) along the last axis.
 
-    Trick: rows in blocks on threads; with ``overwrite=True`` the result is written into gy's
-    own buffer (the caller's gy is then spent), which saves an array the size of y.
+    Trick: rows in blocks on threads, in place in a copy of gy (``overwrite=True``: in gy).
     """
-    if overwrite:
-        blockwise(_softmax_backward_in_place, gy, y, row=gy.shape[-1])
-        return gy
-    return blockwise(_softmax_backward_rows, gy, y, row=gy.shape[-1])
-
-
-def _softmax_backward_rows(gy, y):
-    gx = gy - row_dot(gy, y)[..., None]  # gy − Σⱼ gyⱼ yⱼ, one number per row
-    gx *= y
+    gx = gy if overwrite else gy.copy()
+    blockwise(_softmax_backward_in_place, gx, y, row=gy.shape[-1])
     return gx
 
 
-def _softmax_backward_in_place(gy, y):
-    gy -= row_dot(gy, y)[..., None]
-    gy *= y
+def _softmax_backward_in_place(gx, y):
+    gx -= row_dot(gx, y)[..., None]  # gy − Σⱼ gyⱼ yⱼ, one number per row
+    gx *= y
 
 
 def layer_norm(x, w, b, eps):
@@ -363,8 +351,21 @@ def keep_host_memory():
 
 
 # --------------------------------------------------------------------------------------------
-# The optimizer's update
+# Dropout and the optimizer's update
 # --------------------------------------------------------------------------------------------
+
+def masked_scale(x, keep, scale):
+    """x · keep · scale for a boolean `keep` (dropout's mask, Srivastava et al. 2014).
+
+    Trick: the mask is booleans, a quarter of a float mask's bytes; blocks on threads.
+    """
+    def product(x, keep):
+        y = x * keep
+        y *= scale
+        return y
+
+    return blockwise(product, x, keep)
+
 
 def adam_update(param, grad, m, v, *, beta1, beta2, step_size, bias2_sqrt, eps, v_max=None):
     """One Adam update in place (Kingma & Ba 2015, Algorithm 1):
@@ -375,8 +376,8 @@ def adam_update(param, grad, m, v, *, beta1, beta2, step_size, bias2_sqrt, eps, 
     with step_size = α/(1 − β1^t) and bias2_sqrt = √(1 − β2^t). With `v_max` (AMSGrad),
     v_max ← max(v_max, v) is used in place of v in the denominator.
 
-    Trick: one scratch array per block holds (1 − β1)·g, then (1 − β2)·g², then the
-    denominator, then the step; blocks on threads for large parameters.
+    Trick: one scratch array per block holds (1 − β1)·g, (1 − β2)·g², the denominator and
+    the step in turn; blocks on threads for large parameters.
     """
     def update(param, grad, m, v, *v_max):
         xp = backend.xp_of(param)
@@ -396,5 +397,4 @@ def adam_update(param, grad, m, v, *, beta1, beta2, step_size, bias2_sqrt, eps, 
         step *= step_size
         param -= step
 
-    extra = () if v_max is None else (v_max,)
-    blockwise(update, param, grad, m, v, *extra)
+    blockwise(update, param, grad, m, v, *(() if v_max is None else (v_max,)))

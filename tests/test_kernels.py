@@ -142,6 +142,13 @@ def test_adam_update_is_algorithm_1(device, amsgrad):
     np.testing.assert_allclose(got_p, want_p, rtol=1e-12)
 
 
+def test_masked_scale_is_the_dropout_product(device):
+    x, keep = RNG.standard_normal((6, 7)), RNG.uniform(size=(6, 7)) >= 0.3
+    xd, keepd = on(device, x, keep)
+    np.testing.assert_array_equal(host(kernels.masked_scale(xd, keepd, 1 / 0.7))[0],
+                                  x * np.where(keep, 1 / 0.7, 0.0))
+
+
 def test_blockwise_puts_blocks_and_rows_together(small_blocks_many_threads):
     x = RNG.standard_normal((5, 6))
     y, nothing = kernels.blockwise(lambda b: (b * 2, None), x)
@@ -175,7 +182,7 @@ def test_blocks_on_threads_give_the_same_bits(dtype, monkeypatch):
         out += [y, xhat, rstd, kernels.layer_norm_backward(g, xhat, rstd, w)]
         p, m, v = x.copy(), g.copy(), np.abs(x)
         kernels.adam_update(p, g, m, v, **adam)
-        return out + [p, m, v]
+        return out + [p, m, v, kernels.masked_scale(x, g > 0, 1.25)]
 
     whole = run_all()
     monkeypatch.setattr(kernels, "BLOCK", 7)

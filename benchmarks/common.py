@@ -195,15 +195,43 @@ def describe_environment(torch=None):
         lines.append("  thread pools: unknown (pip install threadpoolctl to list them)")
     else:
         for pool in threadpool_info():
+            kernel = f", kernel {pool['architecture']}" if pool.get("architecture") else ""
             lines.append(f"  {pool['user_api']} {pool['internal_api']} {pool.get('version')}: "
-                         f"{pool['num_threads']} threads ({os.path.basename(pool['filepath'])})")
+                         f"{pool['num_threads']} threads{kernel} "
+                         f"({os.path.basename(pool['filepath'])})")
     if torch is None:
         lines.append("torch: not installed (minitx timings only)")
     else:
         lines.append(f"torch {torch.__version__}: {torch.get_num_threads()} intra-op threads, "
                      f"{torch.get_num_interop_threads()} inter-op threads")
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if var in os.environ:
             lines.append(f"  {var}={os.environ[var]}")
     lines.append(f"command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
     return lines
+
+
+# The product the peak is measured on: (tokens, width) @ (width, 4 · width), the shape of the
+# MLP's first layer in the benchmark steps (a batch of 64 sequences of 64 tokens, width 256).
+PEAK_GEMM = (4096, 256, 1024)
+
+
+def matmul_peak(torch=None, shape=PEAK_GEMM, repeat=20):
+    """The float32 GFLOP/s of one (n, k) @ (k, m) product: NumPy's BLAS and, if given, torch.
+
+    Each framework's median of `repeat` interleaved runs; 2·n·k·m floating-point operations.
+
+    >>> sorted(matmul_peak(shape=(8, 8, 8), repeat=3))
+    ['numpy']
+    """
+    n, k, m = shape
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, k), dtype=np.float32)
+    b = rng.standard_normal((k, m), dtype=np.float32)
+    fns = {"numpy": lambda: a @ b}
+    if torch is not None:
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        fns["torch"] = lambda: ta @ tb
+    medians = interleaved_medians(fns, repeat, warmup=3)
+    return {name: 2 * n * k * m / t / 1e9 for name, t in medians.items()}

@@ -7,8 +7,8 @@ the formula and the trick. ``tests/test_kernels.py`` checks each kernel against 
 
 Three tricks, all invisible in the result:
 
-- **blocks** (:func:`blockwise`): a chain of element-wise passes runs over one cache-sized block
-  after another, so every pass after the first reads cache instead of memory;
+- **blocks** (:func:`blockwise`): a long chain of element-wise passes (GELU) runs over one
+  cache-sized block after another, so every pass after the first reads cache, not memory;
 - **threads** (:func:`thread_count`): NumPy's ufuncs release the GIL, so the blocks of one
   large pass are shared among as many threads as NumPy's BLAS may use. Each block is computed
   exactly as it would be on one thread, so the result is bit for bit the same;
@@ -85,39 +85,38 @@ def _run_parallel(tasks):
         future.result()  # re-raises a task's exception here
 
 
-def blockwise(fn, x, *others, row=1):
-    """fn(x, *others), computed on large CPU arrays block by block, the blocks on threads.
+def blockwise(fn, x, *others, row=1, cache=False):
+    """fn(x, *others) on large CPU arrays in pieces: one per thread, or (``cache=True``, for a
+    long chain of passes) cache-sized blocks of about ``BLOCK`` elements shared among threads.
 
     `fn` must treat rows independently: element by element (``row=1``), or row by row over the
-    last axis (``row`` = its length; the others then may have one number per row). fn gets
-    blocks of about ``BLOCK`` elements and returns an array or a tuple (None entries stay None)
-    with the block's rows first, put together in x's leading shape; or it writes into its
-    blocks (views) and returns None. Every row is computed as in one call over the whole array,
-    so the result does not depend on the block size or the thread count. Small arrays,
-    non-NumPy arrays (CuPy, strict) and non-contiguous ones get one call.
+    last axis (``row`` = its length; the others then may have one number per row). fn returns
+    an array or a tuple (None entries stay None) with the piece's rows first, put together in
+    x's leading shape; or it writes into its pieces (views) and returns None. Every row is
+    computed as in one call over the whole array, so the result does not depend on the block
+    size or the thread count. Small arrays, non-NumPy arrays (CuPy, strict), non-contiguous
+    ones, and one thread without ``cache`` get one call.
     """
-    if (not isinstance(x, np.ndarray) or x.size <= BLOCK
+    n = thread_count() if x.size >= PARALLEL_MIN else 1
+    if (not isinstance(x, np.ndarray) or x.size <= BLOCK or (n == 1 and not cache)
             or not all(a.flags.c_contiguous for a in (x, *others))):
         return fn(x, *others)
     lead = x.shape if row == 1 else x.shape[:-1]
     rows = x.size // row
     flat = [a.reshape(-1) if row == 1 else a.reshape(rows, -1) for a in (x, *others)]
-    step = max(1, BLOCK // row)
-    starts = range(0, len(flat[0]), step)
-    first = _as_tuple(fn(*(a[:step] for a in flat)))
-    outs = [None if p is None else np.empty((len(flat[0]),) + p.shape[1:], p.dtype)
-            for p in first]
+    step = max(1, BLOCK // row) if cache else -(-rows // n)
+    starts = range(0, rows, step)
+    probe = _as_tuple(fn(*(a[:0] for a in flat)))  # no rows: the outputs' dtypes and shapes
+    outs = [None if p is None else np.empty((rows,) + p.shape[1:], p.dtype) for p in probe]
 
     def run(chunk):
         for start in chunk:
-            parts = first if start == 0 else _as_tuple(fn(*(a[start:start + step]
-                                                             for a in flat)))
+            parts = _as_tuple(fn(*(a[start:start + step] for a in flat)))
             for out, part in zip(outs, parts):
                 if part is not None:
                     out[start:start + step] = part
 
-    n = thread_count()
-    if n > 1 and x.size >= PARALLEL_MIN:
+    if n > 1:
         _run_parallel([lambda c=chunk: run(c) for chunk in np.array_split(starts, n)])
     else:
         run(starts)
@@ -150,7 +149,7 @@ def gelu_and_derivative(x, approximate="none", derivative=True):
     """
     shape, x = x.shape, x.reshape(x.shape or (1,))  # a 0-d array would decay to a scalar
     block = _gelu_tanh_block if approximate == "tanh" else _gelu_erf_block
-    y, dydx = blockwise(lambda b: block(b, derivative), x)
+    y, dydx = blockwise(lambda b: block(b, derivative), x, cache=True)
     return y.reshape(shape), None if dydx is None else dydx.reshape(shape)
 
 

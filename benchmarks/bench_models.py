@@ -36,8 +36,9 @@ How it measures:
 - **FLOPs and the peak**: the floating-point operations of a step are 6 × the multiply-adds
   of its forward matrix products (``minitx.count_macs``: 2 per multiply-add forward, twice as
   many backward); the machine's float32 matmul peak is the faster of NumPy and PyTorch on one
-  GEMM of the steps' typical shape (:func:`benchmarks.common.matmul_peak`), and "% peak" is
-  FLOPs / step time / peak: the share of the machine's matmul speed a framework reaches;
+  GEMM of the steps' typical shape, timed interleaved with the steps (so under the same load;
+  :func:`benchmarks.common.gemm_contenders`), and "% peak" is FLOPs / step time / peak: the
+  share of the machine's matmul speed a framework reaches;
 - ``--profile`` prints cProfile's top functions of five minitx steps;
 - the C allocator keeps freed memory for reuse (``minitx.backend.keep_host_memory``, as the
   examples do; it speeds up both frameworks); ``--os-allocator`` leaves glibc's defaults.
@@ -72,8 +73,9 @@ from benchmarks.common import (
     PEAK_GEMM,
     describe_environment,
     format_table,
+    gemm_contenders,
+    gemm_gflops,
     interleaved_samples,
-    matmul_peak,
     peak_traced_bytes,
     relative_spread,
 )
@@ -157,9 +159,10 @@ def profile(step, count=5, top=15):
 
 
 def profile_by_op(step, count=5):
-    """Seconds per step in each op's forward and backward (and in the optimizer), from
+    """CPU seconds per step in each op's forward and backward (and in the optimizer), from
     `count` steps: every Function subclass's methods and each kernel are wrapped with a timer
-    for the run. Kernels run inside ops, so their time is part of their op's too."""
+    for the run. Kernels run inside ops, so their time is part of their op's too. CPU time
+    (all threads) is what a step costs on an idle machine with --threads 1."""
     import minitx.ops  # noqa: F401  (every op registered)
     from minitx import kernels
     from minitx.ops.common import OPS
@@ -169,11 +172,11 @@ def profile_by_op(step, count=5):
 
     def timed(label, fn):
         def wrapper(*args, **kwargs):
-            start = time.perf_counter()
+            start = time.process_time()
             try:
                 return fn(*args, **kwargs)
             finally:
-                totals[label] = totals.get(label, 0.0) + time.perf_counter() - start
+                totals[label] = totals.get(label, 0.0) + time.process_time() - start
         return wrapper
 
     originals = [(cls, name, getattr(cls, name)) for cls in OPS.values()
@@ -186,17 +189,17 @@ def profile_by_op(step, count=5):
         label = (f"kernels.{name}" if owner is kernels else f"{owner.__name__}.{name}")
         setattr(owner, name, timed(label, fn))
     try:
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(count):
             step()
-        total = time.perf_counter() - start
+        total = time.process_time() - start
     finally:
         for owner, name, fn in originals:
             setattr(owner, name, fn)
     return total / count, {label: t / count for label, t in totals.items()}
 
 
-def bench(module, args, peak):
+def bench(module, args, torch):
     """Time one family; return its table row and a dict of the numbers."""
     mx_step, info = module.build_minitx(0)
     contenders = {"minitx": mx_step}
@@ -209,9 +212,12 @@ def bench(module, args, peak):
     flops = 6 * counter.macs  # forward 2 per multiply-add, backward 4
     cpu = {name: [] for name in contenders}
     timed = {name: with_cpu_time(step, cpu[name]) for name, step in contenders.items()}
-    samples = interleaved_samples(timed, args.repeat, max(args.warmup - 1, 0))
+    gemms = gemm_contenders(torch)
+    samples = interleaved_samples({**timed, **gemms}, args.repeat, max(args.warmup - 1, 0))
+    gflops = {name: gemm_gflops(statistics.median(samples.pop(name))) for name in gemms}
+    peak = max(gflops.values())
     medians = {name: statistics.median(times) for name, times in samples.items()}
-    result = {"first_loss": first, "median_s": medians, "flops": flops,
+    result = {"first_loss": first, "median_s": medians, "flops": flops, "gemm_gflops": gflops,
               "peak_fraction": {name: flops / t / (peak * 1e9) for name, t in medians.items()},
               "cpu_median_s": {name: statistics.median(times[-args.repeat:])  # the timed ones
                                for name, times in cpu.items()},
@@ -251,7 +257,7 @@ def bench(module, args, peak):
            "-" if ratio is None else f"{ratio:.2f}x", cpu_ms("minitx"), cpu_ms("torch"),
            "-" if cpu_ratio is None else f"{cpu_ratio:.2f}x", mem("minitx"), mem("torch"),
            "-" if traced is None else f"{traced / MB:.0f}", f"{flops / 1e9:.1f}",
-           of_peak("minitx"), of_peak("torch")]
+           "/".join(f"{v:.0f}" for v in gflops.values()), of_peak("minitx"), of_peak("torch")]
     return row, result
 
 
@@ -297,20 +303,17 @@ def main(argv=None):
                                 "the C library's default settings"))
     memory = "no memory" if args.no_memory else (
         "memory: peak RSS growth over 3 steps in a fresh process, and traced NumPy peak (MB)")
-    gflops = matmul_peak(torch)
-    peak = max(gflops.values())
     n, k, m = PEAK_GEMM
-    print(f"float32 matmul peak, ({n}, {k}) @ ({k}, {m}): "
-          + ", ".join(f"{name} {value:.0f} GFLOP/s" for name, value in gflops.items()))
     print(f"training steps: median of {args.repeat} interleaved steps after {args.warmup} "
-          f"warm-up, wall and CPU time; {memory}; % peak = step FLOPs / time / "
-          f"{peak:.0f} GFLOP/s\n")
+          f"warm-up, wall and CPU time; {memory}; peak GFLOP/s: float32 ({n}, {k}) @ ({k}, "
+          f"{m}) in NumPy/torch, timed among the steps; % peak = step FLOPs / time / the "
+          f"faster\n")
     headers = ["model", "configuration", "params", "minitx ms", "torch ms", "ratio",
                "minitx CPU ms", "torch CPU ms", "CPU ratio", "minitx MB", "torch MB",
-               "traced MB", "GFLOP/step", "minitx % peak", "torch % peak"]
+               "traced MB", "GFLOP/step", "peak GFLOP/s", "minitx % peak", "torch % peak"]
     rows, results = [], {}
     for name, module in modules.items():
-        row, results[name] = bench(module, args, peak)
+        row, results[name] = bench(module, args, torch)
         rows.append(row)
         print(f"{name}: " + ", ".join(f"{h} {c}" for h, c in zip(headers[2:], row[2:])),
               flush=True)
@@ -321,7 +324,7 @@ def main(argv=None):
         if "profile" in result:
             print(f"\ncProfile of 5 minitx steps of {name}:\n{result['profile']}")
             total, per_op = result["op_profile"]
-            print(f"time per step by op of {name} ({1e3 * total:.1f} ms a step, timed ops):")
+            print(f"CPU time per step by op of {name} ({1e3 * total:.1f} ms a step):")
             for label, t in sorted(per_op.items(), key=lambda item: -item[1]):
                 print(f"  {label:40s} {1e3 * t:8.1f} ms  {100 * t / total:5.1f}%")
     return results

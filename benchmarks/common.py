@@ -217,21 +217,26 @@ def describe_environment(torch=None):
 PEAK_GEMM = (4096, 256, 1024)
 
 
-def matmul_peak(torch=None, shape=PEAK_GEMM, repeat=20):
-    """The float32 GFLOP/s of one (n, k) @ (k, m) product: NumPy's BLAS and, if given, torch.
+def gemm_contenders(torch=None, shape=PEAK_GEMM):
+    """Zero-argument callables that run one float32 (n, k) @ (k, m) product: NumPy's BLAS
+    and, if given, torch. Timed beside the training steps (interleaved with them), they give
+    the matmul peak under the same load: 2·n·k·m / seconds floating-point operations per second.
 
-    Each framework's median of `repeat` interleaved runs; 2·n·k·m floating-point operations.
-
-    >>> sorted(matmul_peak(shape=(8, 8, 8), repeat=3))
-    ['numpy']
+    >>> sorted(gemm_contenders(shape=(8, 8, 8)))
+    ['gemm numpy']
     """
     n, k, m = shape
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, k), dtype=np.float32)
     b = rng.standard_normal((k, m), dtype=np.float32)
-    fns = {"numpy": lambda: a @ b}
+    fns = {"gemm numpy": lambda: a @ b}
     if torch is not None:
         ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-        fns["torch"] = lambda: ta @ tb
-    medians = interleaved_medians(fns, repeat, warmup=3)
-    return {name: 2 * n * k * m / t / 1e9 for name, t in medians.items()}
+        fns["gemm torch"] = lambda: ta @ tb
+    return fns
+
+
+def gemm_gflops(seconds, shape=PEAK_GEMM):
+    """GFLOP/s of one (n, k) @ (k, m) product that took `seconds`."""
+    n, k, m = shape
+    return 2 * n * k * m / seconds / 1e9

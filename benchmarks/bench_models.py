@@ -25,11 +25,11 @@ How it measures:
   and the interquartile spread (see :mod:`benchmarks.common`). The ratio is minitx / torch:
   below 1.0, minitx is faster;
 - **peak memory**: each framework runs in a fresh subprocess, which builds the step, notes its
-  resident set size (RSS), runs three steps and reports the peak RSS (``ru_maxrss``) minus that
-  baseline: the memory the training steps added (activations, gradients, optimizer state,
-  allocator slack), measured the same way for both. minitx's NumPy allocations are also traced
-  with tracemalloc during one step (the "traced" column); PyTorch's CPU allocator does not
-  report to tracemalloc, so there is no such column for it;
+  resident set size (RSS), runs three steps and reports the peak RSS (VmHWM, reset after the
+  build) minus that baseline: the memory the training steps added (activations, gradients,
+  optimizer state, allocator slack), measured the same way for both. minitx's NumPy
+  allocations are also traced with tracemalloc during one step (the "traced" column);
+  PyTorch's CPU allocator does not report to tracemalloc, so there is no such column for it;
 - **CPU time**: each step's process CPU time is recorded too. With ``--threads 1`` it is what
   the wall time would be on an idle core, so the "CPU" columns stay meaningful when the machine
   is shared (with several threads it sums them, and says little);
@@ -116,10 +116,24 @@ def memory_child(name, framework, threads=None, seed=0):
     built = (module.build_minitx if framework == "minitx" else module.build_torch)(seed)
     step = built[0]
     baseline = rss_bytes()
+    with open("/proc/self/clear_refs", "w") as f:  # "5": the peak RSS starts again from now
+        f.write("5")
     for _ in range(3):
         step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
-    print(json.dumps({"peak_rss_growth": max(peak - baseline, 0)}))
+    print(json.dumps({"peak_rss_growth": max(peak_rss_bytes() - baseline, 0)}))
+
+
+def peak_rss_bytes():
+    """The peak resident set size of this process (VmHWM in /proc/self/status, Linux).
+
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries that over from the parent through fork and
+    exec, so the child of a large benchmark process would report the parent's size as its own.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def peak_rss_growth(name, framework, threads=None, os_allocator=False):

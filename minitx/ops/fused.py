@@ -17,8 +17,7 @@ class Softmax(Function):
     """yᵢ = e^(xᵢ) / Σⱼ e^(xⱼ) along one axis.
 
     Backward: ∂yᵢ/∂xⱼ = yᵢ(δᵢⱼ − yⱼ), so dL/dxⱼ = Σᵢ gᵢ yᵢ (δᵢⱼ − yⱼ) = yⱼ (gⱼ − Σᵢ gᵢ yᵢ).
-    Only y is needed, so y is saved. Along any axis but the last, it is moved last for the
-    backward kernel (a view).
+    Only y is needed, so y is saved.
     """
 
     def forward(self, x, *, axis):
@@ -27,8 +26,8 @@ class Softmax(Function):
         return self.y
 
     def backward(self, g):
-        last = lambda a: a.swapaxes(self.axis, -1)  # noqa: E731  (its own inverse)
-        return last(kernels.softmax_backward(last(g), last(self.y)))
+        a = self.axis  # the kernel works along the last axis: swap `a` there and back (views)
+        return kernels.softmax_backward(g.swapaxes(a, -1), self.y.swapaxes(a, -1)).swapaxes(a, -1)
 
 
 @register

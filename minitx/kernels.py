@@ -214,7 +214,7 @@ def softmax(x, axis=-1):
     """softmax along `axis`: e^(x − m) / Σ e^(x − m), m the row maximum (so e^(·) ≤ 1).
 
     A row that is all −inf (every position masked) has no maximum to subtract: it is shifted by
-    0 and gives all zeros, not NaN. Trick: along the last axis, rows in blocks on threads, and
+    0 and gives all zeros, not NaN. Trick: along the last axis, rows split among threads, and
     e^(x − m) is normalized in its own buffer.
     """
     if x.size == 0:  # nothing to normalize (an empty axis, or no rows)
@@ -238,7 +238,7 @@ def _softmax_rows(x, axis=-1):
 def softmax_backward(gy, y, overwrite=False):
     """dL/dx = y · (gy − Σⱼ gyⱼ yⱼ) for y = softmax(x) along the last axis.
 
-    Trick: rows in blocks on threads, in place in a copy of gy (``overwrite=True``: in gy).
+    Trick: rows split among threads, in place in a copy of gy (``overwrite=True``: in gy).
     """
     gx = gy if overwrite else gy.copy()
     blockwise(_softmax_backward_in_place, gx, y, row=gy.shape[-1])
@@ -253,7 +253,7 @@ def _softmax_backward_in_place(gx, y):
 def layer_norm(x, w, b, eps):
     """x̂ = (x − μ) · r with r = 1/√(σ² + ε), μ and σ² over the last axis; y = x̂ · w + b.
 
-    Returns (y, x̂, r), r of shape (..., 1); w and b may be None. Trick: rows in blocks on
+    Returns (y, x̂, r), r of shape (..., 1); w and b may be None. Trick: rows split among
     threads; σ² = mean((x − μ)²) as a row dot product, without an (x − μ)² temporary, and x̂
     normalized in the buffer of x − μ.
     """
@@ -277,7 +277,7 @@ def layer_norm_backward(gy, xhat, rstd, w):
     """dL/dx = r · (ĝ − mean(ĝ) − x̂ · mean(ĝ · x̂)) with ĝ = gy · w (gy if w is None), means
     over the last axis, for the x̂ and r = 1/√(σ² + ε) of :func:`layer_norm`.
 
-    Trick: rows in blocks on threads, ĝ turned into dL/dx in its own buffer.
+    Trick: rows split among threads, ĝ turned into dL/dx in its own buffer.
     """
     def rows(gy, xhat, rstd):
         gx = gy * w if w is not None else gy.copy()  # ĝ
@@ -356,7 +356,7 @@ def keep_host_memory():
 def masked_scale(x, keep, scale):
     """x · keep · scale for a boolean `keep` (dropout's mask, Srivastava et al. 2014).
 
-    Trick: the mask is booleans, a quarter of a float mask's bytes; blocks on threads.
+    Trick: the mask is booleans, a quarter of a float mask's bytes; pieces on threads.
     """
     def product(x, keep):
         y = x * keep
@@ -376,7 +376,7 @@ def adam_update(param, grad, m, v, *, beta1, beta2, step_size, bias2_sqrt, eps, 
     v_max ← max(v_max, v) is used in place of v in the denominator.
 
     Trick: one scratch array per block holds (1 − β1)·g, (1 − β2)·g², the denominator and
-    the step in turn; blocks on threads for large parameters.
+    the step in turn; pieces on threads for large parameters.
     """
     def update(param, grad, m, v, *v_max):
         xp = backend.xp_of(param)

@@ -44,8 +44,8 @@ How it measures:
   examples do; it speeds up both frameworks); ``--os-allocator`` leaves glibc's defaults.
 
 The machine's thread pools, BLAS kernel and versions are printed first. minitx's element-wise
-kernels use as many threads as NumPy's BLAS (``minitx.kernels.thread_count``); ``--threads N``
-caps all of them, and torch's, at N.
+kernels run on one thread unless MINITX_NUM_THREADS says otherwise
+(``minitx.kernels.thread_count``); ``--threads N`` sets BLAS's, the kernels' and torch's to N.
 
 A machine may pin OpenBLAS to an older kernel (``OPENBLAS_CORETYPE``); NumPy on a user's
 machine picks its own. To measure that, unset the pin for the benchmark only:

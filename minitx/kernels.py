@@ -9,9 +9,9 @@ Three tricks, all invisible in the result:
 
 - **blocks** (:func:`blockwise`): a long chain of element-wise passes (GELU) runs over one
   cache-sized block after another, so every pass after the first reads cache, not memory;
-- **threads** (:func:`thread_count`): NumPy's ufuncs release the GIL, so the blocks of one
-  large pass are shared among as many threads as NumPy's BLAS may use. Each block is computed
-  exactly as it would be on one thread, so the result is bit for bit the same;
+- **threads** (:func:`thread_count`, opt-in): NumPy's ufuncs release the GIL, so one large
+  pass can be shared among threads. Each piece is computed exactly as it would be on one
+  thread, so the result is bit for bit the same;
 - **in place**: a fresh buffer is reused for the formula's next step, not a new temporary.
 
 On a GPU (CuPy) and the strict stand-in, kernels make whole-array calls (one launch per pass).
@@ -33,9 +33,7 @@ from minitx import backend
 # cache, so a chain of element-wise passes over one block reads cache, not memory.
 BLOCK = 1 << 16
 
-# Elements below which a pass stays on one thread (the pool's overhead would not pay; see
-# docs/performance.md).
-PARALLEL_MIN = 1 << 18
+PARALLEL_MIN = 1 << 18  # elements below which a pass stays on one thread (the pool's cost)
 
 _threads = None  # the thread count in use; see thread_count()
 _pool = None  # the ThreadPoolExecutor of that many workers, started on first use
@@ -59,15 +57,18 @@ def _blas_threads():
 
 
 def thread_count():
-    """The number of threads the element-wise kernels use: as many as NumPy's BLAS may use
-    (read once), or what :func:`set_thread_count` set. One means no pool at all."""
+    """The threads the element-wise kernels use: one (no pool) unless :func:`set_thread_count`
+    or MINITX_NUM_THREADS (a number, or "blas": as many as NumPy's BLAS) says otherwise; two
+    made a ViT step slower on the shared 2-core machine measured (docs/performance.md)."""
     global _threads
-    _threads = _threads or _blas_threads()
+    if _threads is None:
+        chosen = os.environ.get("MINITX_NUM_THREADS", "1")
+        _threads = _blas_threads() if chosen == "blas" else max(1, int(chosen))
     return _threads
 
 
 def set_thread_count(n):
-    """Use `n` threads for element-wise kernels from now on (None: BLAS's count again)."""
+    """Use `n` threads for element-wise kernels from now on (None: the default again)."""
     global _threads, _pool
     if n is not None and (not isinstance(n, int) or n < 1):
         raise ValueError(f"set_thread_count: n must be a positive int or None, got {n!r}")

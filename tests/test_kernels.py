@@ -158,10 +158,16 @@ def test_blockwise_puts_blocks_and_rows_together(small_blocks_many_threads):
     np.testing.assert_array_equal(sums, x.sum(axis=-1, keepdims=True))
 
 
-def test_thread_count_follows_blas_and_can_be_set():
-    assert kernels.thread_count() >= 1
+def test_thread_count_is_one_unless_asked(monkeypatch):
+    monkeypatch.delenv("MINITX_NUM_THREADS", raising=False)
+    kernels.set_thread_count(None)
+    assert kernels.thread_count() == 1
     kernels.set_thread_count(2)
     assert kernels.thread_count() == 2
+    monkeypatch.setenv("MINITX_NUM_THREADS", "blas")
+    kernels.set_thread_count(None)
+    assert kernels.thread_count() == kernels._blas_threads() >= 1
+    monkeypatch.delenv("MINITX_NUM_THREADS")
     kernels.set_thread_count(None)
     with pytest.raises(ValueError, match="set_thread_count"):
         kernels.set_thread_count(0)

@@ -25,20 +25,32 @@ How it measures:
   and the interquartile spread (see :mod:`benchmarks.common`). The ratio is minitx / torch:
   below 1.0, minitx is faster;
 - **peak memory**: each framework runs in a fresh subprocess, which builds the step, notes its
-  resident set size (RSS), runs three steps and reports the peak RSS (``ru_maxrss``) minus that
-  baseline: the memory the training steps added (activations, gradients, optimizer state,
-  allocator slack), measured the same way for both. minitx's NumPy allocations are also traced
-  with tracemalloc during one step (the "traced" column); PyTorch's CPU allocator does not
-  report to tracemalloc, so there is no such column for it;
+  resident set size (RSS), runs three steps and reports the peak RSS (VmHWM, reset after the
+  build) minus that baseline: the memory the training steps added (activations, gradients,
+  optimizer state, allocator slack), measured the same way for both. minitx's NumPy
+  allocations are also traced with tracemalloc during one step (the "traced" column);
+  PyTorch's CPU allocator does not report to tracemalloc, so there is no such column for it;
 - **CPU time**: each step's process CPU time is recorded too. With ``--threads 1`` it is what
   the wall time would be on an idle core, so the "CPU" columns stay meaningful when the machine
   is shared (with several threads it sums them, and says little);
+- **FLOPs and the peak**: the floating-point operations of a step are 6 × the multiply-adds
+  of its forward matrix products (``minitx.count_macs``: 2 per multiply-add forward, twice as
+  many backward); the machine's float32 matmul peak is the faster of NumPy and PyTorch on one
+  GEMM of the steps' typical shape, timed interleaved with the steps (so under the same load;
+  :func:`benchmarks.common.gemm_contenders`), and "% peak" is FLOPs / step time / peak: the
+  share of the machine's matmul speed a framework reaches;
 - ``--profile`` prints cProfile's top functions of five minitx steps;
 - the C allocator keeps freed memory for reuse (``minitx.backend.keep_host_memory``, as the
   examples do; it speeds up both frameworks); ``--os-allocator`` leaves glibc's defaults.
 
-The machine's thread pools and versions are printed first: NumPy's element-wise ufuncs run on
-one thread and only its BLAS is threaded, while PyTorch also threads its element-wise kernels.
+The machine's thread pools, BLAS kernel and versions are printed first. minitx's element-wise
+kernels run on one thread unless MINITX_NUM_THREADS says otherwise
+(``minitx.kernels.thread_count``); ``--threads N`` sets BLAS's, the kernels' and torch's to N.
+
+A machine may pin OpenBLAS to an older kernel (``OPENBLAS_CORETYPE``); NumPy on a user's
+machine picks its own. To measure that, unset the pin for the benchmark only:
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.bench_models
 """
 
 import argparse
@@ -58,13 +70,16 @@ from pathlib import Path
 
 from benchmarks.bench_ops import limit_threads
 from benchmarks.common import (
+    PEAK_GEMM,
     describe_environment,
     format_table,
+    gemm_contenders,
+    gemm_gflops,
     interleaved_samples,
     peak_traced_bytes,
     relative_spread,
 )
-from minitx import backend
+from minitx import backend, count_macs
 
 HERE = Path(__file__).resolve().parent
 MB = 2 ** 20
@@ -101,10 +116,24 @@ def memory_child(name, framework, threads=None, seed=0):
     built = (module.build_minitx if framework == "minitx" else module.build_torch)(seed)
     step = built[0]
     baseline = rss_bytes()
+    with open("/proc/self/clear_refs", "w") as f:  # "5": the peak RSS starts again from now
+        f.write("5")
     for _ in range(3):
         step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
-    print(json.dumps({"peak_rss_growth": max(peak - baseline, 0)}))
+    print(json.dumps({"peak_rss_growth": max(peak_rss_bytes() - baseline, 0)}))
+
+
+def peak_rss_bytes():
+    """The peak resident set size of this process (VmHWM in /proc/self/status, Linux).
+
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries that over from the parent through fork and
+    exec, so the child of a large benchmark process would report the parent's size as its own.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def peak_rss_growth(name, framework, threads=None, os_allocator=False):
@@ -143,19 +172,67 @@ def profile(step, count=5, top=15):
     return text.getvalue()
 
 
-def bench(module, args):
+def profile_by_op(step, count=5):
+    """CPU seconds per step in each op's forward and backward (and in the optimizer), from
+    `count` steps: every Function subclass's methods and each kernel are wrapped with a timer
+    for the run. Kernels run inside ops, so their time is part of their op's too. CPU time
+    (all threads) is what a step costs on an idle machine with --threads 1."""
+    import minitx.ops  # noqa: F401  (every op registered)
+    from minitx import kernels
+    from minitx.ops.common import OPS
+    from minitx.optim import Adam
+
+    totals = {}
+
+    def timed(label, fn):
+        def wrapper(*args, **kwargs):
+            start = time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                totals[label] = totals.get(label, 0.0) + time.process_time() - start
+        return wrapper
+
+    originals = [(cls, name, getattr(cls, name)) for cls in OPS.values()
+                 for name in ("forward", "backward") if name in vars(cls)]
+    originals += [(Adam, "step", Adam.step)]
+    originals += [(kernels, name, getattr(kernels, name)) for name in (
+        "softmax", "softmax_backward", "layer_norm", "layer_norm_backward",
+        "gelu_and_derivative", "masked_scale", "adam_update", "matmul", "matmul_summed")]
+    for owner, name, fn in originals:
+        label = (f"kernels.{name}" if owner is kernels else f"{owner.__name__}.{name}")
+        setattr(owner, name, timed(label, fn))
+    try:
+        start = time.process_time()
+        for _ in range(count):
+            step()
+        total = time.process_time() - start
+    finally:
+        for owner, name, fn in originals:
+            setattr(owner, name, fn)
+    return total / count, {label: t / count for label, t in totals.items()}
+
+
+def bench(module, args, torch):
     """Time one family; return its table row and a dict of the numbers."""
     mx_step, info = module.build_minitx(0)
     contenders = {"minitx": mx_step}
     torch_built = None if args.no_torch else module.build_torch(0)
     if torch_built is not None:
         contenders["torch"] = torch_built[0]
-    first = {name: step() for name, step in contenders.items()}  # also the first warm-up
+    with count_macs() as counter:  # the minitx step is also the first warm-up
+        first = {"minitx": mx_step()}
+    first.update({name: step() for name, step in contenders.items() if name != "minitx"})
+    flops = 6 * counter.macs  # forward 2 per multiply-add, backward 4
     cpu = {name: [] for name in contenders}
     timed = {name: with_cpu_time(step, cpu[name]) for name, step in contenders.items()}
-    samples = interleaved_samples(timed, args.repeat, max(args.warmup - 1, 0))
+    gemms = gemm_contenders(torch)
+    samples = interleaved_samples({**timed, **gemms}, args.repeat, max(args.warmup - 1, 0))
+    gflops = {name: gemm_gflops(statistics.median(samples.pop(name))) for name in gemms}
+    peak = max(gflops.values())
     medians = {name: statistics.median(times) for name, times in samples.items()}
-    result = {"first_loss": first, "median_s": medians,
+    result = {"first_loss": first, "median_s": medians, "flops": flops, "gemm_gflops": gflops,
+              "peak_fraction": {name: flops / t / (peak * 1e9) for name, t in medians.items()},
               "cpu_median_s": {name: statistics.median(times[-args.repeat:])  # the timed ones
                                for name, times in cpu.items()},
               "spread": {name: relative_spread(t) for name, t in samples.items()}}
@@ -166,6 +243,7 @@ def bench(module, args):
                                      for name in contenders}
     if args.profile:
         result["profile"] = profile(mx_step)
+        result["op_profile"] = profile_by_op(mx_step)
 
     def ms(name):
         if name not in medians:
@@ -180,6 +258,9 @@ def bench(module, args):
     def cpu_ms(name):
         return f"{1e3 * result['cpu_median_s'][name]:.1f}" if name in medians else "-"
 
+    def of_peak(name):
+        return f"{100 * result['peak_fraction'][name]:.0f}%" if name in medians else "-"
+
     ratio = medians["minitx"] / medians["torch"] if "torch" in medians else None
     cpu_ratio = (result["cpu_median_s"]["minitx"] / result["cpu_median_s"]["torch"]
                  if "torch" in medians else None)
@@ -189,7 +270,8 @@ def bench(module, args):
            f"{info.get('parameters', 0) / 1e6:.2f}M", ms("minitx"), ms("torch"),
            "-" if ratio is None else f"{ratio:.2f}x", cpu_ms("minitx"), cpu_ms("torch"),
            "-" if cpu_ratio is None else f"{cpu_ratio:.2f}x", mem("minitx"), mem("torch"),
-           "-" if traced is None else f"{traced / MB:.0f}"]
+           "-" if traced is None else f"{traced / MB:.0f}", f"{flops / 1e9:.1f}",
+           "/".join(f"{v:.0f}" for v in gflops.values()), of_peak("minitx"), of_peak("torch")]
     return row, result
 
 
@@ -235,14 +317,17 @@ def main(argv=None):
                                 "the C library's default settings"))
     memory = "no memory" if args.no_memory else (
         "memory: peak RSS growth over 3 steps in a fresh process, and traced NumPy peak (MB)")
+    n, k, m = PEAK_GEMM
     print(f"training steps: median of {args.repeat} interleaved steps after {args.warmup} "
-          f"warm-up, wall and CPU time; {memory}\n")
+          f"warm-up, wall and CPU time; {memory}; peak GFLOP/s: float32 ({n}, {k}) @ ({k}, "
+          f"{m}) in NumPy/torch, timed among the steps; % peak = step FLOPs / time / the "
+          f"faster\n")
     headers = ["model", "configuration", "params", "minitx ms", "torch ms", "ratio",
                "minitx CPU ms", "torch CPU ms", "CPU ratio", "minitx MB", "torch MB",
-               "traced MB"]
+               "traced MB", "GFLOP/step", "peak GFLOP/s", "minitx % peak", "torch % peak"]
     rows, results = [], {}
     for name, module in modules.items():
-        row, results[name] = bench(module, args)
+        row, results[name] = bench(module, args, torch)
         rows.append(row)
         print(f"{name}: " + ", ".join(f"{h} {c}" for h, c in zip(headers[2:], row[2:])),
               flush=True)
@@ -252,6 +337,10 @@ def main(argv=None):
         print(f"{name}: first-step loss {losses}")
         if "profile" in result:
             print(f"\ncProfile of 5 minitx steps of {name}:\n{result['profile']}")
+            total, per_op = result["op_profile"]
+            print(f"CPU time per step by op of {name} ({1e3 * total:.1f} ms a step):")
+            for label, t in sorted(per_op.items(), key=lambda item: -item[1]):
+                print(f"  {label:40s} {1e3 * t:8.1f} ms  {100 * t / total:5.1f}%")
     return results
 
 

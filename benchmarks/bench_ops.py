@@ -235,7 +235,11 @@ def import_torch():
 
 
 def limit_threads(n, torch):
-    """Cap torch's intra-op threads and NumPy's BLAS pool at `n` (NumPy ufuncs use one)."""
+    """Cap torch's intra-op threads, NumPy's BLAS pool and minitx's element-wise kernels
+    (:func:`minitx.kernels.set_thread_count`) at `n`."""
+    from minitx import kernels
+
+    kernels.set_thread_count(n)
     if torch is not None:
         torch.set_num_threads(n)
     try:

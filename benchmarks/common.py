@@ -195,15 +195,52 @@ def describe_environment(torch=None):
         lines.append("  thread pools: unknown (pip install threadpoolctl to list them)")
     else:
         for pool in threadpool_info():
+            kernel = f", kernel {pool['architecture']}" if pool.get("architecture") else ""
             lines.append(f"  {pool['user_api']} {pool['internal_api']} {pool.get('version')}: "
-                         f"{pool['num_threads']} threads ({os.path.basename(pool['filepath'])})")
+                         f"{pool['num_threads']} threads{kernel} "
+                         f"({os.path.basename(pool['filepath'])})")
     if torch is None:
         lines.append("torch: not installed (minitx timings only)")
     else:
         lines.append(f"torch {torch.__version__}: {torch.get_num_threads()} intra-op threads, "
                      f"{torch.get_num_interop_threads()} inter-op threads")
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if var in os.environ:
             lines.append(f"  {var}={os.environ[var]}")
     lines.append(f"command: {' '.join([os.path.basename(sys.executable)] + sys.argv)}")
     return lines
+
+
+# The product the peak is measured on: (tokens, width) @ (width, 4 · width), the shape of the
+# MLP's first layer in the benchmark steps (a batch of 64 sequences of 64 tokens, width 256).
+PEAK_GEMM = (4096, 256, 1024)
+
+
+GEMM_REPEAT = 10  # products per timed call: the first one after a step wakes BLAS's threads
+
+
+def gemm_contenders(torch=None, shape=PEAK_GEMM):
+    """Zero-argument callables that run GEMM_REPEAT float32 (n, k) @ (k, m) products: NumPy's
+    BLAS and, if given, torch. Timed beside the training steps (interleaved with them), they give
+    the matmul peak under the same load (:func:`gemm_gflops`).
+
+    >>> sorted(gemm_contenders(shape=(8, 8, 8)))
+    ['gemm numpy']
+    """
+    n, k, m = shape
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, k), dtype=np.float32)
+    b = rng.standard_normal((k, m), dtype=np.float32)
+    fns = {"gemm numpy": lambda: [a @ b for _ in range(GEMM_REPEAT)]}
+    if torch is not None:
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        fns["gemm torch"] = lambda: [ta @ tb for _ in range(GEMM_REPEAT)]
+    return fns
+
+
+def gemm_gflops(seconds, shape=PEAK_GEMM):
+    """GFLOP/s of a call of :func:`gemm_contenders` that took `seconds`: 2·n·k·m operations
+    per product."""
+    n, k, m = shape
+    return GEMM_REPEAT * 2 * n * k * m / seconds / 1e9

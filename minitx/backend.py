@@ -277,41 +277,14 @@ def to_device(array, device):
 
 
 # --------------------------------------------------------------------------------------------
-# The few kernels whose spelling differs between backends
+# What differs between backends (and the allocator switch, where the examples look for it)
 # --------------------------------------------------------------------------------------------
 
-# glibc's mallopt parameters (malloc.h)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # the largest value glibc accepts on 64-bit systems
-
-
 def keep_host_memory():
-    """Let the C allocator keep freed host memory for reuse instead of returning it to the OS.
+    """Keep freed host memory for reuse: :func:`minitx.kernels.keep_host_memory`."""
+    from minitx import kernels  # kernels imports this module
 
-    A training step allocates its activations in the forward pass and frees them during the
-    backward pass: hundreds of MB each step. By default glibc hands blocks of 128 KiB and more
-    back to the operating system at once (``munmap``, or trimming the heap), so the next step
-    page-faults the same amount in again and the kernel zero-fills every page. Here arrays of up
-    to 32 MiB come from the heap, and the heap is only trimmed when 2 GiB lie free at its top:
-    the process keeps its peak memory, and the next step reuses it. On the ViT benchmark step
-    this made minitx 10-20% faster (PyTorch, which also allocates with malloc on the CPU, about
-    10%).
-
-    It changes the allocator of the whole process, so minitx never calls it by itself: the
-    examples and benchmarks do. Returns True when the settings took effect (Linux with glibc),
-    False elsewhere, where nothing changes.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc: macOS, Windows, musl
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
-                and mallopt(_M_TRIM_THRESHOLD, 2 ** 31 - 1))
+    return kernels.keep_host_memory()
 
 
 def scatter_add(target, index, values):
@@ -324,34 +297,3 @@ def scatter_add(target, index, values):
     else:
         np.add.at(target, index, values)
     return target
-
-
-# Elements per block of `blockwise`: a few float32 buffers of this size (256 KiB each) stay in
-# a typical L2 cache, so a chain of elementwise passes over a block reads cache, not memory.
-BLOCK = 1 << 16
-
-
-def blockwise(fn, x):
-    """fn(x) for an elementwise `fn` (arrays of x's shape in, one array or a tuple out), run on
-    a large CPU array block by block.
-
-    NumPy makes one pass over the whole array per operation. A chain of them over an array
-    larger than the caches (erf is ~28 passes) is limited by memory bandwidth; block by block,
-    every pass after the first reads a block that is still in cache: about twice as fast for a
-    few million elements. On a GPU each pass is one kernel over the whole array, so there (and
-    for small arrays) fn is called once. Tuple entries that are None stay None.
-    """
-    if not isinstance(x, np.ndarray) or x.size <= BLOCK:
-        return fn(x)
-    flat = x.reshape(-1)  # a view when x is contiguous
-    outs = None
-    for start in range(0, flat.size, BLOCK):
-        parts = fn(flat[start:start + BLOCK])
-        parts = parts if isinstance(parts, tuple) else (parts,)
-        if outs is None:
-            outs = [None if p is None else np.empty(flat.size, p.dtype) for p in parts]
-        for out, part in zip(outs, parts):
-            if part is not None:
-                out[start:start + BLOCK] = part
-    outs = tuple(None if o is None else o.reshape(x.shape) for o in outs)
-    return outs if len(outs) > 1 else outs[0]

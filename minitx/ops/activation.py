@@ -3,12 +3,9 @@
 In the docstrings, g is dL/dy, the gradient arriving from above.
 """
 
-import math
-
-from minitx import backend
+from minitx import backend, kernels
 from minitx.autograd import Function
 from minitx.ops.common import register
-from minitx.ops.special import erf
 
 
 @register
@@ -46,12 +43,6 @@ class ReLU(Function):
         return g * self.positive
 
 
-_SQRT_2 = math.sqrt(2.0)
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_GELU_CUBIC = 0.044715  # Hendrycks & Gimpel (2016), the tanh approximation of GELU
-_GELU_SATURATED = 40.0  # |x| beyond which Φ(x) is 0 or 1, φ(x) and 1 − tanh²u are 0 in float64
-
-
 @register
 class GELU(Function):
     """y = x · Φ(x), Φ the standard normal CDF (Hendrycks & Gimpel 2016, arXiv:1606.08415).
@@ -61,71 +52,18 @@ class GELU(Function):
                 ∂y/∂x = ½(1 + tanh u) + ½x(1 − tanh²u) · √(2/π)(1 + 3 · 0.044715x²).
 
     At ±∞ both forms give their limits, y(−∞) = 0, y(+∞) = +∞, ∂y/∂x = 0 and 1 (PyTorch gives
-    NaN there): the formulas run on x clipped to ±40, beyond which Φ, φ and tanh are saturated
-    in float32 and float64 alike, so nothing of the form ∞ · 0 arises.
+    NaN there): the formulas run on x clipped to ±40, where Φ, φ and tanh are saturated.
 
-    The forward pass computes ∂y/∂x too, while each block of x is in cache
-    (:func:`minitx.backend.blockwise`), and keeps only that array: the backward pass is then a
-    single product g · ∂y/∂x, and neither x nor Φ(x) has to be kept.
+    The forward pass computes ∂y/∂x as well (when a gradient is needed) and keeps only that:
+    the backward pass is a single product g · ∂y/∂x, and neither x nor Φ(x) is kept.
     """
 
     def forward(self, x, *, approximate="none"):
-        shape = x.shape
-        x = x.reshape(shape or (1,))  # a 0-d array would decay to a buffer-less scalar
-        block = _gelu_tanh_block if approximate == "tanh" else _gelu_block
-        y, self.dydx = backend.blockwise(lambda b: block(b, self.needs_grad), x)
-        return y.reshape(shape)
+        y, self.dydx = kernels.gelu_and_derivative(x, approximate, derivative=self.needs_grad)
+        return y
 
     def backward(self, g):
-        return g * self.dydx.reshape(g.shape)
-
-
-def _gelu_block(x, with_grad):
-    """y = x Φ(x) and, if `with_grad`, ∂y/∂x = Φ(x) + x φ(x) for one block of x."""
-    xp = backend.xp_of(x)
-    y = xp.maximum(x, -_GELU_SATURATED)  # x, but never −∞ (y = max(x, −40) · Φ(x) below)
-    x = xp.clip(x, -_GELU_SATURATED, _GELU_SATURATED)  # the same Φ and φ, never ±∞
-    cdf = erf(x * (1 / _SQRT_2))  # erf(x/√2), then Φ(x) = ½(1 + erf) in place
-    cdf += 1.0
-    cdf *= 0.5
-    y *= cdf
-    if not with_grad:
-        return y, None
-    dydx = x * x  # φ(x) = exp(−x²/2)/√(2π), then x φ(x) + Φ(x), all in this one buffer
-    dydx *= -0.5
-    xp.exp(dydx, out=dydx)
-    dydx *= 1 / math.sqrt(2 * math.pi)
-    dydx *= x
-    dydx += cdf
-    return y, dydx
-
-
-def _gelu_tanh_block(x, with_grad):
-    """y = ½x(1 + tanh u) and, if `with_grad`, ∂y/∂x, for one block of x (see GELU)."""
-    xp = backend.xp_of(x)
-    y = xp.maximum(x, -_GELU_SATURATED)  # x, but never −∞ (see GELU)
-    x = xp.clip(x, -_GELU_SATURATED, _GELU_SATURATED)
-    t = x * x  # x², then u = √(2/π)(x + 0.044715x³) in the same buffer, then tanh u
-    t *= _GELU_CUBIC
-    t += 1.0
-    t *= x
-    t *= _SQRT_2_OVER_PI
-    xp.tanh(t, out=t)
-    y *= t + 1.0
-    y *= 0.5  # ½x(1 + tanh u)
-    if not with_grad:
-        return y, None
-    dydx = x * x  # du/dx = √(2/π)(1 + 3 · 0.044715x²)
-    dydx *= 3 * _GELU_CUBIC * _SQRT_2_OVER_PI
-    dydx += _SQRT_2_OVER_PI
-    sech2 = t * t  # 1 − tanh²u
-    xp.subtract(1.0, sech2, out=sech2)
-    dydx *= sech2
-    dydx *= x  # x(1 − tanh²u) du/dx
-    dydx += t  # + tanh u
-    dydx += 1.0  # + 1
-    dydx *= 0.5  # all halved
-    return y, dydx
+        return g * self.dydx
 
 
 def sigmoid(x):

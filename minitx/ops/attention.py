@@ -13,11 +13,10 @@ import math
 
 import numpy as np
 
-from minitx import backend
+from minitx import backend, kernels
 from minitx import random as mt_random
 from minitx.autograd import Function
-from minitx.ops.common import broadcast_shapes, register, row_dot, unbroadcast
-from minitx.ops.fused import stable_softmax
+from minitx.ops.common import broadcast_shapes, register, unbroadcast
 from minitx.ops.linalg import count_macs
 from minitx.tensor import Tensor
 
@@ -37,23 +36,24 @@ class ScaledDotProductAttention(Function):
     P = 0, an output of zeros and zero gradients (no NaN).
     """
 
-    def forward(self, q, k, v, bias, *, allowed, scale, drop_mask, weights=None):
+    def forward(self, q, k, v, bias, *, allowed, scale, keep, keep_scale, weights=None):
         # weights: P, when the caller has computed it already (to hand it out as well)
         p = attention_weights(q, k, bias, allowed, scale) if weights is None else weights
         self.q, self.k, self.v, self.p, self.scale = q, k, v, p, scale
-        self.drop_mask, self.bias_shape = drop_mask, None if bias is None else bias.shape
-        p_dropped = p if drop_mask is None else p * drop_mask
+        self.keep, self.keep_scale = keep, keep_scale  # dropout: mask = keep · keep_scale
+        self.bias_shape = None if bias is None else bias.shape
+        p_dropped = p if keep is None else kernels.masked_scale(p, keep, keep_scale)
         return p_dropped @ v  # (..., Tq, Tk) @ (..., Tk, dv) -> (..., Tq, dv)
 
     def backward(self, g):
         q, k, v, p = self.q, self.k, self.v, self.p
-        p_dropped = p if self.drop_mask is None else p * self.drop_mask
+        p_dropped = p if self.keep is None else kernels.masked_scale(p, self.keep,
+                                                                      self.keep_scale)
         gv = p_dropped.swapaxes(-1, -2) @ g  # (..., Tk, Tq) @ (..., Tq, dv) -> (..., Tk, dv)
         gs = g @ v.swapaxes(-1, -2)  # dL/dP': (..., Tq, dv) @ (..., dv, Tk) -> (..., Tq, Tk)
-        if self.drop_mask is not None:
-            gs *= self.drop_mask  # dL/dP
-        gs -= row_dot(gs, p)[..., None]  # dL/dP − Σⱼ dL/dPⱼ · Pⱼ, one number per row
-        gs *= p  # dL/dS, in the buffer of dL/dP'
+        if self.keep is not None:
+            gs = kernels.masked_scale(gs, self.keep, self.keep_scale)  # dL/dP
+        gs = kernels.softmax_backward(gs, p, overwrite=True)  # dL/dS, in the buffer of dL/dP'
         gb = None if self.bias_shape is None else unbroadcast(gs, self.bias_shape)
         gq = gs @ k  # (..., Tq, Tk) @ (..., Tk, d) -> (..., Tq, d)
         gq *= self.scale
@@ -66,7 +66,7 @@ class ScaledDotProductAttention(Function):
 def attention_weights(q, k, bias, allowed, scale):
     """P = softmax(Q Kᵀ · s + B) on raw arrays, −inf where `allowed` is False: (..., Tq, Tk).
 
-    A row whose keys are all masked is all zeros (see :func:`~minitx.ops.fused.stable_softmax`).
+    A row whose keys are all masked is all zeros (see :func:`minitx.kernels.softmax`).
     """
     xp = backend.xp_of(q)
     s = q @ k.swapaxes(-1, -2)  # (..., Tq, d) @ (..., d, Tk) -> (..., Tq, Tk)
@@ -77,7 +77,7 @@ def attention_weights(q, k, bias, allowed, scale):
         s = s + bias  # B has batch axes that q and k do not: s grows to them
     if allowed is not None:
         s = xp.where(allowed, s, -math.inf)
-    return stable_softmax(s, axis=-1)
+    return kernels.softmax(s, axis=-1)
 
 
 def causal_mask(Tq, Tk, xp):
@@ -132,12 +132,10 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout_p=0.0
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1), "
                          f"got {dropout_p}")
-    drop_mask = None
+    keep = None
     if training and dropout_p > 0.0:
         rng = generator if generator is not None else mt_random.default_generator()
-        drop_mask = (rng.random(scores, dtype=np.float32) >= dropout_p).astype(q.dtype)
-        drop_mask *= 1.0 / (1.0 - dropout_p)  # drawn on the host, then moved
-        drop_mask = backend.to_device(drop_mask, q.device)
+        keep = backend.to_device(rng.random(scores, dtype=np.float32) >= dropout_p, q.device)
     if count_macs.active:  # the two products inside: Q Kᵀ and P V
         batch = 1
         for size in scores[:-2]:
@@ -149,5 +147,6 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout_p=0.0
         weights = attention_weights(q._data, k._data, None if bias is None else bias._data,
                                     allowed, scale)
     out = ScaledDotProductAttention.apply(q, k, v, bias, allowed=allowed, scale=scale,
-                                          drop_mask=drop_mask, weights=weights)
+                                          keep=keep, keep_scale=1.0 / (1.0 - dropout_p),
+                                          weights=weights)
     return (out, Tensor(weights)) if return_weights else out

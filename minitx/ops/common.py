@@ -82,8 +82,3 @@ def single_axis(axis, ndim, op_name):
     if not isinstance(axis, int):
         raise TypeError(f"{op_name}: axis must be an int, got {type(axis).__name__}")
     return normalize_axes(axis, ndim, op_name)[0]
-
-
-def row_dot(a, b):
-    """Σ over the last axis of a · b (shape a.shape[:-1]), without materializing a · b."""
-    return backend.xp_of(a).einsum("...i,...i->...", a, b)

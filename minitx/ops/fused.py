@@ -6,28 +6,10 @@ composite definition in :mod:`minitx.composites`, which is built from primitive 
 
 import numpy as np
 
-from minitx import backend
+from minitx import backend, kernels
 from minitx.autograd import Function
-from minitx.ops.common import normalize_axes, register, row_dot, single_axis
+from minitx.ops.common import normalize_axes, register, single_axis
 from minitx.tensor import Tensor
-
-
-def stable_softmax(x, axis):
-    """softmax along `axis` on a raw array: e^(x − m) / Σ e^(x − m), m the row maximum.
-
-    Subtracting m keeps e^(·) ≤ 1 (no overflow at logits of 1e4). A row that is all −inf (every
-    position masked) has no maximum to subtract: it is shifted by 0 and gives all zeros, not NaN.
-    """
-    xp = backend.xp_of(x)
-    if x.size == 0:  # nothing to normalize (an empty axis, or no rows)
-        return x.copy()
-    m = x.max(axis=axis, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, 0)
-    e = x - m
-    xp.exp(e, out=e)
-    s = e.sum(axis=axis, keepdims=True)
-    e /= xp.where(s > 0, s, 1)
-    return e
 
 
 @register
@@ -40,14 +22,12 @@ class Softmax(Function):
 
     def forward(self, x, *, axis):
         self.axis = axis
-        self.y = stable_softmax(x, axis)
+        self.y = kernels.softmax(x, axis)
         return self.y
 
     def backward(self, g):
-        dot = (g * self.y).sum(axis=self.axis, keepdims=True)  # Σᵢ gᵢ yᵢ per row
-        gx = g - dot
-        gx *= self.y
-        return gx
+        a = self.axis  # the kernel works along the last axis: swap `a` there and back (views)
+        return kernels.softmax_backward(g.swapaxes(a, -1), self.y.swapaxes(a, -1)).swapaxes(a, -1)
 
 
 @register
@@ -87,30 +67,15 @@ class LayerNorm(Function):
     """
 
     def forward(self, x, w, b, *, eps):
-        xp = backend.xp_of(x)
-        D = x.shape[-1]
-        xc = x - x.mean(axis=-1, keepdims=True)  # x − μ
-        var = row_dot(xc, xc)[..., None] / D  # σ², without an (x − μ)² temporary
-        self.rstd = 1 / xp.sqrt(var + eps)
-        xc *= self.rstd  # x̂, in place
-        self.xhat, self.w, self.has_b = xc, w, b is not None
-        if w is None:
-            return xc if b is None else xc + b
-        y = xc * w
-        if b is not None:
-            y += b  # y is a fresh array: add in place
+        y, self.xhat, self.rstd = kernels.layer_norm(x, w, b, eps)  # y, x̂, 1/√(σ² + ε)
+        self.w, self.has_b = w, b is not None
         return y
 
     def backward(self, g):
-        D = g.shape[-1]
-        g2, xhat2 = g.reshape(-1, D), self.xhat.reshape(-1, D)  # (rows, D)
+        g2, xhat2 = kernels.fold(g), kernels.fold(self.xhat)  # (rows, D)
         gw = None if self.w is None else backend.xp_of(g).einsum("ni,ni->i", g2, xhat2)
         gb = g2.sum(axis=0) if self.has_b else None
-        gx = g * self.w if self.w is not None else g.copy()  # ĝ, a fresh array to work in
-        dot = row_dot(gx, self.xhat)[..., None] / D  # mean(ĝ · x̂)
-        gx -= gx.mean(axis=-1, keepdims=True)  # ĝ − mean(ĝ)
-        gx -= self.xhat * dot  # ... − x̂ · mean(ĝ · x̂)
-        gx *= self.rstd
+        gx = kernels.layer_norm_backward(g, self.xhat, self.rstd, self.w)
         return gx, gw, gb
 
 

@@ -1,5 +1,6 @@
 """Matrix multiplication, the op where nearly all of a Transformer's time goes."""
 
+from minitx import kernels
 from minitx.autograd import Function
 from minitx.ops.common import broadcast_shapes, register, unbroadcast
 
@@ -15,22 +16,19 @@ class MatMul(Function):
 
     def forward(self, A, B):
         self.A, self.B = A, B
-        if B.ndim == 2 and A.ndim > 2:  # x @ W: one big GEMM, see _fold
-            return (_fold(A) @ B).reshape(A.shape[:-1] + B.shape[-1:])  # (..., n, m)
-        return A @ B
+        return kernels.matmul(A, B)
 
     def backward(self, gC):
         A, B = self.A, self.B
-        if B.ndim == 2 and A.ndim > 2:  # the Linear-layer case, folded as in forward
-            gA = (_fold(gC) @ B.T).reshape(A.shape)  # (N, m) @ (m, k) -> (N, k)
-            gB = _fold(A).T @ _fold(gC)  # (k, N) @ (N, m) -> (k, m), the sum over the batch
-            return gA, gB
         if B.ndim == 1:
             B, gC = B[:, None], gC[..., None]  # (k,) -> (k, 1), (..., n) -> (..., n, 1)
         if A.ndim == 1:
             A, gC = A[None, :], gC[..., None, :]  # (k,) -> (1, k), (..., m) -> (..., 1, m)
-        gA = gC @ B.swapaxes(-1, -2)  # (..., n, m) @ (..., m, k) -> (..., n, k)
-        gB = A.swapaxes(-1, -2) @ gC  # (..., k, n) @ (..., n, m) -> (..., k, m)
+        gA = kernels.matmul(gC, B.swapaxes(-1, -2))  # (..., n, m) @ (..., m, k) -> (..., n, k)
+        if B.ndim == 2:  # one B for the whole batch: Σ_batch Aᵀ gC, (k, n) @ (n, m) -> (k, m)
+            gB = kernels.matmul_summed(A, gC)
+        else:
+            gB = A.swapaxes(-1, -2) @ gC  # (..., k, n) @ (..., n, m) -> (..., k, m)
         return (unbroadcast(gA, A.shape).reshape(self.A.shape),
                 unbroadcast(gB, B.shape).reshape(self.B.shape))
 
@@ -51,31 +49,16 @@ class Linear(Function):
 
     def forward(self, x, W, b):
         self.x, self.W, self.has_bias = x, W, b is not None
-        y = _fold(x) @ W.T  # (N, k) @ (k, m) -> (N, m): one GEMM
+        y = kernels.matmul(x, W.T)  # (..., k) @ (k, m) -> (..., m)
         if b is not None:
             y += b
-        return y.reshape(x.shape[:-1] + W.shape[:1])  # (..., m)
+        return y
 
     def backward(self, gy):
-        G, X = _fold(gy), _fold(self.x)  # (N, m), (N, k)
-        gx = (G @ self.W).reshape(self.x.shape)  # (N, m) @ (m, k) -> (..., k)
-        gW = G.T @ X  # (m, N) @ (N, k) -> (m, k): the sum over the batch is inside the GEMM
-        gb = G.sum(axis=0) if self.has_bias else None  # (m,)
+        gx = kernels.matmul(gy, self.W)  # (..., m) @ (m, k) -> (..., k)
+        gW = kernels.matmul_summed(gy, self.x)  # Σ_rows gyᵀ x: (m, N) @ (N, k) -> (m, k)
+        gb = kernels.fold(gy).sum(axis=0) if self.has_bias else None  # (m,)
         return gx, gW, gb
-
-
-def _fold(X):
-    """View (..., n, k) as (N, k), N = the product of the leading sizes.
-
-    A batch of activations times one weight matrix is a single (N, k) @ (k, m) product. Written
-    as a batched matmul, NumPy would loop over the batch with small products (and, for a
-    transposed weight, without BLAS at all: tens of times slower); folded, BLAS gets one large
-    GEMM, and the weight's gradient needs no sum over the batch afterwards.
-    """
-    N = 1
-    for n in X.shape[:-1]:
-        N *= n
-    return X.reshape(N, X.shape[-1])  # N written out: -1 is ambiguous when k = 0
 
 
 class count_macs:

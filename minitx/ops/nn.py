@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from minitx import backend
+from minitx import backend, kernels
 from minitx import random as mt_random
 from minitx.autograd import Function
 from minitx.ops.common import register
@@ -14,15 +14,16 @@ class Dropout(Function):
     """y = x · m / (1 − p), m ~ Bernoulli(1 − p) per element (Srivastava et al. 2014).
 
     Scaling the kept units by 1/(1 − p) at training time ("inverted dropout") keeps E[y] = x, so
-    evaluation uses the identity. ∂y/∂x = m / (1 − p), the same scaled mask.
+    evaluation uses the identity. ∂y/∂x = m / (1 − p), the same scaled mask; m is kept as
+    booleans (`keep`) and the scale as one number.
     """
 
-    def forward(self, x, *, scaled_mask):
-        self.scaled_mask = scaled_mask
-        return x * scaled_mask
+    def forward(self, x, *, keep, scale):
+        self.keep, self.scale = keep, scale
+        return kernels.masked_scale(x, keep, scale)
 
     def backward(self, g):
-        return g * self.scaled_mask
+        return kernels.masked_scale(g, self.keep, self.scale)
 
 
 def dropout(x, p=0.5, training=True, generator=None):
@@ -34,10 +35,8 @@ def dropout(x, p=0.5, training=True, generator=None):
     if not training or p == 0.0:
         return x
     rng = generator if generator is not None else mt_random.default_generator()
-    mask = (rng.random(x.shape, dtype=np.float32) >= p).astype(x.dtype)  # drawn on the host
-    mask *= 0.0 if p == 1.0 else 1.0 / (1.0 - p)
-    mask = backend.to_device(mask, x.device)
-    return Dropout.apply(x, scaled_mask=mask)
+    keep = backend.to_device(rng.random(x.shape, dtype=np.float32) >= p, x.device)  # on the host
+    return Dropout.apply(x, keep=keep, scale=0.0 if p == 1.0 else 1.0 / (1.0 - p))
 
 
 @register

@@ -35,16 +35,15 @@ def erf(x):
                 (Laplace's continued fraction for erfc, A&S Eq. 7.1.14; evaluated from
                 depth 60 upwards, exact to double precision for z ≥ 2).
 
-    Both run :func:`minitx.backend.blockwise` on large host arrays.
+    Both are plain passes over the whole of x; GELU calls erf on one cache-sized block at a
+    time (:func:`minitx.kernels.gelu_and_derivative`).
 
     >>> round(float(erf(np.array(0.5))), 6)
     0.5205
     >>> abs(float(erf(np.array(0.5))) - 0.5204998778130465) < 1e-16
     True
     """
-    if x.dtype == np.float64:
-        return backend.blockwise(_erf_float64, x)
-    return backend.blockwise(_erf_fit, x)
+    return _erf_float64(x) if x.dtype == np.float64 else _erf_fit(x)
 
 
 def _erf_fit(x):

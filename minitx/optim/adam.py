@@ -2,7 +2,7 @@
 
 import math
 
-from minitx import backend
+from minitx import backend, kernels
 from minitx.autograd import no_grad
 from minitx.optim.optimizer import Optimizer
 
@@ -82,27 +82,14 @@ class Adam(Optimizer):
                         state["exp_avg_sq"] = xp.zeros_like(p.data)
                         if group["amsgrad"]:
                             state["max_exp_avg_sq"] = xp.zeros_like(p.data)
-                    m, v = state["exp_avg"], state["exp_avg_sq"]
-
                     state["step"] += 1                                                  # (1)
                     t = state["step"]
                     g = self.weight_decay(p, lr, wd)                                    # (2)
-                    work = xp.multiply(g, 1.0 - beta1)   # the one scratch array of this update
-                    m *= beta1
-                    m += work                                                           # (3)
-                    xp.multiply(g, g, out=work)
-                    work *= 1.0 - beta2
-                    v *= beta2
-                    v += work                                                           # (4)
-                    if group["amsgrad"]:
-                        v = xp.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])
-                    step_size = lr / (1.0 - beta1 ** t)                                 # (5)
-                    denom = xp.sqrt(v, out=work)
-                    denom /= math.sqrt(1.0 - beta2 ** t)                                # (6)
-                    denom += eps                                          # √v̂_t + ε
-                    update = xp.divide(m, denom, out=work)
-                    update *= step_size
-                    p.data -= update                                                    # (7)
+                    kernels.adam_update(                                          # (3)-(7)
+                        p.data, g, state["exp_avg"], state["exp_avg_sq"], beta1=beta1,
+                        beta2=beta2, step_size=lr / (1.0 - beta1 ** t),  # α/(1 − β1^t): (5)
+                        bias2_sqrt=math.sqrt(1.0 - beta2 ** t), eps=eps,  # √(1 − β2^t): (6)
+                        v_max=state.get("max_exp_avg_sq"))
         return loss
 
     def weight_decay(self, p, lr, wd):

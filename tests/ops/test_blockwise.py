@@ -1,4 +1,4 @@
-"""Ops that run in cache-sized blocks on the CPU (``minitx.backend.blockwise``) must not
+"""Ops that run in cache-sized blocks on the CPU (``minitx.kernels.blockwise``) must not
 depend on the block size: block by block equals one whole-array pass, forward and backward,
 including a last block that is only partly filled and non-contiguous input."""
 
@@ -9,14 +9,14 @@ from hypothesis import strategies as st
 
 import minitx as mt
 import minitx.functional as F
-from minitx import backend
+from minitx import kernels
 from minitx.ops.activation import GELU
 from minitx.testing import arrays, gradcheck, shapes
 
 
 @pytest.fixture
 def tiny_blocks(monkeypatch):
-    monkeypatch.setattr(backend, "BLOCK", 5)  # every array of more than 5 elements is blocked
+    monkeypatch.setattr(kernels, "BLOCK", 5)  # every array of more than 5 elements is blocked
 
 
 def value_and_grad(fn, x, g):
@@ -34,7 +34,7 @@ def test_blocked_gelu_equals_one_pass(approximate, data):
     fn = lambda t: F.gelu(t, approximate=approximate)  # noqa: E731
     whole = value_and_grad(fn, x, g)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(backend, "BLOCK", 3)
+        mp.setattr(kernels, "BLOCK", 3)
         blocked = value_and_grad(fn, x, g)
         strided = value_and_grad(fn, np.asfortranarray(x), g)  # not C-contiguous
     for a, b, c in zip(whole, blocked, strided):
@@ -50,7 +50,7 @@ def test_blocked_gelu_gradcheck(tiny_blocks, approximate):
 
 def test_blockwise_keeps_none_outputs_and_dtype(tiny_blocks):
     x = np.arange(12, dtype=np.float32).reshape(3, 4)
-    y, nothing = backend.blockwise(lambda b: (b * 2, None), x)
+    y, nothing = kernels.blockwise(lambda b: (b * 2, None), x)
     assert nothing is None and y.dtype == np.float32 and y.shape == (3, 4)
     np.testing.assert_array_equal(y, 2 * x)
 

@@ -1,0 +1,202 @@
+"""Each speed kernel of minitx.kernels against its plain NumPy formula, on every device, and
+blocked and threaded runs bit for bit equal to one whole-array pass."""
+
+import math
+
+import numpy as np
+import pytest
+
+from minitx import backend, kernels
+
+RNG = np.random.default_rng(0)
+
+
+def on(device, *arrays):
+    return [backend.to_device(np.ascontiguousarray(a), device) for a in arrays]
+
+
+def host(*arrays):
+    return [None if a is None else backend.to_numpy(a) for a in arrays]
+
+
+@pytest.fixture
+def small_blocks_many_threads(monkeypatch):
+    """Blocks of 7 elements, shared among 3 threads from the first element on."""
+    monkeypatch.setattr(kernels, "BLOCK", 7)
+    monkeypatch.setattr(kernels, "PARALLEL_MIN", 0)
+    kernels.set_thread_count(3)
+    yield
+    kernels.set_thread_count(None)
+
+
+def plain_gelu(x, approximate):
+    if approximate == "tanh":
+        u = math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)
+        du = math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x ** 2)
+        return 0.5 * x * (1 + np.tanh(u)), 0.5 * (1 + np.tanh(u)) + 0.5 * x * (
+            1 - np.tanh(u) ** 2) * du
+    cdf = 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+    return x * cdf, cdf + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_and_derivative_is_the_formula(device, approximate):
+    x = RNG.uniform(-6, 6, (5, 40))
+    (xd,) = on(device, x)
+    y, dydx = host(*kernels.gelu_and_derivative(xd, approximate))
+    want_y, want_d = plain_gelu(x, approximate)
+    np.testing.assert_allclose(y, want_y, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(dydx, want_d, rtol=1e-13, atol=1e-15)
+    y_only, nothing = kernels.gelu_and_derivative(xd, approximate, derivative=False)
+    assert nothing is None
+    np.testing.assert_array_equal(host(y_only)[0], y)
+
+
+def test_gelu_limits_at_infinity(device):
+    (x,) = on(device, np.array([-np.inf, np.inf, -1e30, 1e30]))
+    y, dydx = host(*kernels.gelu_and_derivative(x))
+    np.testing.assert_array_equal(y, [0.0, np.inf, 0.0, 1e30])
+    np.testing.assert_array_equal(dydx, [0.0, 1.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("axis", [-1, 0, 1])
+def test_softmax_is_the_formula(device, axis):
+    x = RNG.standard_normal((4, 6, 9)) * 5
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    (xd,) = on(device, x)
+    np.testing.assert_allclose(host(kernels.softmax(xd, axis))[0],
+                               e / e.sum(axis=axis, keepdims=True), rtol=1e-14, atol=1e-16)
+
+
+def test_softmax_of_a_fully_masked_row_is_zero(device):
+    x = np.array([[-np.inf, -np.inf], [0.0, -np.inf]])
+    np.testing.assert_array_equal(host(kernels.softmax(*on(device, x)))[0], [[0, 0], [1, 0]])
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_softmax_backward_is_the_formula(device, overwrite):
+    y = kernels.softmax(RNG.standard_normal((3, 5, 8)))
+    g = RNG.standard_normal(y.shape)
+    want = y * (g - (g * y).sum(axis=-1, keepdims=True))
+    gd, yd = on(device, g, y)
+    gx = kernels.softmax_backward(gd, yd, overwrite=overwrite)
+    np.testing.assert_allclose(host(gx)[0], want, rtol=1e-13, atol=1e-15)
+    assert (gx is gd) == overwrite  # written into the caller's buffer only when allowed
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_layer_norm_and_its_backward_are_the_formula(device, affine):
+    x, g = RNG.standard_normal((2, 5, 16)) * 3 + 1, RNG.standard_normal((2, 5, 16))
+    w, b = (RNG.standard_normal(16), RNG.standard_normal(16)) if affine else (None, None)
+    mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    xhat = (x - mu) / np.sqrt(var + 1e-5)
+    want_y = xhat * w + b if affine else xhat
+    ghat = g * w if affine else g
+    want_gx = (ghat - ghat.mean(-1, keepdims=True)
+               - xhat * (ghat * xhat).mean(-1, keepdims=True)) / np.sqrt(var + 1e-5)
+    xd, gd, wd, bd = on(device, x, g, *((w, b) if affine else (x, x)))
+    wd, bd = (wd, bd) if affine else (None, None)
+    y, xhat_k, rstd = kernels.layer_norm(xd, wd, bd, 1e-5)
+    np.testing.assert_allclose(host(y)[0], want_y, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(host(xhat_k)[0], xhat, rtol=1e-12, atol=1e-14)
+    gx = kernels.layer_norm_backward(gd, xhat_k, rstd, wd)
+    np.testing.assert_allclose(host(gx)[0], want_gx, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("shapes", [((3, 4, 5), (5, 6)), ((4, 5), (5, 6)), ((2, 4, 5),
+                                                                          (2, 5, 6))])
+def test_matmul_and_matmul_summed_are_the_products(device, shapes):
+    a, b = RNG.standard_normal(shapes[0]), RNG.standard_normal(shapes[1])
+    ad, bd = on(device, a, b)
+    np.testing.assert_allclose(host(kernels.matmul(ad, bd))[0], a @ b, rtol=1e-13)
+    g = RNG.standard_normal(a.shape[:-1] + (6,))
+    (gd,) = on(device, g)
+    want = sum(ai.T @ gi for ai, gi in zip(a.reshape(-1, *a.shape[-2:]),
+                                           g.reshape(-1, *g.shape[-2:])))  # Σ_batch aᵀ g
+    np.testing.assert_allclose(host(kernels.matmul_summed(ad, gd))[0], want, rtol=1e-12)
+
+
+def test_matmul_of_a_stack_with_a_transposed_matrix(device):
+    a, w = RNG.standard_normal((3, 4, 5)), RNG.standard_normal((6, 5))
+    ad, wd = on(device, a, w)
+    np.testing.assert_allclose(host(kernels.matmul(ad, wd.T))[0], a @ w.T, rtol=1e-13)
+
+
+@pytest.mark.parametrize("amsgrad", [False, True])
+def test_adam_update_is_algorithm_1(device, amsgrad):
+    p, g = RNG.standard_normal((7, 9)), RNG.standard_normal((7, 9))
+    m, v = RNG.standard_normal((7, 9)), RNG.uniform(0, 1, (7, 9))
+    v_max = RNG.uniform(0, 1, (7, 9)) if amsgrad else None
+    b1, b2, lr, eps, t = 0.9, 0.999, 1e-2, 1e-8, 3
+    want_m, want_v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+    want_vmax = np.maximum(v_max, want_v) if amsgrad else want_v
+    v_hat = want_vmax / (1 - b2 ** t)
+    want_p = p - lr * (want_m / (1 - b1 ** t)) / (np.sqrt(v_hat) + eps)
+    arrays = on(device, p, g, m, v, *([v_max] if amsgrad else []))
+    kernels.adam_update(*arrays[:4], beta1=b1, beta2=b2, step_size=lr / (1 - b1 ** t),
+                        bias2_sqrt=math.sqrt(1 - b2 ** t), eps=eps,
+                        v_max=arrays[4] if amsgrad else None)
+    got_p, _, got_m, got_v = host(*arrays[:4])
+    np.testing.assert_allclose(got_m, want_m, rtol=1e-14)
+    np.testing.assert_allclose(got_v, want_v, rtol=1e-14)
+    np.testing.assert_allclose(got_p, want_p, rtol=1e-12)
+
+
+def test_masked_scale_is_the_dropout_product(device):
+    x, keep = RNG.standard_normal((6, 7)), RNG.uniform(size=(6, 7)) >= 0.3
+    xd, keepd = on(device, x, keep)
+    np.testing.assert_array_equal(host(kernels.masked_scale(xd, keepd, 1 / 0.7))[0],
+                                  x * np.where(keep, 1 / 0.7, 0.0))
+
+
+def test_blockwise_puts_blocks_and_rows_together(small_blocks_many_threads):
+    x = RNG.standard_normal((5, 6))
+    y, nothing = kernels.blockwise(lambda b: (b * 2, None), x)
+    assert nothing is None and y.shape == x.shape
+    np.testing.assert_array_equal(y, 2 * x)
+    sums = kernels.blockwise(lambda r: r.sum(axis=-1, keepdims=True), x, row=6)
+    np.testing.assert_array_equal(sums, x.sum(axis=-1, keepdims=True))
+
+
+def test_thread_count_is_one_unless_asked(monkeypatch):
+    monkeypatch.delenv("MINITX_NUM_THREADS", raising=False)
+    kernels.set_thread_count(None)
+    assert kernels.thread_count() == 1
+    kernels.set_thread_count(2)
+    assert kernels.thread_count() == 2
+    monkeypatch.setenv("MINITX_NUM_THREADS", "blas")
+    kernels.set_thread_count(None)
+    assert kernels.thread_count() == kernels._blas_threads() >= 1
+    monkeypatch.delenv("MINITX_NUM_THREADS")
+    kernels.set_thread_count(None)
+    with pytest.raises(ValueError, match="set_thread_count"):
+        kernels.set_thread_count(0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blocks_on_threads_give_the_same_bits(dtype, monkeypatch):
+    """Every blocked kernel, blocks of 7 elements on 3 threads, against one whole-array call."""
+    x = (RNG.standard_normal((6, 10, 13)) * 3).astype(dtype)
+    g = RNG.standard_normal(x.shape).astype(dtype)
+    w, b = RNG.standard_normal(13).astype(dtype), RNG.standard_normal(13).astype(dtype)
+    adam = dict(beta1=0.9, beta2=0.99, step_size=0.1, bias2_sqrt=0.3, eps=1e-8)
+
+    def run_all():
+        out = [*kernels.gelu_and_derivative(x), *kernels.gelu_and_derivative(x, "tanh"),
+               kernels.softmax(x), kernels.softmax_backward(g, x)]
+        y, xhat, rstd = kernels.layer_norm(x, w, b, 1e-5)
+        out += [y, xhat, rstd, kernels.layer_norm_backward(g, xhat, rstd, w)]
+        p, m, v = x.copy(), g.copy(), np.abs(x)
+        kernels.adam_update(p, g, m, v, **adam)
+        return out + [p, m, v, kernels.masked_scale(x, g > 0, 1.25)]
+
+    whole = run_all()
+    monkeypatch.setattr(kernels, "BLOCK", 7)
+    monkeypatch.setattr(kernels, "PARALLEL_MIN", 0)
+    for threads in (1, 3):
+        kernels.set_thread_count(threads)
+        try:
+            for a, c in zip(whole, run_all(), strict=True):
+                np.testing.assert_array_equal(a, c)
+        finally:
+            kernels.set_thread_count(None)

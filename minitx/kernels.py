@@ -381,7 +381,7 @@ def adam_update(param, grad, m, v, *, beta1, beta2, step_size, bias2_sqrt, eps, 
     """
     def update(param, grad, m, v, *v_max):
         xp = backend.xp_of(param)
-        work = xp.multiply(grad, 1.0 - beta1)  # the one scratch array
+        work = xp.multiply(grad, 1.0 - beta1, out=xp.empty_like(grad))  # scratch (0-d too)
         m *= beta1
         m += work
         xp.multiply(grad, grad, out=work)

@@ -29,9 +29,17 @@ def run_example(module, cwd, *args, timeout=600, returncode=0):
 
 def run_main(module, folder, *args):
     """Call ``examples.<module>.main(args)`` in this process with `folder` (created) as the
-    working directory, so its ``runs/`` go there; return what main returns."""
+    working directory, so its ``runs/`` go there, and with one BLAS thread like
+    :func:`run_example`; return what main returns.
+
+    The thread count matters to the tests that compare two runs bit for bit: OpenBLAS splits a
+    float32 product differently over one thread and over two, so the same run on another
+    thread count differs in the last bits (about 1e-8 after a hundred steps).
+    """
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
     Path(folder).mkdir(parents=True, exist_ok=True)
-    with contextlib.chdir(folder):
+    with contextlib.chdir(folder), threadpool_limits(limits=1, user_api="blas"):
         return importlib.import_module(f"examples.{module}").main(list(args))
 
 

@@ -244,3 +244,37 @@ def gemm_gflops(seconds, shape=PEAK_GEMM):
     per product."""
     n, k, m = shape
     return GEMM_REPEAT * 2 * n * k * m / seconds / 1e9
+
+
+# torch.nn.TransformerEncoderLayer's feed-forward Linears, and where minitx's layers keep them
+TORCH_FFN_NAMES = {".linear1.": ".ffn.linear1.", ".linear2.": ".ffn.linear2."}
+
+
+def copy_into_torch(model, twin, renames=None, extra=None):
+    """Load a minitx model's parameters into its PyTorch twin (in place); return the twin.
+
+    Each of the twin's names is looked up among the minitx model's after the first matching
+    substitution of `renames` ({torch's part: minitx's part}, tried in order); PyTorch's
+    ``in_proj_weight``/``in_proj_bias`` ([W^Q; W^K; W^V] stacked) are built from minitx's
+    separate ``q_proj``/``k_proj``/``v_proj``. `extra` adds arrays by minitx name (a tied
+    weight that ``named_parameters`` lists once, say).
+    """
+    import torch
+
+    ours = {name: p.numpy() for name, p in model.named_parameters()} | (extra or {})
+    state = {}
+    for name in twin.state_dict():
+        mine = name
+        for theirs, replacement in (renames or {}).items():
+            if theirs in name:
+                mine = name.replace(theirs, replacement)
+                break
+        prefix, _, leaf = mine.rpartition(".")
+        if leaf in ("in_proj_weight", "in_proj_bias"):  # [W^Q; W^K; W^V] stacked
+            kind = leaf.rpartition("_")[2]
+            value = np.concatenate([ours[f"{prefix}.{q}_proj.{kind}"] for q in "qkv"])
+        else:
+            value = ours[mine]
+        state[name] = torch.from_numpy(np.ascontiguousarray(value))
+    twin.load_state_dict(state)
+    return twin

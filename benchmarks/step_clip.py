@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 import minitx as mt
-from benchmarks.common import training_step
+from benchmarks.common import TORCH_FFN_NAMES, copy_into_torch, training_step
 from minitx import optim
 from models.clip import CLIP, CLIPConfig, contrastive_loss
 
@@ -143,18 +143,4 @@ def torch_twin(config=CONFIG):
 
 def copy_weights(model, twin):
     """Copy a minitx CLIP's parameters into its :func:`torch_twin`; return the twin."""
-    import torch
-
-    ours = {name: p.numpy() for name, p in model.named_parameters()}
-    state = {}
-    for name in twin.state_dict():
-        parts = name.split(".")
-        if parts[-1] in ("in_proj_weight", "in_proj_bias"):  # [W^Q; W^K; W^V] stacked
-            prefix, kind = ".".join(parts[:-1]), parts[-1].rpartition("_")[2]
-            value = np.concatenate([ours[f"{prefix}.{q}_proj.{kind}"] for q in "qkv"])
-        else:
-            value = ours[name.replace(".linear1.", ".ffn.linear1.").replace(".linear2.",
-                                                                         ".ffn.linear2.")]
-        state[name] = torch.from_numpy(np.ascontiguousarray(value))
-    twin.load_state_dict(state)
-    return twin
+    return copy_into_torch(model, twin, TORCH_FFN_NAMES)

@@ -23,7 +23,7 @@ from dataclasses import replace
 import numpy as np
 
 import minitx as mt
-from benchmarks.common import training_step
+from benchmarks.common import TORCH_FFN_NAMES, copy_into_torch, training_step
 from minitx import optim
 from minitx.nn.positional import sinusoidal_table
 from models.transformer import PRESETS, Transformer, transformer_loss
@@ -128,24 +128,6 @@ def torch_twin(config=CONFIG):
 
 def copy_weights(model, twin):
     """Copy a minitx Transformer's parameters into its :func:`torch_twin`; return the twin."""
-    import torch
-
-    ours = {name: p.numpy() for name, p in model.named_parameters()}
-    ours["out_proj.weight"] = model.out_proj.weight.numpy()  # listed once, as tgt_embed.weight
-    renames = {".linear1.": ".ffn.linear1.", ".linear2.": ".ffn.linear2.",
-               ".multihead_attn.": ".cross_attn."}
-    state = {}
-    for name in twin.state_dict():
-        for theirs, mine in renames.items():
-            name_ours = name.replace(theirs, mine)
-            if name_ours != name:
-                break
-        prefix, _, leaf = name_ours.rpartition(".")
-        if leaf in ("in_proj_weight", "in_proj_bias"):  # [W^Q; W^K; W^V] stacked
-            kind = leaf.rpartition("_")[2]
-            value = np.concatenate([ours[f"{prefix}.{q}_proj.{kind}"] for q in "qkv"])
-        else:
-            value = ours[name_ours]
-        state[name] = torch.from_numpy(np.ascontiguousarray(value))
-    twin.load_state_dict(state)
-    return twin
+    renames = {**TORCH_FFN_NAMES, ".multihead_attn.": ".cross_attn."}
+    tied = {"out_proj.weight": model.out_proj.weight.numpy()}  # listed once, as tgt_embed
+    return copy_into_torch(model, twin, renames, extra=tied)

@@ -18,7 +18,7 @@ import numpy as np
 
 import minitx as mt
 import minitx.functional as F
-from benchmarks.common import training_step
+from benchmarks.common import TORCH_FFN_NAMES, copy_into_torch, training_step
 from minitx import optim
 from models.vit import PRESETS, ViT
 
@@ -106,19 +106,4 @@ def torch_twin(config=CONFIG):
 
 def copy_weights(model, twin):
     """Copy a minitx ViT's parameters into its :func:`torch_twin` (in place); return the twin."""
-    import torch
-
-    ours = {name: p.numpy() for name, p in model.named_parameters()}
-    state = {}
-    for name in twin.state_dict():
-        parts = name.split(".")
-        if parts[-1] in ("in_proj_weight", "in_proj_bias"):  # [W^Q; W^K; W^V] stacked
-            prefix, kind = ".".join(parts[:-1]), parts[-1].rpartition("_")[2]
-            value = np.concatenate([ours[f"{prefix}.{q}_proj.{kind}"] for q in "qkv"])
-        else:
-            renamed = name.replace(".linear1.", ".ffn.linear1.").replace(".linear2.",
-                                                                       ".ffn.linear2.")
-            value = ours[renamed]
-        state[name] = torch.from_numpy(np.ascontiguousarray(value))
-    twin.load_state_dict(state)
-    return twin
+    return copy_into_torch(model, twin, TORCH_FFN_NAMES)

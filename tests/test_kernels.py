@@ -22,8 +22,8 @@ def host(*arrays):
 @pytest.fixture
 def small_blocks_many_threads(monkeypatch):
     """Blocks of 7 elements, shared among 3 threads from the first element on."""
-    monkeypatch.setattr(kernels, "BLOCK", 7)
-    monkeypatch.setattr(kernels, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(kernels.runtime, "BLOCK", 7)
+    monkeypatch.setattr(kernels.runtime, "PARALLEL_MIN", 0)
     kernels.set_thread_count(3)
     yield
     kernels.set_thread_count(None)
@@ -99,8 +99,13 @@ def test_layer_norm_and_its_backward_are_the_formula(device, affine):
     y, xhat_k, rstd = kernels.layer_norm(xd, wd, bd, 1e-5)
     np.testing.assert_allclose(host(y)[0], want_y, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(host(xhat_k)[0], xhat, rtol=1e-12, atol=1e-14)
-    gx = kernels.layer_norm_backward(gd, xhat_k, rstd, wd)
+    gx, gw, gb = kernels.layer_norm_backward(gd, xhat_k, rstd, wd, affine)
     np.testing.assert_allclose(host(gx)[0], want_gx, rtol=1e-10, atol=1e-12)
+    if affine:
+        np.testing.assert_allclose(host(gw)[0], (g * xhat).sum((0, 1)), rtol=1e-10)
+        np.testing.assert_allclose(host(gb)[0], g.sum((0, 1)), rtol=1e-12)
+    else:
+        assert gw is None and gb is None
 
 
 @pytest.mark.parametrize("shapes", [((3, 4, 5), (5, 6)), ((4, 5), (5, 6)), ((2, 4, 5),
@@ -166,7 +171,7 @@ def test_thread_count_is_one_unless_asked(monkeypatch):
     assert kernels.thread_count() == 2
     monkeypatch.setenv("MINITX_NUM_THREADS", "blas")
     kernels.set_thread_count(None)
-    assert kernels.thread_count() == kernels._blas_threads() >= 1
+    assert kernels.thread_count() == kernels.runtime._blas_threads() >= 1
     monkeypatch.delenv("MINITX_NUM_THREADS")
     kernels.set_thread_count(None)
     with pytest.raises(ValueError, match="set_thread_count"):
@@ -185,14 +190,14 @@ def test_blocks_on_threads_give_the_same_bits(dtype, monkeypatch):
         out = [*kernels.gelu_and_derivative(x), *kernels.gelu_and_derivative(x, "tanh"),
                kernels.softmax(x), kernels.softmax_backward(g, x)]
         y, xhat, rstd = kernels.layer_norm(x, w, b, 1e-5)
-        out += [y, xhat, rstd, kernels.layer_norm_backward(g, xhat, rstd, w)]
+        out += [y, xhat, rstd, *kernels.layer_norm_backward(g, xhat, rstd, w, True)]
         p, m, v = x.copy(), g.copy(), np.abs(x)
         kernels.adam_update(p, g, m, v, **adam)
         return out + [p, m, v, kernels.masked_scale(x, g > 0, 1.25)]
 
     whole = run_all()
-    monkeypatch.setattr(kernels, "BLOCK", 7)
-    monkeypatch.setattr(kernels, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(kernels.runtime, "BLOCK", 7)
+    monkeypatch.setattr(kernels.runtime, "PARALLEL_MIN", 0)
     for threads in (1, 3):
         kernels.set_thread_count(threads)
         try:

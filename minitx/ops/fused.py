@@ -72,11 +72,7 @@ class LayerNorm(Function):
         return y
 
     def backward(self, g):
-        g2, xhat2 = kernels.fold(g), kernels.fold(self.xhat)  # (rows, D)
-        gw = None if self.w is None else backend.xp_of(g).einsum("ni,ni->i", g2, xhat2)
-        gb = g2.sum(axis=0) if self.has_b else None
-        gx = kernels.layer_norm_backward(g, self.xhat, self.rstd, self.w)
-        return gx, gw, gb
+        return kernels.layer_norm_backward(g, self.xhat, self.rstd, self.w, self.has_b)
 
 
 @register
@@ -90,41 +86,25 @@ class CrossEntropy(Function):
     """
 
     def forward(self, z, *, target, ignore_index, label_smoothing, reduction):
-        xp = backend.xp_of(z)
-        C = z.shape[-1]
-        self.valid = target != ignore_index
-        self.target = xp.where(self.valid, target, 0).reshape(-1)  # (N,), ignored rows -> 0
-        self.rows = xp.arange(self.target.size)
+        self.shape, C = z.shape, z.shape[-1]
+        self.valid = (target != ignore_index).reshape(-1)  # (N,) over the rows of z
+        self.target = backend.xp_of(z).where(self.valid, target.reshape(-1), 0)  # ignored: 0
         self.eps, self.reduction = label_smoothing, reduction
-        shifted = z - z.max(axis=-1, keepdims=True)  # z − m: log p = shifted − log Σ e^shifted
-        picked = shifted.reshape(-1, C)[self.rows, self.target]  # shifted at each target
-        mean_shifted = shifted.mean(axis=-1) if label_smoothing else None
-        xp.exp(shifted, out=shifted)  # the same buffer now holds e^(z − m) ...
-        s = shifted.sum(axis=-1, keepdims=True)
-        log_s = xp.log(s)[..., 0]
-        shifted /= s  # ... and now p = softmax(z), kept for backward
-        self.p = shifted
-        loss = log_s - picked.reshape(log_s.shape)  # −log p_t
-        if label_smoothing:  # −mean_c log p_c = log Σ − mean_c(z − m)
-            loss = (1 - label_smoothing) * loss + label_smoothing * (log_s - mean_shifted)
-        loss = loss * self.valid
+        # p = softmax(z) (kept for backward) and each row's −Σ_c q_c log p_c
+        self.p, loss = kernels.cross_entropy(z.reshape(-1, C), self.target, label_smoothing)
+        loss = (loss * self.valid).reshape(self.shape[:-1])
         self.count = max(int(self.valid.sum()), 1)  # an all-ignored batch gives 0, not 0/0
         if reduction == "none":
             return loss
         return loss.sum() / self.count if reduction == "mean" else loss.sum()
 
     def backward(self, g):
-        C = self.p.shape[-1]
         weight = g / self.count if self.reduction == "mean" else g
-        weight = (self.valid * weight).astype(self.p.dtype).reshape(-1, 1)  # (N, 1) per row
-        # Work on the (N, C) rows as a fresh array and give it its shape only at the end:
-        # reshaping p's (..., C) layout may copy (when the logits were a transposed view), and
-        # a write into that copy would be lost.
-        gz = self.p.reshape(-1, C) * weight  # (p − q) · weight, starting with p · weight ...
-        if self.eps:
-            gz -= (self.eps / C) * weight  # ... − ε/C · weight ...
-        gz[self.rows, self.target] -= (1 - self.eps) * weight[:, 0]  # ... − (1 − ε) · weight
-        return gz.reshape(self.p.shape)
+        weight = (self.valid * weight.reshape(-1)).astype(self.p.dtype)  # (N,), 0 if ignored
+        # (p − q) · weight on the (N, C) rows, given z's shape only at the end: reshaping z's
+        # (..., C) layout may have copied it (a transposed view), and p is that copy's shape.
+        gz = kernels.cross_entropy_backward(self.p, self.target, weight, self.eps)
+        return gz.reshape(self.shape)
 
 
 def softmax(x, axis=-1):

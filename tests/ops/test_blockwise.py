@@ -16,7 +16,7 @@ from minitx.testing import arrays, gradcheck, shapes
 
 @pytest.fixture
 def tiny_blocks(monkeypatch):
-    monkeypatch.setattr(kernels, "BLOCK", 5)  # every array of more than 5 elements is blocked
+    monkeypatch.setattr(kernels.runtime, "BLOCK", 5)  # arrays of more than 5 elements: blocked
 
 
 def value_and_grad(fn, x, g):
@@ -34,7 +34,7 @@ def test_blocked_gelu_equals_one_pass(approximate, data):
     fn = lambda t: F.gelu(t, approximate=approximate)  # noqa: E731
     whole = value_and_grad(fn, x, g)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(kernels, "BLOCK", 3)
+        mp.setattr(kernels.runtime, "BLOCK", 3)
         blocked = value_and_grad(fn, x, g)
         strided = value_and_grad(fn, np.asfortranarray(x), g)  # not C-contiguous
     for a, b, c in zip(whole, blocked, strided):

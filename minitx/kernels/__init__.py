@@ -1,0 +1,52 @@
+"""Where speed lives: the element-wise and row-wise passes whose fast spelling hides the formula.
+
+An op's ``forward`` and ``backward`` (in :mod:`minitx.ops`) read like the mathematics. Where
+the plain NumPy spelling of a formula is slow (several passes over memory, temporaries the size
+of the activations, one busy core), the op calls a kernel here by name, whose docstring gives
+the formula and the trick. ``tests/test_kernels.py`` checks each kernel against the formula.
+
+Each kernel has two spellings of its formula:
+
+- **compiled loops** (:mod:`minitx.kernels.compiled`, when numba is installed: ``pip install
+  minitx[fast]``): the formula element by element, one pass over a row where NumPy makes many.
+  They run on C-contiguous float32 NumPy arrays, the training case;
+- **NumPy passes** for everything else (float64 gradient checks, CuPy, the strict stand-in,
+  strided views, no numba), with three tricks that do not change the result:
+
+  - *blocks* (:func:`blockwise`): a long chain of element-wise passes (GELU) runs over one
+    cache-sized block after another, so every pass after the first reads cache, not memory;
+  - *threads* (:func:`thread_count`, opt-in): NumPy's ufuncs (and the compiled loops) release
+    the GIL, so one large pass can be shared among threads, bit for bit as on one thread;
+  - *in place*: a fresh buffer is reused for the formula's next step, not a new temporary.
+
+On a GPU (CuPy) and the strict stand-in, kernels make whole-array calls (one launch per pass).
+The host allocator setting the examples use is :func:`keep_host_memory`
+(:mod:`minitx.kernels.memory`).
+"""
+
+# The public names, from the modules by topic:
+from minitx.kernels.elementwise import adam_update, gelu_and_derivative, masked_scale
+from minitx.kernels.memory import keep_host_memory
+from minitx.kernels.products import fold, matmul, matmul_summed
+from minitx.kernels.rows import (
+           cross_entropy,
+           cross_entropy_backward,
+           layer_norm,
+           layer_norm_backward,
+           row_dot,
+           softmax,
+           softmax_backward,
+)
+from minitx.kernels.runtime import (
+           blockwise,
+           compiled_enabled,
+           set_compiled,
+           set_thread_count,
+           thread_count,
+)
+
+__all__ = ["adam_update", "blockwise", "compiled_enabled", "cross_entropy",
+           "cross_entropy_backward", "fold", "gelu_and_derivative", "keep_host_memory",
+           "layer_norm", "layer_norm_backward", "masked_scale", "matmul", "matmul_summed",
+           "row_dot", "set_compiled", "set_thread_count", "softmax", "softmax_backward",
+           "thread_count"]

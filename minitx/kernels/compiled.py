@@ -1,0 +1,283 @@
+"""The float32 kernels as compiled loops (numba), one pass over a row where NumPy makes many.
+
+NumPy runs a formula one operation at a time, each a pass over the whole array: layer norm's
+forward and backward make a dozen passes over memory, softmax five. PyTorch's CPU kernels make
+one or two. The loops here are the same formulas written element by element; numba compiles
+them (through LLVM) into machine code that keeps a row in cache and registers and uses the
+CPU's vector instructions. Each loop's formula is the docstring of its namesake in
+:mod:`minitx.kernels`, which decides when to call it and keeps the NumPy spelling that the
+tests compare it with.
+
+They run on C-contiguous float32 NumPy arrays (the training dtype) when numba is installed
+(``pip install minitx[fast]``); everything else (float64 for gradient checks, CuPy, the strict
+stand-in, strided views) takes the NumPy spelling. ``MINITX_COMPILED=0`` or
+:func:`minitx.kernels.set_compiled` turns them off.
+
+Two details make the loops vectorize:
+
+- **fastmath without nnan/ninf**: sums may be reassociated (a vector of partial sums), but
+  ±∞ and NaN keep their IEEE meaning, so masked rows and overflow behave as in NumPy;
+- **our own exp** (:func:`_exp`): LLVM vectorizes a loop only when every call in it has a
+  vector version, and the C library's exp has none. Ours is plain arithmetic.
+
+Row sums are accumulated in float64; element-wise formulas run in float32, as NumPy does for
+float32 arrays. Loops with ``nogil=True`` release Python's lock, so the thread pool of
+:func:`minitx.kernels.blockwise` can run pieces of them side by side.
+"""
+
+import math
+
+import numba
+import numpy as np
+
+# Reassociation and contraction (a·b + c in one instruction); no "nnan"/"ninf": see above.
+FAST = {"reassoc", "contract", "nsz", "arcp"}
+loop = numba.njit(nogil=True, fastmath=FAST, error_model="numpy", cache=True)  # a loop
+inline = numba.njit(inline="always", fastmath=FAST, error_model="numpy", cache=True)
+
+F = np.float32  # constants typed float32 keep float32 arithmetic float32
+_LOG2E = F(1.4426950408889634)
+# ln 2 = _LN2_HI + _LN2_LO, _LN2_HI with 9 significant bits, so n · _LN2_HI is exact for n < 2¹⁵
+# (Cody & Waite's range reduction): r = x + n ln 2 keeps its accuracy.
+_LN2_HI, _LN2_LO = F(0.693359375), F(0.6931471805599453 - 0.693359375)
+_EXP_MIN = F(-87.33)  # e^x below this is under float32's smallest normal number: 0 here
+_INV_SQRT2, _INV_SQRT_2PI = F(1 / math.sqrt(2)), F(1 / math.sqrt(2 * math.pi))
+_SQRT_2_OVER_PI, _GELU_CUBIC = F(math.sqrt(2 / math.pi)), F(0.044715)
+GELU_SATURATED = F(40.0)  # as in minitx.kernels
+_ONE, _HALF, _ZERO, _NEG_INF = F(1.0), F(0.5), F(0.0), F(-np.inf)
+
+
+# --------------------------------------------------------------------------------------------
+# exp and erf in arithmetic that vectorizes
+# --------------------------------------------------------------------------------------------
+
+# 1/k for e^r = 1 + r(1 + r/2(1 + r/3(...))), Taylor's series nested, and 2^(−2ᵏ) for the bits of n
+_T2, _T3, _T4, _T5, _T6, _T7 = (F(1 / k) for k in range(2, 8))
+_P1, _P2, _P4, _P8, _P16, _P32, _P64 = (F(2.0 ** -(2 ** k)) for k in range(7))
+
+
+@inline
+def _exp(x):
+    """e^x for float32 x ≤ 0, within a few float32 ulps; 0 below −87.33, NaN stays NaN.
+
+    e^x = 2^(−n) · e^r with n = round(−x / ln 2) and r = x + n · ln 2 in [−ln 2/2, ln 2/2];
+    e^r is its Taylor series to r⁷/7! (remainder below 5e-9), and 2^(−n), n ≤ 126, the product
+    of 2^(−2ᵏ) over the bits k of n: multiplications and selections only.
+    """
+    t = min(max(x, _EXP_MIN), _ZERO)
+    n = np.floor(t * -_LOG2E + _HALF)
+    r = (t + n * _LN2_HI) + n * _LN2_LO
+    p = _ONE + r * (_ONE + r * _T2 * (_ONE + r * _T3 * (_ONE + r * _T4 * (
+        _ONE + r * _T5 * (_ONE + r * _T6 * (_ONE + r * _T7))))))
+    k = np.int32(n)
+    p *= _P1 if k & 1 else _ONE
+    p *= _P2 if k & 2 else _ONE
+    p *= _P4 if k & 4 else _ONE
+    p *= _P8 if k & 8 else _ONE
+    p *= _P16 if k & 16 else _ONE
+    p *= _P32 if k & 32 else _ONE
+    p *= _P64 if k & 64 else _ONE
+    p = _ZERO if x < _EXP_MIN else p
+    return p if x == x else x
+
+
+# The erfc fit of minitx.ops.special (Numerical Recipes §6.2, fractional error below 1.2e-7).
+_C0, _C1, _C2, _C3, _C4, _C5, _C6, _C7, _C8, _C9 = (F(c) for c in (
+    -1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806, 0.27886807, -1.13520398,
+    1.48851587, -0.82215223, 0.17087277))
+
+
+@inline
+def _erf(x):
+    """erf(x) = sign(x) · (1 − t · e^(−z² + P(t))), z = |x|, t = 1/(1 + z/2), P the fit's
+    degree-9 polynomial (see :func:`minitx.ops.special.erf`)."""
+    z = abs(x)
+    t = _ONE / (_ONE + _HALF * z)
+    p = _C0 + t * (_C1 + t * (_C2 + t * (_C3 + t * (_C4 + t * (_C5 + t * (_C6 + t * (
+        _C7 + t * (_C8 + t * _C9))))))))
+    e = _ONE - t * _exp(p - z * z)
+    return -e if x < _ZERO else e
+
+
+# --------------------------------------------------------------------------------------------
+# Element-wise kernels over flat arrays
+# --------------------------------------------------------------------------------------------
+
+@loop
+def gelu_erf(x, y, dydx):
+    """y = x Φ(x), ∂y/∂x = Φ(x) + x φ(x) (dydx None: not computed); formulas on x clipped to
+    ±40, y on max(x, −40)."""
+    for i in range(x.size):
+        xi = x[i]
+        c = min(max(xi, -GELU_SATURATED), GELU_SATURATED)
+        cdf = _HALF * (_ONE + _erf(c * _INV_SQRT2))
+        y[i] = max(xi, -GELU_SATURATED) * cdf
+        if dydx is not None:
+            dydx[i] = cdf + c * _exp(-_HALF * c * c) * _INV_SQRT_2PI
+
+
+@loop
+def gelu_tanh(x, y, dydx):
+    """y = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³); ∂y/∂x as in minitx.kernels. tanh u =
+    sign(u)(1 − e)/(1 + e) with e = e^(−2|u|) ≤ 1, which never overflows."""
+    for i in range(x.size):
+        xi = x[i]
+        c = min(max(xi, -GELU_SATURATED), GELU_SATURATED)
+        u = _SQRT_2_OVER_PI * (c + _GELU_CUBIC * c * c * c)
+        e = _exp(F(-2.0) * abs(u))
+        th = (_ONE - e) / (_ONE + e)
+        th = -th if u < _ZERO else th
+        y[i] = _HALF * max(xi, -GELU_SATURATED) * (_ONE + th)
+        if dydx is not None:
+            du = _SQRT_2_OVER_PI * (_ONE + F(3.0) * _GELU_CUBIC * c * c)
+            dydx[i] = _HALF * (_ONE + th) + _HALF * c * (_ONE - th * th) * du
+
+
+@loop
+def masked_scale(x, keep, scale, y):
+    """y = x · keep · scale, keep boolean, in NumPy's order (so ∞ · 0 is NaN, as there)."""
+    for i in range(x.size):
+        y[i] = x[i] * F(keep[i]) * scale
+
+
+@loop
+def adam_update(param, grad, m, v, v_max, beta1, beta2, step_size, bias2_sqrt, eps):
+    """m ← β1 m + (1 − β1) g, v ← β2 v + (1 − β2) g², (v_max ← max(v_max, v)),
+    θ ← θ − step_size · m / (√v / bias2_sqrt + ε), all in place."""
+    for i in range(param.size):
+        g = grad[i]
+        mi = beta1 * m[i] + (_ONE - beta1) * g
+        vi = beta2 * v[i] + (_ONE - beta2) * g * g
+        m[i], v[i] = mi, vi
+        if v_max is not None:
+            vi = max(v_max[i], vi)
+            v_max[i] = vi
+        param[i] -= step_size * mi / (math.sqrt(vi) / bias2_sqrt + eps)
+
+
+# --------------------------------------------------------------------------------------------
+# Row-wise kernels over (rows, n) arrays
+# --------------------------------------------------------------------------------------------
+
+@numba.njit(fastmath={"nnan", "nsz", "reassoc"}, error_model="numpy", cache=True)
+def _row_max(x, i):
+    """Row i's maximum, −∞ for an empty row. Compiled assuming no NaN ("nnan"), the one flag
+    under which a max vectorizes: a NaN in the row makes the maximum meaningless, but the
+    callers' sums Σ e^(x − m) then are NaN, and so is every output of that row, as in NumPy."""
+    m = _NEG_INF
+    for j in range(x.shape[1]):
+        m = max(m, x[i, j])
+    return m
+
+
+@loop
+def softmax(x, y):
+    """y = e^(x − m) / Σ e^(x − m) per row; an all −∞ row gives zeros; +∞ gives NaN there."""
+    for i in range(x.shape[0]):
+        m = _row_max(x, i)
+        if m == np.inf:  # e^(∞ − ∞): NaN where x is ∞, e^(−∞) = 0 elsewhere (NumPy's result)
+            for j in range(x.shape[1]):
+                y[i, j] = np.nan if x[i, j] == np.inf else _ZERO
+            continue
+        m = m if m > -np.inf else _ZERO  # an all −∞ row: shift by 0
+        s = 0.0
+        for j in range(x.shape[1]):
+            e = _exp(x[i, j] - m)
+            y[i, j] = e
+            s += e
+        inv = F(1.0 / s) if not s <= 0.0 else _ONE  # s = 0: all −∞; NaN stays NaN
+        for j in range(x.shape[1]):
+            y[i, j] *= inv
+
+
+@loop
+def softmax_backward(g, y, gx):
+    """gx = y · (g − Σⱼ gⱼ yⱼ) per row (gx may be g itself)."""
+    for i in range(g.shape[0]):
+        dot = 0.0
+        for j in range(g.shape[1]):
+            dot += g[i, j] * y[i, j]
+        d = F(dot)
+        for j in range(g.shape[1]):
+            gx[i, j] = y[i, j] * (g[i, j] - d)
+
+
+@loop
+def layer_norm(x, w, b, eps, y, xhat, rstd):
+    """x̂ = (x − μ) r, r = 1/√(σ² + ε), y = x̂ w + b per row (y None: y is x̂); σ² from the
+    centred values, as NumPy's var computes it."""
+    n = x.shape[1]
+    for i in range(x.shape[0]):
+        s = 0.0
+        for j in range(n):
+            s += x[i, j]
+        mu = s / n
+        ss = 0.0
+        for j in range(n):
+            c = x[i, j] - mu
+            ss += c * c
+        r = 1.0 / math.sqrt(ss / n + eps)
+        rstd[i] = r
+        for j in range(n):
+            h = F((x[i, j] - mu) * r)
+            xhat[i, j] = h
+            if y is not None:
+                h = h * w[j] if w is not None else h
+                y[i, j] = h + b[j] if b is not None else h
+
+
+@loop
+def layer_norm_backward(g, xhat, rstd, w, gx, gw, gb):
+    """gx = r (ĝ − mean ĝ − x̂ mean(ĝ x̂)), ĝ = g w; gw += Σ_rows g x̂ and gb += Σ_rows g
+    (float64, either None: skipped)."""
+    n = g.shape[1]
+    for i in range(g.shape[0]):
+        s, dot = 0.0, 0.0
+        for j in range(n):
+            gh = g[i, j] * w[j] if w is not None else g[i, j]
+            s += gh
+            dot += gh * xhat[i, j]
+            if gw is not None:
+                gw[j] += g[i, j] * xhat[i, j]
+            if gb is not None:
+                gb[j] += g[i, j]
+        mean_g, mean_gx = F(s / n), F(dot / n)
+        r = rstd[i]
+        for j in range(n):
+            gh = g[i, j] * w[j] if w is not None else g[i, j]
+            gx[i, j] = r * (gh - mean_g - xhat[i, j] * mean_gx)
+
+
+@loop
+def cross_entropy(z, target, smoothing, p, loss):
+    """Per row: p = softmax(z) and loss = (1 − ε)(log Σ − (z_t − m)) + ε(log Σ − mean(z − m)),
+    Σ = Σ e^(z − m), m the row maximum."""
+    C = z.shape[1]
+    for i in range(z.shape[0]):
+        m = _row_max(z, i)
+        s, total = 0.0, 0.0
+        for j in range(C):
+            e = _exp(z[i, j] - m)
+            p[i, j] = e
+            s += e
+            total += z[i, j] - m
+        inv = F(1.0 / s)
+        for j in range(C):
+            p[i, j] *= inv
+        log_s = math.log(s)
+        nll = log_s - (z[i, target[i]] - m)
+        if smoothing:
+            nll = (1.0 - smoothing) * nll + smoothing * (log_s - total / C)
+        loss[i] = nll
+
+
+@loop
+def cross_entropy_backward(p, target, weight, smoothing, gz):
+    """gz = (p − q) · weight per row, q = (1 − ε) onehot(t) + ε/C."""
+    C = p.shape[1]
+    for i in range(p.shape[0]):
+        wi = weight[i]
+        off = F(smoothing / C) * wi
+        for j in range(C):
+            gz[i, j] = p[i, j] * wi - off
+        gz[i, target[i]] -= F(1.0 - smoothing) * wi

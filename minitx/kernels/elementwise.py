@@ -1,0 +1,162 @@
+"""Element-wise kernels: GELU and its derivative, dropout's product, Adam's update."""
+
+import math
+
+import numpy as np
+
+from minitx import backend
+from minitx.kernels.runtime import blockwise, loops_for
+
+# --------------------------------------------------------------------------------------------
+# GELU (Hendrycks & Gimpel 2016, arXiv:1606.08415)
+# --------------------------------------------------------------------------------------------
+
+_SQRT_2 = math.sqrt(2.0)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_CUBIC = 0.044715  # the tanh approximation's cubic coefficient
+GELU_SATURATED = 40.0  # |x| beyond which Φ(x) is 0 or 1, φ(x) and 1 − tanh²u are 0 in float64
+
+
+def gelu_and_derivative(x, approximate="none", derivative=True):
+    """y = x Φ(x) and ∂y/∂x = Φ(x) + x φ(x) (None unless `derivative`), Φ(x) = ½(1 + erf(x/√2)),
+    φ(x) = e^(−x²/2)/√(2π); with ``approximate="tanh"``, y = ½x(1 + tanh u),
+    u = √(2/π)(x + 0.044715x³), ∂y/∂x = ½(1 + tanh u) + ½x(1 − tanh²u) · √(2/π)(1 + 3·0.044715x²).
+
+    The formulas run on x clipped to ±40 (saturated there), and y on max(x, −40): y(±∞) and the
+    derivative at ±∞ are their limits, never ∞ · 0. Trick: one compiled pass computes both
+    outputs; in NumPy, block by block, both are computed while the block is in cache, each in
+    one buffer updated in place.
+    """
+    shape, x = x.shape, x.reshape(x.shape or (1,))  # a 0-d array would decay to a scalar
+    loops, cache = loops_for(x), False
+    if loops:
+        x = np.ascontiguousarray(x)
+        loop = loops.gelu_tanh if approximate == "tanh" else loops.gelu_erf
+
+        def block(x, derivative):
+            y, dydx = np.empty_like(x), np.empty_like(x) if derivative else None
+            loop(x.reshape(-1), y.reshape(-1), None if dydx is None else dydx.reshape(-1))
+            return y, dydx
+    else:
+        block, cache = _gelu_tanh_block if approximate == "tanh" else _gelu_erf_block, True
+    y, dydx = blockwise(lambda b: block(b, derivative), x, cache=cache)
+    return y.reshape(shape), None if dydx is None else dydx.reshape(shape)
+
+
+def _gelu_erf_block(x, derivative):
+    from minitx.ops.special import erf  # imported here: minitx.ops imports this module
+
+    xp = backend.xp_of(x)
+    y = xp.maximum(x, -GELU_SATURATED)  # x, but never −∞
+    x = xp.clip(x, -GELU_SATURATED, GELU_SATURATED)
+    cdf = erf(x * (1 / _SQRT_2))  # erf(x/√2), then Φ(x) = ½(1 + erf) in place
+    cdf += 1.0
+    cdf *= 0.5
+    y *= cdf
+    if not derivative:
+        return y, None
+    dydx = x * x  # φ(x) = exp(−x²/2)/√(2π), then x φ(x) + Φ(x), all in this one buffer
+    dydx *= -0.5
+    xp.exp(dydx, out=dydx)
+    dydx *= 1 / math.sqrt(2 * math.pi)
+    dydx *= x
+    dydx += cdf
+    return y, dydx
+
+
+def _gelu_tanh_block(x, derivative):
+    xp = backend.xp_of(x)
+    y = xp.maximum(x, -GELU_SATURATED)  # x, but never −∞
+    x = xp.clip(x, -GELU_SATURATED, GELU_SATURATED)
+    t = x * x  # x², then u = √(2/π)(x + 0.044715x³) in the same buffer, then tanh u
+    t *= _GELU_CUBIC
+    t += 1.0
+    t *= x
+    t *= _SQRT_2_OVER_PI
+    xp.tanh(t, out=t)
+    y *= t + 1.0
+    y *= 0.5  # ½x(1 + tanh u)
+    if not derivative:
+        return y, None
+    dydx = x * x  # du/dx = √(2/π)(1 + 3 · 0.044715x²)
+    dydx *= 3 * _GELU_CUBIC * _SQRT_2_OVER_PI
+    dydx += _SQRT_2_OVER_PI
+    sech2 = t * t  # 1 − tanh²u
+    xp.subtract(1.0, sech2, out=sech2)
+    dydx *= sech2
+    dydx *= x  # x(1 − tanh²u) du/dx
+    dydx += t  # + tanh u
+    dydx += 1.0  # + 1
+    dydx *= 0.5  # all halved
+    return y, dydx
+
+
+# --------------------------------------------------------------------------------------------
+# Dropout and the optimizer's update
+# --------------------------------------------------------------------------------------------
+
+def masked_scale(x, keep, scale):
+    """x · keep · scale for a boolean `keep` (dropout's mask, Srivastava et al. 2014).
+
+    Trick: the mask is booleans, a quarter of a float mask's bytes; one compiled pass, or in
+    NumPy one product and one scaling in place; pieces on threads.
+    """
+    loops = loops_for(x) if isinstance(keep, np.ndarray) else None
+    if loops:
+        x, keep = np.ascontiguousarray(x), np.ascontiguousarray(keep)
+
+        def product(x, keep):
+            y = np.empty_like(x)
+            loops.masked_scale(x.reshape(-1), keep.reshape(-1), x.dtype.type(scale),
+                               y.reshape(-1))
+            return y
+    else:
+        def product(x, keep):
+            y = x * keep
+            y *= scale
+            return y
+
+    return blockwise(product, x, keep)
+
+
+def adam_update(param, grad, m, v, *, beta1, beta2, step_size, bias2_sqrt, eps, v_max=None):
+    """One Adam update in place (Kingma & Ba 2015, Algorithm 1):
+
+        m ← β1·m + (1 − β1)·g,   v ← β2·v + (1 − β2)·g²,
+        θ ← θ − step_size · m / (√v / bias2_sqrt + ε)
+
+    with step_size = α/(1 − β1^t) and bias2_sqrt = √(1 − β2^t). With `v_max` (AMSGrad),
+    v_max ← max(v_max, v) is used in place of v in the denominator.
+
+    Trick: one compiled pass (float64 arithmetic, float32 storage); in NumPy, one scratch
+    array per block holds (1 − β1)·g, (1 − β2)·g², the denominator and the step in turn; pieces
+    on threads for large parameters.
+    """
+    loops = loops_for(param, grad, m, v, v_max)
+    if loops and all(a.flags.c_contiguous for a in (param, m, v, v_max) if a is not None):
+        grad = np.ascontiguousarray(grad)
+
+        def update(param, grad, m, v, *v_max):
+            loops.adam_update(param.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1),
+                              v_max[0].reshape(-1) if v_max else None, beta1, beta2,
+                              step_size, bias2_sqrt, eps)
+    else:
+        def update(param, grad, m, v, *v_max):
+            xp = backend.xp_of(param)
+            work = xp.multiply(grad, 1.0 - beta1, out=xp.empty_like(grad))  # scratch (0-d too)
+            m *= beta1
+            m += work
+            xp.multiply(grad, grad, out=work)
+            work *= 1.0 - beta2
+            v *= beta2
+            v += work
+            if v_max:
+                v = xp.maximum(v_max[0], v, out=v_max[0])
+            denom = xp.sqrt(v, out=work)
+            denom /= bias2_sqrt
+            denom += eps
+            step = xp.divide(m, denom, out=work)
+            step *= step_size
+            param -= step
+
+    blockwise(update, param, grad, m, v, *(() if v_max is None else (v_max,)))

@@ -198,8 +198,8 @@ def profile_by_op(step, count=5):
     originals += [(Adam, "step", Adam.step)]
     originals += [(kernels, name, getattr(kernels, name)) for name in (
         "softmax", "softmax_backward", "layer_norm", "layer_norm_backward", "cross_entropy",
-        "cross_entropy_backward", "gelu_and_derivative", "masked_scale", "adam_update", "matmul",
-        "matmul_summed")]
+        "cross_entropy_backward", "gelu", "gelu_backward", "masked_scale", "adam_update",
+        "matmul", "matmul_summed")]
     for owner, name, fn in originals:
         label = (f"kernels.{name}" if owner is kernels else f"{owner.__name__}.{name}")
         setattr(owner, name, timed(label, fn))

@@ -25,28 +25,28 @@ The host allocator setting the examples use is :func:`keep_host_memory`
 """
 
 # The public names, from the modules by topic:
-from minitx.kernels.elementwise import adam_update, gelu_and_derivative, masked_scale
+from minitx.kernels.elementwise import adam_update, gelu, gelu_backward, masked_scale
 from minitx.kernels.memory import keep_host_memory
 from minitx.kernels.products import fold, matmul, matmul_summed
 from minitx.kernels.rows import (
-           cross_entropy,
-           cross_entropy_backward,
-           layer_norm,
-           layer_norm_backward,
-           row_dot,
-           softmax,
-           softmax_backward,
+    cross_entropy,
+    cross_entropy_backward,
+    layer_norm,
+    layer_norm_backward,
+    row_dot,
+    softmax,
+    softmax_backward,
 )
 from minitx.kernels.runtime import (
-           blockwise,
-           compiled_enabled,
-           set_compiled,
-           set_thread_count,
-           thread_count,
+    blockwise,
+    compiled_enabled,
+    set_compiled,
+    set_thread_count,
+    thread_count,
 )
 
 __all__ = ["adam_update", "blockwise", "compiled_enabled", "cross_entropy",
-           "cross_entropy_backward", "fold", "gelu_and_derivative", "keep_host_memory",
+           "cross_entropy_backward", "fold", "gelu", "gelu_backward", "keep_host_memory",
            "layer_norm", "layer_norm_backward", "masked_scale", "matmul", "matmul_summed",
            "row_dot", "set_compiled", "set_thread_count", "softmax", "softmax_backward",
            "thread_count"]

@@ -29,6 +29,9 @@ import math
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
 
 # Reassociation and contraction (a·b + c in one instruction); no "nnan"/"ninf": see above.
 FAST = {"reassoc", "contract", "nsz", "arcp"}
@@ -51,9 +54,16 @@ _ONE, _HALF, _ZERO, _NEG_INF = F(1.0), F(0.5), F(0.0), F(-np.inf)
 # exp and erf in arithmetic that vectorizes
 # --------------------------------------------------------------------------------------------
 
-# 1/k for e^r = 1 + r(1 + r/2(1 + r/3(...))), Taylor's series nested, and 2^(−2ᵏ) for the bits of n
+# 1/k for e^r = 1 + r(1 + r/2(1 + r/3(...))), Taylor's series nested
 _T2, _T3, _T4, _T5, _T6, _T7 = (F(1 / k) for k in range(2, 8))
-_P1, _P2, _P4, _P8, _P16, _P32, _P64 = (F(2.0 ** -(2 ** k)) for k in range(7))
+
+
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    """The float32 whose IEEE 754 bit pattern is the int32 `bits` (a bitcast, no instruction)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.int32), codegen
 
 
 @inline
@@ -61,22 +71,15 @@ def _exp(x):
     """e^x for float32 x ≤ 0, within a few float32 ulps; 0 below −87.33, NaN stays NaN.
 
     e^x = 2^(−n) · e^r with n = round(−x / ln 2) and r = x + n · ln 2 in [−ln 2/2, ln 2/2];
-    e^r is its Taylor series to r⁷/7! (remainder below 5e-9), and 2^(−n), n ≤ 126, the product
-    of 2^(−2ᵏ) over the bits k of n: multiplications and selections only.
+    e^r is its Taylor series to r⁷/7! (remainder below 5e-9), and 2^(−n), 0 ≤ n ≤ 126, the
+    float32 with exponent bits 127 − n and a zero mantissa.
     """
     t = min(max(x, _EXP_MIN), _ZERO)
     n = np.floor(t * -_LOG2E + _HALF)
     r = (t + n * _LN2_HI) + n * _LN2_LO
     p = _ONE + r * (_ONE + r * _T2 * (_ONE + r * _T3 * (_ONE + r * _T4 * (
         _ONE + r * _T5 * (_ONE + r * _T6 * (_ONE + r * _T7))))))
-    k = np.int32(n)
-    p *= _P1 if k & 1 else _ONE
-    p *= _P2 if k & 2 else _ONE
-    p *= _P4 if k & 4 else _ONE
-    p *= _P8 if k & 8 else _ONE
-    p *= _P16 if k & 16 else _ONE
-    p *= _P32 if k & 32 else _ONE
-    p *= _P64 if k & 64 else _ONE
+    p *= _float32_from_bits(np.int32((127 - np.int32(n)) << 23))
     p = _ZERO if x < _EXP_MIN else p
     return p if x == x else x
 
@@ -103,34 +106,41 @@ def _erf(x):
 # Element-wise kernels over flat arrays
 # --------------------------------------------------------------------------------------------
 
-@loop
-def gelu_erf(x, y, dydx):
-    """y = x Φ(x), ∂y/∂x = Φ(x) + x φ(x) (dydx None: not computed); formulas on x clipped to
-    ±40, y on max(x, −40)."""
-    for i in range(x.size):
-        xi = x[i]
-        c = min(max(xi, -GELU_SATURATED), GELU_SATURATED)
-        cdf = _HALF * (_ONE + _erf(c * _INV_SQRT2))
-        y[i] = max(xi, -GELU_SATURATED) * cdf
-        if dydx is not None:
-            dydx[i] = cdf + c * _exp(-_HALF * c * c) * _INV_SQRT_2PI
+@inline
+def _gelu_erf(x):
+    """(y, ∂y/∂x) at one x: y = x Φ(x), ∂y/∂x = Φ(x) + x φ(x), on x clipped to ±40 (y on
+    max(x, −40))."""
+    c = min(max(x, -GELU_SATURATED), GELU_SATURATED)
+    cdf = _HALF * (_ONE + _erf(c * _INV_SQRT2))
+    return max(x, -GELU_SATURATED) * cdf, cdf + c * _exp(-_HALF * c * c) * _INV_SQRT_2PI
 
 
-@loop
-def gelu_tanh(x, y, dydx):
-    """y = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³); ∂y/∂x as in minitx.kernels. tanh u =
+@inline
+def _gelu_tanh(x):
+    """(y, ∂y/∂x) at one x for y = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³). tanh u =
     sign(u)(1 − e)/(1 + e) with e = e^(−2|u|) ≤ 1, which never overflows."""
+    c = min(max(x, -GELU_SATURATED), GELU_SATURATED)
+    u = _SQRT_2_OVER_PI * (c + _GELU_CUBIC * c * c * c)
+    e = _exp(F(-2.0) * abs(u))
+    th = (_ONE - e) / (_ONE + e)
+    th = -th if u < _ZERO else th
+    du = _SQRT_2_OVER_PI * (_ONE + F(3.0) * _GELU_CUBIC * c * c)
+    return (_HALF * max(x, -GELU_SATURATED) * (_ONE + th),
+            _HALF * (_ONE + th) + _HALF * c * (_ONE - th * th) * du)
+
+
+@loop
+def gelu(x, tanh, y):
+    """y = GELU(x), flat arrays (``tanh``: the tanh approximation)."""
     for i in range(x.size):
-        xi = x[i]
-        c = min(max(xi, -GELU_SATURATED), GELU_SATURATED)
-        u = _SQRT_2_OVER_PI * (c + _GELU_CUBIC * c * c * c)
-        e = _exp(F(-2.0) * abs(u))
-        th = (_ONE - e) / (_ONE + e)
-        th = -th if u < _ZERO else th
-        y[i] = _HALF * max(xi, -GELU_SATURATED) * (_ONE + th)
-        if dydx is not None:
-            du = _SQRT_2_OVER_PI * (_ONE + F(3.0) * _GELU_CUBIC * c * c)
-            dydx[i] = _HALF * (_ONE + th) + _HALF * c * (_ONE - th * th) * du
+        y[i] = _gelu_tanh(x[i])[0] if tanh else _gelu_erf(x[i])[0]
+
+
+@loop
+def gelu_backward(x, gy, tanh, gx):
+    """gx = gy · ∂y/∂x, flat arrays."""
+    for i in range(x.size):
+        gx[i] = gy[i] * (_gelu_tanh(x[i])[1] if tanh else _gelu_erf(x[i])[1])
 
 
 @loop
@@ -175,9 +185,12 @@ def softmax(x, y):
     """y = e^(x − m) / Σ e^(x − m) per row; an all −∞ row gives zeros; +∞ gives NaN there."""
     for i in range(x.shape[0]):
         m = _row_max(x, i)
-        if m == np.inf:  # e^(∞ − ∞): NaN where x is ∞, e^(−∞) = 0 elsewhere (NumPy's result)
+        if m == np.inf:  # e^(∞ − ∞): NaN where x is ∞ (everywhere if a NaN is in the row),
+            nan_row = False  # e^(−∞) = 0 elsewhere, as NumPy's formula gives
             for j in range(x.shape[1]):
-                y[i, j] = np.nan if x[i, j] == np.inf else _ZERO
+                nan_row |= x[i, j] != x[i, j]
+            for j in range(x.shape[1]):
+                y[i, j] = np.nan if nan_row or x[i, j] == np.inf else _ZERO
             continue
         m = m if m > -np.inf else _ZERO  # an all −∞ row: shift by 0
         s = 0.0
@@ -203,9 +216,9 @@ def softmax_backward(g, y, gx):
 
 
 @loop
-def layer_norm(x, w, b, eps, y, xhat, rstd):
-    """x̂ = (x − μ) r, r = 1/√(σ² + ε), y = x̂ w + b per row (y None: y is x̂); σ² from the
-    centred values, as NumPy's var computes it."""
+def layer_norm(x, w, b, eps, y, mean, rstd):
+    """y = x̂ w + b per row (w, b None: left out), x̂ = (x − μ) r, r = 1/√(σ² + ε); the rows'
+    μ and r into `mean` and `rstd`. σ² from the centred values, as NumPy's var computes it."""
     n = x.shape[1]
     for i in range(x.shape[0]):
         s = 0.0
@@ -217,67 +230,62 @@ def layer_norm(x, w, b, eps, y, xhat, rstd):
             c = x[i, j] - mu
             ss += c * c
         r = 1.0 / math.sqrt(ss / n + eps)
-        rstd[i] = r
+        mean[i], rstd[i] = mu, r
+        mu32, r32 = F(mu), F(r)
         for j in range(n):
-            h = F((x[i, j] - mu) * r)
-            xhat[i, j] = h
-            if y is not None:
-                h = h * w[j] if w is not None else h
-                y[i, j] = h + b[j] if b is not None else h
+            h = (x[i, j] - mu32) * r32
+            h = h * w[j] if w is not None else h
+            y[i, j] = h + b[j] if b is not None else h
 
 
 @loop
-def layer_norm_backward(g, xhat, rstd, w, gx, gw, gb):
-    """gx = r (ĝ − mean ĝ − x̂ mean(ĝ x̂)), ĝ = g w; gw += Σ_rows g x̂ and gb += Σ_rows g
-    (float64, either None: skipped)."""
-    n = g.shape[1]
-    for i in range(g.shape[0]):
+def layer_norm_backward(gy, x, mean, rstd, w, gx, gw, gb):
+    """gx = r (ĝ − mean ĝ − x̂ mean(ĝ x̂)), ĝ = gy w, x̂ = (x − μ) r; gw += Σ_rows gy x̂ and
+    gb += Σ_rows gy (float64; either None: skipped)."""
+    n = gy.shape[1]
+    for i in range(gy.shape[0]):
+        mu, r = mean[i], rstd[i]
         s, dot = 0.0, 0.0
         for j in range(n):
-            gh = g[i, j] * w[j] if w is not None else g[i, j]
+            h = (x[i, j] - mu) * r
+            gh = gy[i, j] * w[j] if w is not None else gy[i, j]
             s += gh
-            dot += gh * xhat[i, j]
+            dot += gh * h
             if gw is not None:
-                gw[j] += g[i, j] * xhat[i, j]
+                gw[j] += gy[i, j] * h
             if gb is not None:
-                gb[j] += g[i, j]
-        mean_g, mean_gx = F(s / n), F(dot / n)
-        r = rstd[i]
+                gb[j] += gy[i, j]
+        mean_g, mean_gh = F(s / n), F(dot / n)
         for j in range(n):
-            gh = g[i, j] * w[j] if w is not None else g[i, j]
-            gx[i, j] = r * (gh - mean_g - xhat[i, j] * mean_gx)
+            h = (x[i, j] - mu) * r
+            gh = gy[i, j] * w[j] if w is not None else gy[i, j]
+            gx[i, j] = r * (gh - mean_g - h * mean_gh)
 
 
 @loop
-def cross_entropy(z, target, smoothing, p, loss):
-    """Per row: p = softmax(z) and loss = (1 − ε)(log Σ − (z_t − m)) + ε(log Σ − mean(z − m)),
-    Σ = Σ e^(z − m), m the row maximum."""
+def cross_entropy(z, target, nll, mean_nll, lse):
+    """Per row: lse = log Σ e^z = m + log Σ e^(z − m), m the row maximum; −log p_t = lse − z_t
+    into `nll`, and −mean_c log p_c = lse − mean(z) into `mean_nll` (None: skipped)."""
     C = z.shape[1]
     for i in range(z.shape[0]):
         m = _row_max(z, i)
         s, total = 0.0, 0.0
         for j in range(C):
-            e = _exp(z[i, j] - m)
-            p[i, j] = e
-            s += e
-            total += z[i, j] - m
-        inv = F(1.0 / s)
-        for j in range(C):
-            p[i, j] *= inv
-        log_s = math.log(s)
-        nll = log_s - (z[i, target[i]] - m)
-        if smoothing:
-            nll = (1.0 - smoothing) * nll + smoothing * (log_s - total / C)
-        loss[i] = nll
+            s += _exp(z[i, j] - m)
+            total += z[i, j]
+        lse[i] = m + math.log(s)
+        nll[i] = lse[i] - z[i, target[i]]
+        if mean_nll is not None:
+            mean_nll[i] = lse[i] - total / C
 
 
 @loop
-def cross_entropy_backward(p, target, weight, smoothing, gz):
-    """gz = (p − q) · weight per row, q = (1 − ε) onehot(t) + ε/C."""
-    C = p.shape[1]
-    for i in range(p.shape[0]):
-        wi = weight[i]
+def cross_entropy_backward(z, lse, target, weight, smoothing, gz):
+    """gz = (p − q) · weight per row, p = e^(z − lse), q = (1 − ε) onehot(t) + ε/C."""
+    C = z.shape[1]
+    for i in range(z.shape[0]):
+        wi, li = weight[i], lse[i]  # lse in float64
         off = F(smoothing / C) * wi
         for j in range(C):
-            gz[i, j] = p[i, j] * wi - off
+            gz[i, j] = _exp(F(z[i, j] - li)) * wi - off
         gz[i, target[i]] -= F(1.0 - smoothing) * wi

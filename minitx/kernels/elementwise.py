@@ -1,4 +1,4 @@
-"""Element-wise kernels: GELU and its derivative, dropout's product, Adam's update."""
+"""Element-wise kernels: GELU and its backward pass, dropout's product, Adam's update."""
 
 import math
 
@@ -17,78 +17,96 @@ _GELU_CUBIC = 0.044715  # the tanh approximation's cubic coefficient
 GELU_SATURATED = 40.0  # |x| beyond which Φ(x) is 0 or 1, φ(x) and 1 − tanh²u are 0 in float64
 
 
-def gelu_and_derivative(x, approximate="none", derivative=True):
-    """y = x Φ(x) and ∂y/∂x = Φ(x) + x φ(x) (None unless `derivative`), Φ(x) = ½(1 + erf(x/√2)),
-    φ(x) = e^(−x²/2)/√(2π); with ``approximate="tanh"``, y = ½x(1 + tanh u),
-    u = √(2/π)(x + 0.044715x³), ∂y/∂x = ½(1 + tanh u) + ½x(1 − tanh²u) · √(2/π)(1 + 3·0.044715x²).
+def gelu(x, approximate="none"):
+    """y = x Φ(x), Φ(x) = ½(1 + erf(x/√2)); with ``approximate="tanh"``, y = ½x(1 + tanh u),
+    u = √(2/π)(x + 0.044715x³).
 
-    The formulas run on x clipped to ±40 (saturated there), and y on max(x, −40): y(±∞) and the
-    derivative at ±∞ are their limits, never ∞ · 0. Trick: one compiled pass computes both
-    outputs; in NumPy, block by block, both are computed while the block is in cache, each in
-    one buffer updated in place.
+    The formulas run on x clipped to ±40 (saturated there), and y on max(x, −40): y(±∞) are
+    the limits 0 and ∞, never ∞ · 0. Trick: one compiled pass; in NumPy, erf's ~30 passes run
+    over one cache-sized block at a time.
     """
-    shape, x = x.shape, x.reshape(x.shape or (1,))  # a 0-d array would decay to a scalar
-    loops, cache = loops_for(x), False
-    if loops:
-        x = np.ascontiguousarray(x)
-        loop = loops.gelu_tanh if approximate == "tanh" else loops.gelu_erf
+    return _gelu_pass(x, None, approximate)
 
-        def block(x, derivative):
-            y, dydx = np.empty_like(x), np.empty_like(x) if derivative else None
-            loop(x.reshape(-1), y.reshape(-1), None if dydx is None else dydx.reshape(-1))
-            return y, dydx
-    else:
-        block, cache = _gelu_tanh_block if approximate == "tanh" else _gelu_erf_block, True
-    y, dydx = blockwise(lambda b: block(b, derivative), x, cache=cache)
-    return y.reshape(shape), None if dydx is None else dydx.reshape(shape)
+
+def gelu_backward(x, gy, approximate="none"):
+    """dL/dx = gy · ∂y/∂x with ∂y/∂x = Φ(x) + x φ(x), φ(x) = e^(−x²/2)/√(2π); with
+    ``approximate="tanh"``, ∂y/∂x = ½(1 + tanh u) + ½x(1 − tanh²u) · √(2/π)(1 + 3·0.044715x²).
+
+    At ±∞ the derivative is its limit (0 and 1). Trick: as in :func:`gelu`, with the product
+    taken while the block is in cache.
+    """
+    return _gelu_pass(x, gy, approximate)
+
+
+def _gelu_pass(x, gy, approximate):
+    """GELU (gy None) or gy · GELU'(x), compiled or in NumPy blocks."""
+    shape, x = x.shape, x.reshape(x.shape or (1,))  # a 0-d array would decay to a scalar
+    gy = None if gy is None else gy.reshape(x.shape)
+    loops, tanh = loops_for(x, gy), approximate == "tanh"
+    if loops:
+        def piece(x, *gy):
+            out = np.empty_like(x)
+            if gy:
+                loops.gelu_backward(x.reshape(-1), gy[0].reshape(-1), tanh, out.reshape(-1))
+            else:
+                loops.gelu(x.reshape(-1), tanh, out.reshape(-1))
+            return out
+        arrays = [np.ascontiguousarray(a) for a in (x, gy) if a is not None]
+        return blockwise(piece, *arrays).reshape(shape)
+
+    block = _gelu_tanh_block if tanh else _gelu_erf_block
+    if gy is None:
+        return blockwise(lambda x: block(x, False), x, cache=True).reshape(shape)
+    return blockwise(lambda x, gy: block(x, True) * gy, x, gy, cache=True).reshape(shape)
 
 
 def _gelu_erf_block(x, derivative):
+    """y = x Φ(x), or (`derivative`) ∂y/∂x = Φ(x) + x φ(x), in two buffers the size of x."""
     from minitx.ops.special import erf  # imported here: minitx.ops imports this module
 
     xp = backend.xp_of(x)
-    y = xp.maximum(x, -GELU_SATURATED)  # x, but never −∞
-    x = xp.clip(x, -GELU_SATURATED, GELU_SATURATED)
-    cdf = erf(x * (1 / _SQRT_2))  # erf(x/√2), then Φ(x) = ½(1 + erf) in place
+    c = xp.clip(x, -GELU_SATURATED, GELU_SATURATED)
+    cdf = erf(c * (1 / _SQRT_2))  # erf(x/√2), then Φ(x) = ½(1 + erf) in place
     cdf += 1.0
     cdf *= 0.5
-    y *= cdf
     if not derivative:
-        return y, None
-    dydx = x * x  # φ(x) = exp(−x²/2)/√(2π), then x φ(x) + Φ(x), all in this one buffer
+        cdf *= xp.maximum(x, -GELU_SATURATED)  # x, but never −∞
+        return cdf
+    dydx = c * c  # φ(x) = exp(−x²/2)/√(2π), then x φ(x) + Φ(x), all in this one buffer
     dydx *= -0.5
     xp.exp(dydx, out=dydx)
     dydx *= 1 / math.sqrt(2 * math.pi)
-    dydx *= x
+    dydx *= c
     dydx += cdf
-    return y, dydx
+    return dydx
 
 
 def _gelu_tanh_block(x, derivative):
+    """½x(1 + tanh u), or (`derivative`) its derivative, in two buffers the size of x."""
     xp = backend.xp_of(x)
-    y = xp.maximum(x, -GELU_SATURATED)  # x, but never −∞
-    x = xp.clip(x, -GELU_SATURATED, GELU_SATURATED)
-    t = x * x  # x², then u = √(2/π)(x + 0.044715x³) in the same buffer, then tanh u
+    c = xp.clip(x, -GELU_SATURATED, GELU_SATURATED)
+    t = c * c  # x², then u = √(2/π)(x + 0.044715x³) in the same buffer, then tanh u
     t *= _GELU_CUBIC
     t += 1.0
-    t *= x
+    t *= c
     t *= _SQRT_2_OVER_PI
     xp.tanh(t, out=t)
-    y *= t + 1.0
-    y *= 0.5  # ½x(1 + tanh u)
     if not derivative:
-        return y, None
-    dydx = x * x  # du/dx = √(2/π)(1 + 3 · 0.044715x²)
+        y = xp.maximum(x, -GELU_SATURATED)  # x, but never −∞
+        y *= t + 1.0
+        y *= 0.5  # ½x(1 + tanh u)
+        return y
+    dydx = c * c  # du/dx = √(2/π)(1 + 3 · 0.044715x²)
     dydx *= 3 * _GELU_CUBIC * _SQRT_2_OVER_PI
     dydx += _SQRT_2_OVER_PI
     sech2 = t * t  # 1 − tanh²u
     xp.subtract(1.0, sech2, out=sech2)
     dydx *= sech2
-    dydx *= x  # x(1 − tanh²u) du/dx
+    dydx *= c  # x(1 − tanh²u) du/dx
     dydx += t  # + tanh u
     dydx += 1.0  # + 1
     dydx *= 0.5  # all halved
-    return y, dydx
+    return dydx
 
 
 # --------------------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def _softmax_rows(x, axis=-1):
     e = x - m
     xp.exp(e, out=e)
     s = e.sum(axis=axis, keepdims=True)
-    e /= xp.where(s > 0, s, 1)
+    e /= xp.where(s == 0, 1, s)  # an all −inf row: 0/1; NaN stays NaN
     return e
 
 
@@ -70,10 +70,11 @@ def _softmax_backward_in_place(gx, y):
 
 
 def layer_norm(x, w, b, eps):
-    """x̂ = (x − μ) · r with r = 1/√(σ² + ε), μ and σ² over the last axis; y = x̂ · w + b.
+    """y = x̂ · w + b with x̂ = (x − μ) · r, r = 1/√(σ² + ε), μ and σ² over the last axis.
 
-    Returns (y, x̂, r), r of shape (..., 1); w and b may be None. Trick: one compiled pass per
-    row for μ, one for σ², one for x̂ and y. In NumPy: rows split among threads; σ² =
+    Returns (y, μ, r), μ and r of shape (..., 1); w and b may be None. :func:`layer_norm_backward`
+    rebuilds x̂ from x, μ and r, so no array the size of x is kept besides y. Trick: one compiled
+    pass per row for μ, one for σ², one for y. In NumPy: rows split among threads; σ² =
     mean((x − μ)²) as a row dot product, without an (x − μ)² temporary, and x̂ normalized in
     the buffer of x − μ.
     """
@@ -82,61 +83,60 @@ def layer_norm(x, w, b, eps):
         x, w, b = (None if a is None else np.ascontiguousarray(a) for a in (x, w, b))
 
         def compiled_rows(x):
-            xhat = np.empty_like(x)
-            y = xhat if w is None and b is None else np.empty_like(x)
-            rstd = np.empty(x.shape[:-1] + (1,), x.dtype)
-            loops.layer_norm(fold(x), w, b, eps, None if y is xhat else fold(y), fold(xhat),
-                             rstd.reshape(-1))
-            return y, xhat, rstd
+            y = np.empty_like(x)
+            mean, rstd = (np.empty(x.shape[:-1] + (1,), x.dtype) for _ in range(2))
+            loops.layer_norm(fold(x), w, b, eps, fold(y), mean.reshape(-1), rstd.reshape(-1))
+            return y, mean, rstd
         return blockwise(compiled_rows, x, row=x.shape[-1])
 
     def rows(x):
         xp = backend.xp_of(x)
-        xc = x - x.mean(axis=-1, keepdims=True)  # x − μ
-        var = row_dot(xc, xc)[..., None] / x.shape[-1]  # σ²
-        rstd = 1 / xp.sqrt(var + eps)
-        xc *= rstd  # x̂
-        if w is None:
-            return (xc if b is None else xc + b), xc, rstd
-        y = xc * w
+        mean = x.mean(axis=-1, keepdims=True)
+        y = x - mean  # x − μ, then x̂, then y, in this buffer
+        rstd = 1 / xp.sqrt(row_dot(y, y)[..., None] / x.shape[-1] + eps)  # 1/√(σ² + ε)
+        y *= rstd
+        if w is not None:
+            y *= w
         if b is not None:
             y += b
-        return y, xc, rstd
+        return y, mean, rstd
 
     return blockwise(rows, x, row=x.shape[-1])
 
 
-def layer_norm_backward(gy, xhat, rstd, w, with_bias):
-    """dL/dx = r · (ĝ − mean(ĝ) − x̂ · mean(ĝ · x̂)) with ĝ = gy · w (gy if w is None), means
-    over the last axis, for the x̂ and r = 1/√(σ² + ε) of :func:`layer_norm`; and dL/dw =
-    Σ_rows gy · x̂ (None if w is None), dL/db = Σ_rows gy (None unless `with_bias`).
+def layer_norm_backward(gy, x, mean, rstd, w, with_bias):
+    """dL/dx = r · (ĝ − mean(ĝ) − x̂ · mean(ĝ · x̂)) with ĝ = gy · w (gy if w is None) and
+    x̂ = (x − μ) · r, means over the last axis, for the μ and r of :func:`layer_norm`; and
+    dL/dw = Σ_rows gy · x̂ (None if w is None), dL/db = Σ_rows gy (None unless `with_bias`).
 
     Trick: one compiled pass over the rows for the row sums and dL/dw, dL/db (summed in
-    float64), one for dL/dx. In NumPy: rows split among threads, ĝ turned into dL/dx in its own
-    buffer.
+    float64), one for dL/dx. In NumPy: x̂ rebuilt in the buffer that becomes dL/dx.
     """
     xp = backend.xp_of(gy)
-    loops = loops_for(gy, xhat, rstd, w)
+    loops = loops_for(gy, x, mean, rstd, w)
     if loops and gy.size:
-        gy, xhat, rstd, w = (None if a is None else np.ascontiguousarray(a)
-                             for a in (gy, xhat, rstd, w))
+        gy, x, mean, rstd, w = (None if a is None else np.ascontiguousarray(a)
+                                for a in (gy, x, mean, rstd, w))
         gx = np.empty_like(gy)
         gw = None if w is None else np.zeros(gy.shape[-1])
         gb = np.zeros(gy.shape[-1]) if with_bias else None
-        loops.layer_norm_backward(fold(gy), fold(xhat), rstd.reshape(-1), w, fold(gx), gw, gb)
+        loops.layer_norm_backward(fold(gy), fold(x), mean.reshape(-1), rstd.reshape(-1), w,
+                                  fold(gx), gw, gb)
         return (gx, *(None if s is None else s.astype(gy.dtype) for s in (gw, gb)))
 
-    def rows(gy, xhat, rstd):
-        gx = gy * w if w is not None else gy.copy()  # ĝ
-        dot = row_dot(gx, xhat)[..., None] / gx.shape[-1]  # mean(ĝ · x̂)
-        gx -= gx.mean(axis=-1, keepdims=True)
-        gx -= xhat * dot
-        gx *= rstd
-        return gx
-
+    xhat = x - mean  # x̂, in the buffer that becomes dL/dx
+    xhat *= rstd
+    ghat = gy * w if w is not None else gy  # ĝ
     gw = None if w is None else xp.einsum("ni,ni->i", fold(gy), fold(xhat))
     gb = fold(gy).sum(axis=0) if with_bias else None
-    return blockwise(rows, gy, xhat, rstd, row=gy.shape[-1]), gw, gb
+    n = gy.shape[-1]
+    mean_g, mean_gx = ghat.mean(axis=-1, keepdims=True), row_dot(ghat, xhat)[..., None] / n
+    gx = xhat
+    gx *= -mean_gx  # − x̂ · mean(ĝ · x̂)
+    gx += ghat
+    gx -= mean_g
+    gx *= rstd
+    return gx, gw, gb
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,44 +144,48 @@ def layer_norm_backward(gy, xhat, rstd, w, with_bias):
 # --------------------------------------------------------------------------------------------
 
 def cross_entropy(z, target, smoothing):
-    """p = softmax(z) and the loss −Σ_c q_c log p_c per row of the logits z (N, C), with
-    q = (1 − ε) onehot(t) + ε/C: loss = (1 − ε)(log Σ − (z_t − m)) + ε(log Σ − mean(z − m)),
-    Σ = Σ_c e^(z_c − m), m the row maximum. Returns (p, loss), loss of shape (N,).
+    """The loss −Σ_c q_c log p_c per row of the logits z (N, C), p = softmax(z), q = (1 − ε)
+    onehot(t) + ε/C: loss = (1 − ε)(lse − z_t) + ε(lse − mean(z)), lse = log Σ_c e^(z_c)
+    computed as m + log Σ_c e^(z_c − m), m the row maximum. Returns (loss, lse), both (N,);
+    :func:`cross_entropy_backward` rebuilds p = e^(z − lse) from them.
 
-    Trick: one compiled pass per row for m, one for e^(z − m), Σ and mean(z − m), one to
-    normalize p. In NumPy: e^(z − m) and then p in the buffer of z − m.
+    Trick: one compiled pass per row for m, one for Σ e^(z − m) and Σ z (the mixing with ε
+    in NumPy, where ∞ + ∞ stays ∞). In NumPy: e^(z − m) in the buffer of z − m.
     """
     loops = loops_for(z)
     if loops and z.size:
         z, target = np.ascontiguousarray(z), np.ascontiguousarray(target)
-        p, loss = np.empty_like(z), np.empty(z.shape[0], z.dtype)
-        loops.cross_entropy(z, target, smoothing, p, loss)
-        return p, loss
+        nll, lse = np.empty(z.shape[0], z.dtype), np.empty(z.shape[0])  # lse in float64
+        mean_nll = np.empty_like(nll) if smoothing else None
+        loops.cross_entropy(z, target, nll, mean_nll, lse)
+        return (1 - smoothing) * nll + smoothing * mean_nll if smoothing else nll, lse
     xp = backend.xp_of(z)
-    shifted = z - z.max(axis=-1, keepdims=True)  # z − m: log p = shifted − log Σ e^shifted
-    picked = shifted[xp.arange(z.shape[0]), target]  # shifted at each target
+    m = z.max(axis=-1)
+    shifted = z - m[:, None]  # z − m
+    picked = shifted[xp.arange(z.shape[0]), target]  # z_t − m
     mean_shifted = shifted.mean(axis=-1) if smoothing else None
-    xp.exp(shifted, out=shifted)  # the same buffer now holds e^(z − m) ...
-    s = shifted.sum(axis=-1, keepdims=True)
-    log_s = xp.log(s)[:, 0]
-    shifted /= s  # ... and now p = softmax(z)
-    loss = log_s - picked  # −log p_t
-    if smoothing:  # −mean_c log p_c = log Σ − mean_c(z − m)
+    log_s = xp.log(xp.exp(shifted, out=shifted).sum(axis=-1))  # log Σ e^(z − m)
+    loss = log_s - picked  # −log p_t = lse − z_t
+    if smoothing:  # −mean_c log p_c = lse − mean_c z
         loss = (1 - smoothing) * loss + smoothing * (log_s - mean_shifted)
-    return shifted, loss
+    return loss, m + log_s
 
 
-def cross_entropy_backward(p, target, weight, smoothing):
-    """dloss/dz = (p − q) · weight per row of p (N, C), q as in :func:`cross_entropy`, weight
-    of shape (N,). Trick: one compiled pass; in NumPy, three passes over a fresh array."""
-    loops = loops_for(p, weight)
-    if loops and p.size:
-        p, target, weight = (np.ascontiguousarray(a) for a in (p, target, weight))
-        gz = np.empty_like(p)
-        loops.cross_entropy_backward(p, target, weight, smoothing, gz)
+def cross_entropy_backward(z, lse, target, weight, smoothing):
+    """dloss/dz = (p − q) · weight per row of z (N, C), p = e^(z − lse), q as in
+    :func:`cross_entropy`, weight of shape (N,). Trick: one compiled pass; in NumPy, p · weight
+    in one fresh array."""
+    loops = loops_for(z, weight)
+    if loops and z.size:
+        z, lse, target, weight = (np.ascontiguousarray(a) for a in (z, lse, target, weight))
+        gz = np.empty_like(z)
+        loops.cross_entropy_backward(z, lse, target, weight, smoothing, gz)
         return gz
-    gz = p * weight[:, None]  # p · weight ...
+    xp = backend.xp_of(z)
+    gz = z - lse[:, None].astype(z.dtype)
+    xp.exp(gz, out=gz)  # p
+    gz *= weight[:, None]  # p · weight ...
     if smoothing:
-        gz -= (smoothing / p.shape[-1]) * weight[:, None]  # ... − ε/C · weight ...
-    gz[backend.xp_of(p).arange(p.shape[0]), target] -= (1 - smoothing) * weight  # − (1 − ε) w
+        gz -= (smoothing / z.shape[-1]) * weight[:, None]  # ... − ε/C · weight ...
+    gz[xp.arange(z.shape[0]), target] -= (1 - smoothing) * weight  # ... − (1 − ε) · weight
     return gz

@@ -54,16 +54,16 @@ class GELU(Function):
     At ±∞ both forms give their limits, y(−∞) = 0, y(+∞) = +∞, ∂y/∂x = 0 and 1 (PyTorch gives
     NaN there): the formulas run on x clipped to ±40, where Φ, φ and tanh are saturated.
 
-    The forward pass computes ∂y/∂x as well (when a gradient is needed) and keeps only that:
-    the backward pass is a single product g · ∂y/∂x, and neither x nor Φ(x) is kept.
+    x is saved (the graph holds it anyway, as the input of this op), and the backward pass
+    computes ∂y/∂x from it; nothing the size of x is kept besides.
     """
 
     def forward(self, x, *, approximate="none"):
-        y, self.dydx = kernels.gelu_and_derivative(x, approximate, derivative=self.needs_grad)
-        return y
+        self.x, self.approximate = x, approximate
+        return kernels.gelu(x, approximate)
 
     def backward(self, g):
-        return g * self.dydx
+        return kernels.gelu_backward(self.x, g, self.approximate)
 
 
 def sigmoid(x):

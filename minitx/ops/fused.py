@@ -47,7 +47,7 @@ class LogSoftmax(Function):
         shifted = x - xp.where(xp.isfinite(m), m, 0)
         e = xp.exp(shifted)
         s = e.sum(axis=axis, keepdims=True)
-        self.p = e / xp.where(s > 0, s, 1)  # softmax(x), reused by backward
+        self.p = e / xp.where(s == 0, 1, s)  # softmax(x), reused by backward
         with np.errstate(divide="ignore"):  # an all -inf row has log Σ = -inf
             return shifted - xp.log(s)
 
@@ -67,12 +67,12 @@ class LayerNorm(Function):
     """
 
     def forward(self, x, w, b, *, eps):
-        y, self.xhat, self.rstd = kernels.layer_norm(x, w, b, eps)  # y, x̂, 1/√(σ² + ε)
-        self.w, self.has_b = w, b is not None
+        y, self.mean, self.rstd = kernels.layer_norm(x, w, b, eps)  # y, μ, 1/√(σ² + ε)
+        self.x, self.w, self.has_b = x, w, b is not None  # x̂ = (x − μ) · rstd, rebuilt later
         return y
 
     def backward(self, g):
-        return kernels.layer_norm_backward(g, self.xhat, self.rstd, self.w, self.has_b)
+        return kernels.layer_norm_backward(g, self.x, self.mean, self.rstd, self.w, self.has_b)
 
 
 @register
@@ -90,8 +90,9 @@ class CrossEntropy(Function):
         self.valid = (target != ignore_index).reshape(-1)  # (N,) over the rows of z
         self.target = backend.xp_of(z).where(self.valid, target.reshape(-1), 0)  # ignored: 0
         self.eps, self.reduction = label_smoothing, reduction
-        # p = softmax(z) (kept for backward) and each row's −Σ_c q_c log p_c
-        self.p, loss = kernels.cross_entropy(z.reshape(-1, C), self.target, label_smoothing)
+        # each row's −Σ_c q_c log p_c, and lse = log Σ_c e^(z_c), from which p = e^(z − lse)
+        self.z = z.reshape(-1, C)  # (N, C): a copy if z was a transposed view
+        loss, self.lse = kernels.cross_entropy(self.z, self.target, label_smoothing)
         loss = (loss * self.valid).reshape(self.shape[:-1])
         self.count = max(int(self.valid.sum()), 1)  # an all-ignored batch gives 0, not 0/0
         if reduction == "none":
@@ -100,10 +101,9 @@ class CrossEntropy(Function):
 
     def backward(self, g):
         weight = g / self.count if self.reduction == "mean" else g
-        weight = (self.valid * weight.reshape(-1)).astype(self.p.dtype)  # (N,), 0 if ignored
-        # (p − q) · weight on the (N, C) rows, given z's shape only at the end: reshaping z's
-        # (..., C) layout may have copied it (a transposed view), and p is that copy's shape.
-        gz = kernels.cross_entropy_backward(self.p, self.target, weight, self.eps)
+        weight = (self.valid * weight.reshape(-1)).astype(self.z.dtype)  # (N,), 0 if ignored
+        # (p − q) · weight on the (N, C) rows, given z's shape only at the end
+        gz = kernels.cross_entropy_backward(self.z, self.lse, self.target, weight, self.eps)
         return gz.reshape(self.shape)
 
 

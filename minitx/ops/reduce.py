@@ -102,7 +102,7 @@ class LogSumExp(_Reduction):
         m = xp.where(xp.isfinite(m), m, 0)  # rows of -inf: shift by 0, e becomes all zeros
         e = xp.exp(x - m)
         s = e.sum(axis=axis, keepdims=True)
-        self.softmax = e / xp.where(s > 0, s, 1)
+        self.softmax = e / xp.where(s == 0, 1, s)
         with np.errstate(divide="ignore"):  # log(0) = -inf for an all -inf row is intended
             y = xp.log(s) + m
         return y if keepdims else y.reshape(tuple(n for i, n in enumerate(x.shape)

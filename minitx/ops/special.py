@@ -36,7 +36,7 @@ def erf(x):
                 depth 60 upwards, exact to double precision for z ≥ 2).
 
     Both are plain passes over the whole of x; GELU calls erf on one cache-sized block at a
-    time (:func:`minitx.kernels.gelu_and_derivative`).
+    time (:func:`minitx.kernels.gelu`).
 
     >>> round(float(erf(np.array(0.5))), 6)
     0.5205

@@ -91,7 +91,8 @@ class Function:
     Subclasses implement ``forward(self, *arrays, **params)``, saving what backward needs on
     ``self``, and ``backward(self, gy)``, which returns one gradient per input (a tuple when
     there are several; ``None`` for an input that needs none). Each gradient has its input's
-    shape and dtype. ``backward`` must not write into ``gy``: it may be shared.
+    shape and dtype. ``backward`` must not write into ``gy``: it may be shared; it returns new
+    arrays, or ``gy`` itself, never an array it keeps.
 
     ``forward`` may read ``self.needs_grad``: False when the result will not be recorded (under
     ``no_grad``, or no input requires a gradient), so work only ``backward`` uses can be skipped.
@@ -223,10 +224,11 @@ def backward(root, grad=None, retain_graph=False):
                              f"{root.dtype} on {root.device}; got {_describe(grad)}")
 
     grads = {id(root): grad}  # dL/dt for the tensors reached so far, keyed by identity
+    given = {id(backend.memory_owner(grad))}  # memory a .grad may not take over (see below)
     for t in reversed(_topological_order(root)):
         g = grads.pop(id(t))
         if t.creator is None or t.retains_grad:
-            _accumulate(t, g)
+            _accumulate(t, g, given)
         fn = t.creator
         if fn is None:
             continue
@@ -270,10 +272,17 @@ def _topological_order(root):
     return order
 
 
-def _accumulate(t, g):
-    """Add g into t.grad. The first time, copy: g may be shared with other tensors' gradients."""
+def _accumulate(t, g, given):
+    """Add g into t.grad. The first time, t.grad takes g itself when g spans all of its memory
+    and no other .grad of this pass (nor the caller's grad=) holds that memory; else a copy. One
+    gradient may reach several tensors (Add passes it to both inputs), and a later ``+=`` or
+    ``zero_grad`` on one .grad must not change another. `given` collects the memory handed out.
+    """
     if t.grad is None:
-        t.grad = g.copy()
+        owner = backend.memory_owner(g)  # g, or the array g is a view of (a reshape, .T)
+        whole = getattr(g, "nbytes", None) == getattr(owner, "nbytes", 0)  # not a slice
+        t.grad = g if whole and id(owner) not in given else g.copy()
+        given.add(id(backend.memory_owner(t.grad)))
     else:
         t.grad += g
 

@@ -52,6 +52,12 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
     return y if bias is None else y + bias
 
 
+def rms_norm(x, weight=None, eps=1e-5):
+    """x / √(mean(x²) + ε) · w over the last axis."""
+    y = x / ops.sqrt(ops.mean(x * x, -1, keepdims=True) + eps)
+    return y if weight is None else y * weight
+
+
 def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduction="mean"):
     """−Σ_c q_c log softmax(z)_c, q = (1 − ε) onehot(t) + ε/C, ignored rows left out."""
     C = logits.shape[-1]

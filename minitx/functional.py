@@ -14,6 +14,7 @@ from minitx.ops import (
     layer_norm,
     log_softmax,
     relu,
+    rms_norm,
     sigmoid,
     softmax,
     tanh,
@@ -40,8 +41,8 @@ from minitx.ops.shape import (
 
 __all__ = [
     "cross_entropy", "dropout", "embedding", "gelu", "layer_norm", "linear", "log_softmax",
-    "mse_loss", "one_hot", "relu", "scaled_dot_product_attention", "sigmoid", "silu", "softmax",
-    "tanh",
+    "mse_loss", "one_hot", "relu", "rms_norm", "scaled_dot_product_attention", "sigmoid", "silu",
+    "softmax", "tanh",
 ]
 
 

@@ -190,7 +190,7 @@ class QuickGELU(nn.Module):
     released CLIP models were trained with."""
 
     def forward(self, x):
-        return x * F.sigmoid(1.702 * x)  # 1.702: Hendrycks & Gimpel's fit of Φ(x) ≈ σ(1.702x)
+        return F.gelu(x, approximate="sigmoid")  # x·σ(1.702x): Φ(x) ≈ σ(1.702x)
 
 
 def _blocks(D, heads, layers, config, generator):

@@ -181,7 +181,7 @@ class MLP(nn.Module):
     def forward(self, x):  # (B, T, D)
         z = self.fc(x)  # (B, T, 4D)
         if self.activation == "quick_gelu":  # released code; Hendrycks & Gimpel 2016, §2:
-            z = z * F.sigmoid(1.702 * z)  # GELU(x) ≈ x·σ(1.702x)
+            z = F.gelu(z, approximate="sigmoid")  # GELU(x) ≈ x·σ(1.702x)
         else:  # DEVIATION: GPT-2's GELU, exact (erf), in place of the released approximation
             z = F.gelu(z)
         return self.proj(z)  # (B, T, D)
@@ -197,8 +197,7 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(mt.ones((dim,), dtype=dtype, device=device).data)  # g
 
     def forward(self, x):  # (..., D)
-        rms = ((x * x).mean(axis=-1, keepdims=True) + self.eps).sqrt()  # (..., 1)
-        return x / rms * self.weight  # (..., D)
+        return F.rms_norm(x, self.weight, self.eps)  # (..., D), one fused op
 
 
 def make_norm(config, device, dtype):

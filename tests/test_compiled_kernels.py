@@ -54,7 +54,7 @@ def strided(x):
     return wide[:, ::2]
 
 
-@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("approximate", ["none", "tanh", "sigmoid"])
 @given(x=rows(), data=st.data())
 def test_gelu_and_backward(approximate, x, data):
     g = np.random.default_rng(0).standard_normal(x.shape).astype(np.float32)
@@ -78,25 +78,28 @@ def test_softmax_and_backward(x):
     np.testing.assert_array_equal(kernels.softmax(strided(x)), kernels.softmax(x))
 
 
+@pytest.mark.parametrize("center", [True, False])
 @pytest.mark.parametrize("affine", [True, False])
 @given(x=rows(), data=st.data())
-def test_layer_norm_and_backward(affine, x, data):
+def test_layer_norm_and_backward(affine, center, x, data):
     rng = np.random.default_rng(2)
     w, b = ((rng.standard_normal(x.shape[1]).astype(np.float32) for _ in range(2)) if affine
             else (None, None))
     g = rng.standard_normal(x.shape).astype(np.float32)
-    y, mean, rstd = kernels.layer_norm(x, w, b, 1e-5)
-    want_y, want_mean, want_rstd = reference(kernels.layer_norm, x, w, b, eps=1e-5)
+    y, mean, rstd = kernels.layer_norm(x, w, b, 1e-5, center)
+    want_y, want_mean, want_rstd = reference(kernels.layer_norm, x, w, b, eps=1e-5,
+                                             center=center)
     close(y, want_y, 4.0, rtol=2e-4)  # float32 x̂ of a wide-ranging row: a few 1e-5
     close(mean, want_mean, np.abs(x[np.isfinite(x)]).max(initial=1))
     close(rstd, want_rstd, rtol=2e-4)
-    got = kernels.layer_norm_backward(g, x, mean, rstd, w, affine)
-    want = reference(kernels.layer_norm_backward, g, x, mean, rstd, w, with_bias=affine)
+    got = kernels.layer_norm_backward(g, x, mean, rstd, w, affine, center)
+    want = reference(kernels.layer_norm_backward, g, x, mean, rstd, w, with_bias=affine,
+                     center=center)
     for a, c in zip(got, want):
         assert (a is None) == (c is None)
         if a is not None:
             close(a, c, 4.0 * max(1, x.shape[0]), rtol=2e-4)
-    np.testing.assert_array_equal(kernels.layer_norm(strided(x), w, b, 1e-5)[0], y)
+    np.testing.assert_array_equal(kernels.layer_norm(strided(x), w, b, 1e-5, center)[0], y)
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])

@@ -24,6 +24,8 @@ The host allocator setting the examples use is :func:`keep_host_memory`
 (:mod:`minitx.kernels.memory`).
 """
 
+import numpy as np
+
 # The public names, from the modules by topic:
 from minitx.kernels.elementwise import adam_update, gelu, gelu_backward, masked_scale
 from minitx.kernels.memory import keep_host_memory
@@ -49,4 +51,30 @@ __all__ = ["adam_update", "blockwise", "compiled_enabled", "cross_entropy",
            "cross_entropy_backward", "fold", "gelu", "gelu_backward", "keep_host_memory",
            "layer_norm", "layer_norm_backward", "masked_scale", "matmul", "matmul_summed",
            "row_dot", "set_compiled", "set_thread_count", "softmax", "softmax_backward",
-           "thread_count"]
+           "thread_count", "warm_up"]
+
+
+def warm_up():
+    """Compile the loops now rather than on their first call (numba compiles a loop for each
+    combination of argument types; a few seconds, or a fraction of one from numba's cache).
+    A benchmark calls this before it measures; nothing else needs to. False without them."""
+    if not compiled_enabled():
+        return False
+    x = np.linspace(-2, 2, 12, dtype=np.float32).reshape(3, 4)
+    w, target, weight = x[0].copy(), np.arange(3) % 4, np.ones(3, np.float32)
+    for approximate in ("none", "tanh", "sigmoid"):
+        gelu_backward(x, gelu(x, approximate), approximate)
+    softmax_backward(x, softmax(x))
+    softmax_backward(x.copy(), x, overwrite=True)
+    masked_scale(x, x > 0, 2.0)
+    for affine, center in ((True, True), (False, True), (True, False)):
+        y, mean, rstd = layer_norm(x, w if affine else None, w if affine and center else None,
+                                   1e-5, center)
+        layer_norm_backward(x, x, mean, rstd, w if affine else None, affine, center)
+    for smoothing in (0.0, 0.1):
+        loss, lse = cross_entropy(x, target, smoothing)
+        cross_entropy_backward(x, lse, target, weight, smoothing)
+    for v_max in (None, np.ones_like(x)):
+        adam_update(x.copy(), x, x.copy(), np.ones_like(x), beta1=0.9, beta2=0.999,
+                    step_size=0.1, bias2_sqrt=0.5, eps=1e-8, v_max=v_max)
+    return True

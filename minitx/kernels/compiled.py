@@ -47,6 +47,7 @@ _EXP_MIN = F(-87.33)  # e^x below this is under float32's smallest normal number
 _INV_SQRT2, _INV_SQRT_2PI = F(1 / math.sqrt(2)), F(1 / math.sqrt(2 * math.pi))
 _SQRT_2_OVER_PI, _GELU_CUBIC = F(math.sqrt(2 / math.pi)), F(0.044715)
 GELU_SATURATED = F(40.0)  # as in minitx.kernels
+SIGMOID_SATURATED, _SIGMOID_SLOPE = F(440.0), F(1.702)  # as in minitx.kernels
 _ONE, _HALF, _ZERO, _NEG_INF = F(1.0), F(0.5), F(0.0), F(-np.inf)
 
 
@@ -129,18 +130,36 @@ def _gelu_tanh(x):
             _HALF * (_ONE + th) + _HALF * c * (_ONE - th * th) * du)
 
 
+@inline
+def _gelu_sigmoid(x):
+    """(y, ∂y/∂x) at one x for y = x σ(1.702x): ∂y/∂x = s + 1.702x · s(1 − s), s = σ(1.702x),
+    from e = e^(−1.702|x|) ≤ 1: s = 1/(1 + e) for x ≥ 0, e/(1 + e) below."""
+    c = min(max(x, -SIGMOID_SATURATED), SIGMOID_SATURATED)
+    e = _exp(-_SIGMOID_SLOPE * abs(c))
+    s = (_ONE if c >= _ZERO else e) / (_ONE + e)
+    return max(x, -SIGMOID_SATURATED) * s, s + _SIGMOID_SLOPE * c * s * (_ONE - s)
+
+
+@inline
+def _gelu_form(x, form):
+    """(y, ∂y/∂x) of GELU's form 0 (exact), 1 (tanh) or 2 (sigmoid) at one x."""
+    if form == 0:
+        return _gelu_erf(x)
+    return _gelu_tanh(x) if form == 1 else _gelu_sigmoid(x)
+
+
 @loop
-def gelu(x, tanh, y):
-    """y = GELU(x), flat arrays (``tanh``: the tanh approximation)."""
+def gelu(x, form, y):
+    """y = GELU(x), flat arrays; `form` 0, 1, 2: exact, tanh, sigmoid (minitx.kernels.FORMS)."""
     for i in range(x.size):
-        y[i] = _gelu_tanh(x[i])[0] if tanh else _gelu_erf(x[i])[0]
+        y[i] = _gelu_form(x[i], form)[0]
 
 
 @loop
-def gelu_backward(x, gy, tanh, gx):
+def gelu_backward(x, gy, form, gx):
     """gx = gy · ∂y/∂x, flat arrays."""
     for i in range(x.size):
-        gx[i] = gy[i] * (_gelu_tanh(x[i])[1] if tanh else _gelu_erf(x[i])[1])
+        gx[i] = gy[i] * _gelu_form(x[i], form)[1]
 
 
 @loop
@@ -216,14 +235,16 @@ def softmax_backward(g, y, gx):
 
 
 @loop
-def layer_norm(x, w, b, eps, y, mean, rstd):
-    """y = x̂ w + b per row (w, b None: left out), x̂ = (x − μ) r, r = 1/√(σ² + ε); the rows'
-    μ and r into `mean` and `rstd`. σ² from the centred values, as NumPy's var computes it."""
+def layer_norm(x, w, b, eps, center, y, mean, rstd):
+    """y = x̂ w + b per row (w, b None: left out), x̂ = (x − μ) r, r = 1/√(σ² + ε), σ² from
+    the centred values, as NumPy's var computes it; the rows' μ and r into `mean` and `rstd`.
+    Not `center` (RMSNorm): μ = 0, so σ² = mean(x²)."""
     n = x.shape[1]
     for i in range(x.shape[0]):
         s = 0.0
-        for j in range(n):
-            s += x[i, j]
+        if center:
+            for j in range(n):
+                s += x[i, j]
         mu = s / n
         ss = 0.0
         for j in range(n):
@@ -239,9 +260,9 @@ def layer_norm(x, w, b, eps, y, mean, rstd):
 
 
 @loop
-def layer_norm_backward(gy, x, mean, rstd, w, gx, gw, gb):
-    """gx = r (ĝ − mean ĝ − x̂ mean(ĝ x̂)), ĝ = gy w, x̂ = (x − μ) r; gw += Σ_rows gy x̂ and
-    gb += Σ_rows gy (float64; either None: skipped)."""
+def layer_norm_backward(gy, x, mean, rstd, w, center, gx, gw, gb):
+    """gx = r (ĝ − mean ĝ − x̂ mean(ĝ x̂)), ĝ = gy w, x̂ = (x − μ) r (not `center`: without
+    the mean ĝ term); gw += Σ_rows gy x̂ and gb += Σ_rows gy (float64; None: skipped)."""
     n = gy.shape[1]
     for i in range(gy.shape[0]):
         mu, r = mean[i], rstd[i]
@@ -255,7 +276,7 @@ def layer_norm_backward(gy, x, mean, rstd, w, gx, gw, gb):
                 gw[j] += gy[i, j] * h
             if gb is not None:
                 gb[j] += gy[i, j]
-        mean_g, mean_gh = F(s / n), F(dot / n)
+        mean_g, mean_gh = F(s / n) if center else _ZERO, F(dot / n)
         for j in range(n):
             h = (x[i, j] - mu) * r
             gh = gy[i, j] * w[j] if w is not None else gy[i, j]

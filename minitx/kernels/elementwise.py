@@ -15,22 +15,26 @@ _SQRT_2 = math.sqrt(2.0)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_CUBIC = 0.044715  # the tanh approximation's cubic coefficient
 GELU_SATURATED = 40.0  # |x| beyond which Φ(x) is 0 or 1, φ(x) and 1 − tanh²u are 0 in float64
+_SIGMOID_SLOPE = 1.702  # Hendrycks & Gimpel's fit: Φ(x) ≈ σ(1.702x)
+SIGMOID_SATURATED = 440.0  # |x| beyond which σ(1.702x) is 0 or 1 in float64 (e^−749 = 0)
+FORMS = {"none": 0, "tanh": 1, "sigmoid": 2}  # GELU's exact form and its two approximations
 
 
 def gelu(x, approximate="none"):
     """y = x Φ(x), Φ(x) = ½(1 + erf(x/√2)); with ``approximate="tanh"``, y = ½x(1 + tanh u),
-    u = √(2/π)(x + 0.044715x³).
+    u = √(2/π)(x + 0.044715x³); with ``approximate="sigmoid"``, y = x σ(1.702x).
 
-    The formulas run on x clipped to ±40 (saturated there), and y on max(x, −40): y(±∞) are
-    the limits 0 and ∞, never ∞ · 0. Trick: one compiled pass; in NumPy, erf's ~30 passes run
-    over one cache-sized block at a time.
+    The formulas run on x clipped to ±40 (±440 for the sigmoid form), where they are saturated,
+    and y on max(x, −40): y(±∞) are the limits 0 and ∞, never ∞ · 0. Trick: one compiled pass;
+    in NumPy, erf's ~30 passes run over one cache-sized block at a time.
     """
     return _gelu_pass(x, None, approximate)
 
 
 def gelu_backward(x, gy, approximate="none"):
     """dL/dx = gy · ∂y/∂x with ∂y/∂x = Φ(x) + x φ(x), φ(x) = e^(−x²/2)/√(2π); with
-    ``approximate="tanh"``, ∂y/∂x = ½(1 + tanh u) + ½x(1 − tanh²u) · √(2/π)(1 + 3·0.044715x²).
+    ``approximate="tanh"``, ∂y/∂x = ½(1 + tanh u) + ½x(1 − tanh²u) · √(2/π)(1 + 3·0.044715x²);
+    with ``approximate="sigmoid"``, ∂y/∂x = s + 1.702x · s(1 − s), s = σ(1.702x).
 
     At ±∞ the derivative is its limit (0 and 1). Trick: as in :func:`gelu`, with the product
     taken while the block is in cache.
@@ -42,19 +46,19 @@ def _gelu_pass(x, gy, approximate):
     """GELU (gy None) or gy · GELU'(x), compiled or in NumPy blocks."""
     shape, x = x.shape, x.reshape(x.shape or (1,))  # a 0-d array would decay to a scalar
     gy = None if gy is None else gy.reshape(x.shape)
-    loops, tanh = loops_for(x, gy), approximate == "tanh"
+    loops, form = loops_for(x, gy), FORMS[approximate]
     if loops:
         def piece(x, *gy):
             out = np.empty_like(x)
             if gy:
-                loops.gelu_backward(x.reshape(-1), gy[0].reshape(-1), tanh, out.reshape(-1))
+                loops.gelu_backward(x.reshape(-1), gy[0].reshape(-1), form, out.reshape(-1))
             else:
-                loops.gelu(x.reshape(-1), tanh, out.reshape(-1))
+                loops.gelu(x.reshape(-1), form, out.reshape(-1))
             return out
         arrays = [np.ascontiguousarray(a) for a in (x, gy) if a is not None]
         return blockwise(piece, *arrays).reshape(shape)
 
-    block = _gelu_tanh_block if tanh else _gelu_erf_block
+    block = (_gelu_erf_block, _gelu_tanh_block, _gelu_sigmoid_block)[form]
     if gy is None:
         return blockwise(lambda x: block(x, False), x, cache=True).reshape(shape)
     return blockwise(lambda x, gy: block(x, True) * gy, x, gy, cache=True).reshape(shape)
@@ -107,6 +111,19 @@ def _gelu_tanh_block(x, derivative):
     dydx += 1.0  # + 1
     dydx *= 0.5  # all halved
     return dydx
+
+
+def _gelu_sigmoid_block(x, derivative):
+    """x σ(1.702x), or (`derivative`) s + 1.702x · s(1 − s), s = σ(1.702x), computed from
+    e^(−1.702|x|) ≤ 1, which never overflows (as :class:`minitx.ops.activation.Sigmoid`)."""
+    xp = backend.xp_of(x)
+    c = xp.clip(x, -SIGMOID_SATURATED, SIGMOID_SATURATED)
+    e = xp.exp(-_SIGMOID_SLOPE * abs(c))
+    s = xp.where(c >= 0, 1 / (1 + e), e / (1 + e))  # σ(1.702x)
+    if not derivative:
+        s *= xp.maximum(x, -SIGMOID_SATURATED)  # x, but never −∞
+        return s
+    return s + _SIGMOID_SLOPE * c * s * (1 - s)
 
 
 # --------------------------------------------------------------------------------------------

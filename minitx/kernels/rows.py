@@ -69,8 +69,9 @@ def _softmax_backward_in_place(gx, y):
     gx *= y
 
 
-def layer_norm(x, w, b, eps):
-    """y = x̂ · w + b with x̂ = (x − μ) · r, r = 1/√(σ² + ε), μ and σ² over the last axis.
+def layer_norm(x, w, b, eps, center=True):
+    """y = x̂ · w + b with x̂ = (x − μ) · r, r = 1/√(σ² + ε), μ and σ² over the last axis;
+    not `center` (RMSNorm): μ = 0, so r = 1/√(mean(x²) + ε).
 
     Returns (y, μ, r), μ and r of shape (..., 1); w and b may be None. :func:`layer_norm_backward`
     rebuilds x̂ from x, μ and r, so no array the size of x is kept besides y. Trick: one compiled
@@ -85,13 +86,14 @@ def layer_norm(x, w, b, eps):
         def compiled_rows(x):
             y = np.empty_like(x)
             mean, rstd = (np.empty(x.shape[:-1] + (1,), x.dtype) for _ in range(2))
-            loops.layer_norm(fold(x), w, b, eps, fold(y), mean.reshape(-1), rstd.reshape(-1))
+            loops.layer_norm(fold(x), w, b, eps, center, fold(y), mean.reshape(-1),
+                             rstd.reshape(-1))
             return y, mean, rstd
         return blockwise(compiled_rows, x, row=x.shape[-1])
 
     def rows(x):
         xp = backend.xp_of(x)
-        mean = x.mean(axis=-1, keepdims=True)
+        mean = x.mean(axis=-1, keepdims=True) if center else xp.zeros_like(x[..., :1])
         y = x - mean  # x − μ, then x̂, then y, in this buffer
         rstd = 1 / xp.sqrt(row_dot(y, y)[..., None] / x.shape[-1] + eps)  # 1/√(σ² + ε)
         y *= rstd
@@ -104,10 +106,11 @@ def layer_norm(x, w, b, eps):
     return blockwise(rows, x, row=x.shape[-1])
 
 
-def layer_norm_backward(gy, x, mean, rstd, w, with_bias):
+def layer_norm_backward(gy, x, mean, rstd, w, with_bias, center=True):
     """dL/dx = r · (ĝ − mean(ĝ) − x̂ · mean(ĝ · x̂)) with ĝ = gy · w (gy if w is None) and
-    x̂ = (x − μ) · r, means over the last axis, for the μ and r of :func:`layer_norm`; and
-    dL/dw = Σ_rows gy · x̂ (None if w is None), dL/db = Σ_rows gy (None unless `with_bias`).
+    x̂ = (x − μ) · r, means over the last axis, for the μ and r of :func:`layer_norm` (not
+    `center`: without the mean(ĝ) term, as μ = 0 did not move with x); and dL/dw =
+    Σ_rows gy · x̂ (None if w is None), dL/db = Σ_rows gy (None unless `with_bias`).
 
     Trick: one compiled pass over the rows for the row sums and dL/dw, dL/db (summed in
     float64), one for dL/dx. In NumPy: x̂ rebuilt in the buffer that becomes dL/dx.
@@ -121,7 +124,7 @@ def layer_norm_backward(gy, x, mean, rstd, w, with_bias):
         gw = None if w is None else np.zeros(gy.shape[-1])
         gb = np.zeros(gy.shape[-1]) if with_bias else None
         loops.layer_norm_backward(fold(gy), fold(x), mean.reshape(-1), rstd.reshape(-1), w,
-                                  fold(gx), gw, gb)
+                                  center, fold(gx), gw, gb)
         return (gx, *(None if s is None else s.astype(gy.dtype) for s in (gw, gb)))
 
     xhat = x - mean  # x̂, in the buffer that becomes dL/dx
@@ -130,11 +133,12 @@ def layer_norm_backward(gy, x, mean, rstd, w, with_bias):
     gw = None if w is None else xp.einsum("ni,ni->i", fold(gy), fold(xhat))
     gb = fold(gy).sum(axis=0) if with_bias else None
     n = gy.shape[-1]
-    mean_g, mean_gx = ghat.mean(axis=-1, keepdims=True), row_dot(ghat, xhat)[..., None] / n
+    mean_gx = row_dot(ghat, xhat)[..., None] / n
     gx = xhat
     gx *= -mean_gx  # − x̂ · mean(ĝ · x̂)
     gx += ghat
-    gx -= mean_g
+    if center:
+        gx -= ghat.mean(axis=-1, keepdims=True)
     gx *= rstd
     return gx, gw, gb
 

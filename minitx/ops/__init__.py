@@ -31,7 +31,7 @@ from minitx.ops.elementwise import (
     to_device,
     where,
 )
-from minitx.ops.fused import cross_entropy, layer_norm, log_softmax, softmax
+from minitx.ops.fused import cross_entropy, layer_norm, log_softmax, rms_norm, softmax
 from minitx.ops.linalg import count_macs, linear, matmul
 from minitx.ops.nn import dropout, embedding
 from minitx.ops.reduce import logsumexp, max, mean, min, sum, var
@@ -60,7 +60,8 @@ __all__ = [
     "exp", "flatten", "gather", "gelu", "getitem", "layer_norm", "linear", "log", "log_softmax",
     "logical_and", "logical_not", "logical_or", "logsumexp", "masked_fill", "matmul", "max",
     "maximum", "mean", "min", "minimum", "mul",
-    "neg", "pad", "pow", "relu", "reshape", "roll", "scaled_dot_product_attention", "sigmoid",
+    "neg", "pad", "pow", "relu", "reshape", "rms_norm", "roll", "scaled_dot_product_attention",
+    "sigmoid",
     "softmax", "split", "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes", "take", "tanh",
     "to_device", "transpose", "unsqueeze", "var", "where",
     "avg_pool2d", "batch_norm", "conv2d", "max_pool2d",

@@ -50,9 +50,11 @@ class GELU(Function):
     Exact form: Φ(x) = ½(1 + erf(x/√2)),   ∂y/∂x = Φ(x) + x · φ(x),   φ(x) = e^(−x²/2)/√(2π).
     Tanh form:  y = ½x(1 + tanh u),  u = √(2/π)(x + 0.044715x³),
                 ∂y/∂x = ½(1 + tanh u) + ½x(1 − tanh²u) · √(2/π)(1 + 3 · 0.044715x²).
+    Sigmoid form (the paper's §2, CLIP's and Image-GPT's "quick GELU"): Φ(x) ≈ σ(1.702x),
+                y = x · s,  s = σ(1.702x),  ∂y/∂x = s + 1.702x · s(1 − s).
 
-    At ±∞ both forms give their limits, y(−∞) = 0, y(+∞) = +∞, ∂y/∂x = 0 and 1 (PyTorch gives
-    NaN there): the formulas run on x clipped to ±40, where Φ, φ and tanh are saturated.
+    At ±∞ every form gives its limits, y(−∞) = 0, y(+∞) = +∞, ∂y/∂x = 0 and 1 (PyTorch gives
+    NaN there): the formulas run on x clipped to ±40 (±440 for σ), where they are saturated.
 
     x is saved (the graph holds it anyway, as the input of this op), and the backward pass
     computes ∂y/∂x from it; nothing the size of x is kept besides.
@@ -75,7 +77,9 @@ def relu(x):
 
 
 def gelu(x, approximate="none"):
-    """GELU; ``approximate="none"`` uses erf, ``"tanh"`` the tanh approximation (GPT-2)."""
-    if approximate not in ("none", "tanh"):
-        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    """GELU; ``approximate="none"`` uses erf, ``"tanh"`` the tanh approximation (GPT-2),
+    ``"sigmoid"`` x·σ(1.702x) (CLIP, Image-GPT; not in PyTorch, which spells it out)."""
+    if approximate not in ("none", "tanh", "sigmoid"):
+        raise ValueError(f"gelu: approximate must be 'none', 'tanh' or 'sigmoid', "
+                         f"got {approximate!r}")
     return GELU.apply(x, approximate=approximate)

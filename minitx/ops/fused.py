@@ -76,6 +76,28 @@ class LayerNorm(Function):
 
 
 @register
+class RMSNorm(Function):
+    """y = x̂ · w with x̂ = x / √(mean(x²) + ε) over the last axis: LayerNorm without the mean
+    subtracted and without a bias (Zhang & Sennrich 2019), as in Image-GPT.
+
+    Backward, with N the size of the last axis and ĝ = g · w:
+      dL/dw = Σ_rows g · x̂,
+      dL/dx = (1/√(mean(x²) + ε)) · (ĝ − x̂ · mean(ĝ · x̂)),
+    LayerNorm's gradient without its mean(ĝ) term, because no mean moves with x.
+    """
+
+    def forward(self, x, w, *, eps):
+        y, self.mean, self.rstd = kernels.layer_norm(x, w, None, eps, center=False)  # μ = 0
+        self.x, self.w = x, w
+        return y
+
+    def backward(self, g):
+        gx, gw, _ = kernels.layer_norm_backward(g, self.x, self.mean, self.rstd, self.w, False,
+                                                center=False)
+        return gx, gw
+
+
+@register
 class CrossEntropy(Function):
     """Cross-entropy of logits against class indices, with label smoothing (Szegedy et al. 2016).
 
@@ -134,6 +156,17 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
             raise ValueError(f"layer_norm: {name} must have shape ({D},) for input of shape "
                              f"{x.shape}, got {p.shape}")
     return LayerNorm.apply(x, weight, bias, eps=eps)
+
+
+def rms_norm(x, weight=None, eps=1e-5):
+    """Divide by the root mean square over the last axis, then scale by `weight` ((D,))."""
+    if x.ndim == 0:
+        raise ValueError("rms_norm: normalizes over the last axis, and a 0-d tensor has none; "
+                         "give it shape (1,) or more")
+    if weight is not None and weight.shape != x.shape[-1:]:
+        raise ValueError(f"rms_norm: weight must have shape ({x.shape[-1]},) for input of shape "
+                         f"{x.shape}, got {weight.shape}")
+    return RMSNorm.apply(x, weight, eps=eps)
 
 
 def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduction="mean"):

@@ -171,10 +171,14 @@ def _relu(draw):
 @case("GELU")
 def _gelu(draw):
     x = draw(arrays(draw(shapes()), -3.0, 3.0))
-    if draw(st.booleans()):
+    form = draw(st.sampled_from(["none", "tanh", "sigmoid"]))
+    if form == "tanh":
         k = math.sqrt(2 / math.pi)
         return Case([x], lambda t: F.gelu(t, approximate="tanh"),
                     lambda x: 0.5 * x * (1 + np.tanh(k * (x + 0.044715 * x ** 3))))
+    if form == "sigmoid":
+        return Case([x], lambda t: F.gelu(t, approximate="sigmoid"),
+                    lambda x: x / (1 + np.exp(-1.702 * x)))
     return Case([x], F.gelu, lambda x: x * 0.5 * (1 + _np_erf(x / math.sqrt(2))))
 
 

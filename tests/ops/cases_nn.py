@@ -58,6 +58,21 @@ def _layer_norm(draw):
     return Case([x, w, b], F.layer_norm, np_layer_norm)
 
 
+def np_rms_norm(x, w, eps=1e-5):
+    return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * (1 if w is None else w)
+
+
+@case("RMSNorm")
+def _rms_norm(draw):
+    if draw(st.integers(0, 7)) == 0:  # a 0-d tensor has no axis to normalize over
+        return refused([draw(arrays(()))], F.rms_norm)
+    shape = draw(shapes(min_dims=0, max_dims=3)) + (draw(st.integers(1, 6)),)
+    x = draw(arrays(shape))
+    if draw(st.booleans()):
+        return Case([x], F.rms_norm, lambda a: np_rms_norm(a, None))
+    return Case([x, draw(arrays(shape[-1:], 0.5, 2.0))], F.rms_norm, np_rms_norm)
+
+
 def np_cross_entropy(z, t, ignore, eps, reduction):
     logp = np.log(np_softmax(z, -1))
     valid = t != ignore

@@ -26,7 +26,7 @@ def value_and_grad(fn, x, g):
     return y.numpy(), t.grad
 
 
-@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("approximate", ["none", "tanh", "sigmoid"])
 @given(data=st.data())
 def test_blocked_gelu_equals_one_pass(approximate, data):
     x = data.draw(arrays(data.draw(shapes(min_dims=1)), -4, 4)).astype(np.float32)
@@ -42,7 +42,7 @@ def test_blocked_gelu_equals_one_pass(approximate, data):
         np.testing.assert_array_equal(a, c)
 
 
-@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("approximate", ["none", "tanh", "sigmoid"])
 def test_blocked_gelu_gradcheck(tiny_blocks, approximate):
     x = np.random.default_rng(1).uniform(-3, 3, (4, 6))  # 24 elements: blocks of 5, 5, ..., 4
     assert gradcheck(lambda t: F.gelu(t, approximate=approximate), x, atol=1e-6)

@@ -76,6 +76,13 @@ def test_layer_norm(device, data):
     assert_same(F.layer_norm, composites.layer_norm, [x, w, b], device)
 
 
+@given(data=st.data())
+def test_rms_norm(device, data):
+    shape = data.draw(shapes(min_dims=0, max_dims=2)) + (data.draw(st.integers(1, 8)),)
+    x, w = data.draw(arrays(shape)), data.draw(arrays(shape[-1:]))
+    assert_same(F.rms_norm, composites.rms_norm, [x, w], device)
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @given(data=st.data())
 def test_cross_entropy(device, reduction, data):

@@ -22,6 +22,8 @@ CASES = {  # name: (fn, input, expected value, expected gradient)
     "relu": (F.relu, X, [0, 0, 1e30, INF], [0, 0, 1, 1]),
     "gelu": (F.gelu, X, [0, 0, 1e30, INF], [0, 0, 1, 1]),
     "gelu_tanh": (lambda t: F.gelu(t, approximate="tanh"), X, [0, 0, 1e30, INF], [0, 0, 1, 1]),
+    "gelu_sigmoid": (lambda t: F.gelu(t, approximate="sigmoid"), X, [0, 0, 1e30, INF],
+                     [0, 0, 1, 1]),
     "sigmoid": (F.sigmoid, X, [0, 0, 1, 1], [0, 0, 0, 0]),
     "tanh": (F.tanh, X, [-1, -1, 1, 1], [0, 0, 0, 0]),
     "maximum": (lambda t: mt.maximum(t, 0.0), X, [0, 0, 1e30, INF], [0, 0, 1, 1]),
@@ -45,7 +47,8 @@ CASES = {  # name: (fn, input, expected value, expected gradient)
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_limits_at_infinity(name, dtype, device):
     fn, x, value, grad = CASES[name]
-    if dtype == "float32" and name in ("relu", "gelu", "gelu_tanh", "maximum", "minimum",
+    if dtype == "float32" and name in ("relu", "gelu", "gelu_tanh", "gelu_sigmoid", "maximum",
+                                       "minimum",
                                        "masked_fill", "where"):
         value = np.asarray(value, np.float32)  # 1e30 rounds in float32
     t = mt.tensor(np.array(x, dtype), requires_grad=True, device=device)

@@ -2,8 +2,11 @@
 
 A :class:`Function` is one differentiable operation. ``Fn.apply(*tensors, **params)`` runs
 ``Fn.forward`` on the raw arrays of the input Tensors and wraps the result in a Tensor whose
-``creator`` is that Function instance. The instance keeps the input Tensors (so the walk can go
-further back) and, by name, the arrays its ``backward`` needs (``self.y = y``).
+``creator`` is that Function instance. The instance keeps, by name, the arrays its ``backward``
+needs (``self.y = y``), and for each input an :class:`Edge`: where that input's gradient goes
+(its creator, or the leaf tensor itself) and what it looked like, but not its array. So an
+intermediate result that no op saved is freed as soon as the forward pass moves on, as in
+PyTorch; only what backward really needs stays in memory.
 
 ``loss.backward()`` then visits the graph in reverse topological order: each Function receives
 dL/d(output) as a raw array and returns dL/d(input) for every input, and the engine *adds* these
@@ -24,6 +27,7 @@ freed); a second pass through it is an error unless the first used ``retain_grap
 """
 
 import threading
+import weakref
 
 import numpy as np
 
@@ -99,7 +103,6 @@ class Function:
     """
 
     needs_grad = True  # set per call by apply; True for a forward called directly
-    versions = (), None  # the versions of the inputs and of the output, noted by apply
     freed = False  # set once backward has run and the saved arrays are gone
     allows_inf = False  # an op may set this in forward when it makes infinities on purpose
     same_dtype = True  # all array inputs must share one dtype (no silent promotion)
@@ -120,9 +123,8 @@ class Function:
         result = Tensor(out, requires_grad=fn.needs_grad, creator=fn if fn.needs_grad else None)
         _share_version_with_inputs(result, tensors)
         if fn.needs_grad:
-            fn.inputs = inputs
-            fn.versions = ([None if t is None else t._version_counter.value for t in inputs],
-                           result._version_counter.value)
+            fn.edges = tuple(None if t is None else Edge(t) for t in inputs)
+            fn.output, fn.output_edge = weakref.ref(result), Edge(result)
         return result
 
     def forward(self, *arrays, **params):
@@ -132,9 +134,30 @@ class Function:
         raise NotImplementedError(f"{type(self).__name__} must implement backward")
 
     def release(self):
-        """Drop the inputs and saved arrays once backward is done with them."""
+        """Drop the edges and saved arrays once backward is done with them."""
         vars(self).clear()
         self.freed = True
+
+
+class Edge:
+    """What a Function remembers of one input (or of its output), without holding its array.
+
+    ``creator`` is where the walk goes on from an intermediate tensor, ``leaf`` the leaf tensor
+    whose ``.grad`` receives the gradient (each None when it does not apply). Shape, dtype and
+    class check the gradient and name the tensor in errors; the version counter, the version
+    at the time and the identity of the memory's owner let the walk see whether the op's saved
+    arrays were changed in place since (:func:`_check_versions`).
+    """
+
+    __slots__ = ("requires_grad", "creator", "leaf", "shape", "dtype", "kind", "counter",
+                 "version", "owner")
+
+    def __init__(self, t):
+        self.requires_grad, self.creator = t.requires_grad, t.creator
+        self.leaf = t if t.requires_grad and t.creator is None else None
+        self.shape, self.dtype, self.kind = t.shape, t.dtype, type(t).__name__
+        self.counter, self.version = t._version_counter, t._version_counter.value
+        self.owner = id(backend.memory_owner(t._data))  # compared only while fn's arrays live
 
 
 def _share_version_with_inputs(result, tensors):
@@ -147,19 +170,18 @@ def _share_version_with_inputs(result, tensors):
             return
 
 
-def _check_versions(fn, result):
+def _check_versions(fn):
     """Refuse to run ``fn.backward`` when a tensor whose memory it saved has changed since.
 
     A changed version is an error only if ``fn`` saved that tensor's memory on itself (the
     tensor's array, or a view of it, among ``vars(fn)``): an op that saved nothing of an input
     (Add, Reshape) gives the right gradient whatever happens to that input later, as in
-    PyTorch. The saved arrays are searched only when some version has changed.
+    PyTorch. The saved arrays are searched only when some version has changed. (Comparing the
+    owner's identity is sound: every array fn saved was made while that owner was alive.)
     """
-    input_versions, output_version = fn.versions
-    changed = [(t, v, f"its input {i}") for i, (t, v) in enumerate(zip(fn.inputs, input_versions))
-               if t is not None and t._version_counter.value != v]
-    if result._version_counter.value != output_version:
-        changed.append((result, output_version, "its output"))
+    edges = [(e, f"its input {i}") for i, e in enumerate(fn.edges) if e is not None]
+    changed = [(e, which) for e, which in edges + [(fn.output_edge, "its output")]
+               if e.counter.value != e.version]
     if not changed:
         return
     saved = set()
@@ -167,14 +189,14 @@ def _check_versions(fn, result):
         for array in value if isinstance(value, (tuple, list)) else (value,):
             if backend.is_array(array):
                 saved.add(id(backend.memory_owner(array)))
-    for t, version, which in changed:
-        if id(backend.memory_owner(t._data)) in saved:
+    for e, which in changed:
+        if e.owner in saved:
             raise RuntimeError(
                 f"{type(fn).__name__}.backward needs the values its forward pass saved, but "
-                f"{which} (a {type(t).__name__} of shape {t.shape}, dtype {t.dtype}) was "
-                f"changed in place since: version {version} then, {t._version} now (a write "
-                f"through .data, or optimizer.step()). Between forward and backward, read "
-                f"values with .numpy() or .item(), and step the optimizer after backward()")
+                f"{which} (a {e.kind} of shape {e.shape}, dtype {e.dtype}) was changed in place "
+                f"since: version {e.version} then, {e.counter.value} now (a write through "
+                f".data, or optimizer.step()). Between forward and backward, read values with "
+                f".numpy() or .item(), and step the optimizer after backward()")
 
 
 def _check_inputs(name, tensors, same_dtype):
@@ -223,52 +245,64 @@ def backward(root, grad=None, retain_graph=False):
             raise ValueError(f"backward(grad=...) must be an array of shape {root.shape}, dtype "
                              f"{root.dtype} on {root.device}; got {_describe(grad)}")
 
-    grads = {id(root): grad}  # dL/dt for the tensors reached so far, keyed by identity
     given = {id(backend.memory_owner(grad))}  # memory a .grad may not take over (see below)
-    for t in reversed(_topological_order(root)):
-        g = grads.pop(id(t))
-        if t.creator is None or t.retains_grad:
-            _accumulate(t, g, given)
-        fn = t.creator
-        if fn is None:
-            continue
-        _check_versions(fn, t)
+    if root.creator is None:  # a leaf: d(root)/d(root) = grad
+        _accumulate(root, grad, given)
+        return
+    grads = {id(root.creator): grad}  # dL/d(output) of the Functions reached so far
+    leaves = {}  # id(leaf) -> [leaf, dL/d(leaf) summed so far]
+    for fn in reversed(_topological_order(root.creator)):
+        g = grads.pop(id(fn))
+        out = fn.output()  # the output tensor, if anyone still holds it
+        if out is not None and out.retains_grad:
+            _accumulate(out, g, given)
+        _check_versions(fn)
         in_grads = fn.backward(g)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
-        for x, gx in zip(fn.inputs, in_grads):
-            if x is None or not x.requires_grad or gx is None:
+        for edge, gx in zip(fn.edges, in_grads):
+            if edge is None or not edge.requires_grad or gx is None:
                 continue
-            _check_grad(fn, x, gx)
-            total = gx if id(x) not in grads else grads[id(x)] + gx
-            # NumPy turns 0-d results into scalars; gradients stay arrays, as on a GPU
-            grads[id(x)] = np.asarray(total) if isinstance(total, np.generic) else total
+            _check_grad(fn, edge, gx)
+            gx = _as_array(gx)
+            if edge.creator is not None:
+                key = id(edge.creator)
+                grads[key] = gx if key not in grads else _as_array(grads[key] + gx)
+            elif id(edge.leaf) in leaves:
+                leaves[id(edge.leaf)][1] = _as_array(leaves[id(edge.leaf)][1] + gx)
+            else:
+                leaves[id(edge.leaf)] = [edge.leaf, gx]
         if not retain_graph:
             fn.release()
+    for leaf, g in leaves.values():  # every Function is done with the gradients now
+        _accumulate(leaf, g, given)
 
 
-def _topological_order(root):
-    """Tensors reachable from root, each after all of its inputs (iterative depth-first walk)."""
+def _as_array(total):
+    """NumPy turns 0-d results into scalars; gradients stay arrays, as on a GPU."""
+    return np.asarray(total) if isinstance(total, np.generic) else total
+
+
+def _topological_order(root_fn):
+    """Functions reachable from root_fn, each after all that feed it (iterative depth-first)."""
     order, visited = [], set()
-    stack = [(root, False)]
+    stack = [(root_fn, False)]
     while stack:
-        t, inputs_done = stack.pop()
+        fn, inputs_done = stack.pop()
         if inputs_done:
-            order.append(t)
+            order.append(fn)
             continue
-        if id(t) in visited:
+        if id(fn) in visited:
             continue
-        visited.add(id(t))
-        stack.append((t, True))
-        fn = t.creator
-        if fn is None:
-            continue
+        visited.add(id(fn))
         if fn.freed:
             raise RuntimeError("backward through a graph that was already freed: the first "
                                "backward() freed it; pass retain_graph=True to the first call "
                                "to go through the graph twice")
-        stack.extend((x, False) for x in fn.inputs
-                     if x is not None and x.requires_grad and id(x) not in visited)
+        stack.append((fn, True))
+        stack.extend((e.creator, False) for e in fn.edges
+                     if e is not None and e.requires_grad and e.creator is not None
+                     and id(e.creator) not in visited)
     return order
 
 

@@ -3,6 +3,7 @@
 import gc
 import threading
 import tracemalloc
+import weakref
 
 import numpy as np
 import pytest
@@ -230,4 +231,29 @@ def test_function_releases_saved_arrays_after_backward():
     y = x.exp()
     fn = y.creator
     y.sum().backward()
-    assert fn.freed and not hasattr(fn, "y") and not hasattr(fn, "inputs")
+    assert fn.freed and not hasattr(fn, "y") and not hasattr(fn, "edges")
+
+
+def test_the_graph_keeps_only_what_ops_saved():
+    """An intermediate no op saved (the output of an Add, read by a Sum) is freed after the
+    forward pass, as in PyTorch; the gradient is the same."""
+    x = mt.tensor(np.arange(1000.0), requires_grad=True)
+    h = x + 1.0  # Add saves nothing of its result, Sum needs only the shape
+    freed = weakref.ref(h._data)
+    y = h.sum()
+    del h
+    gc.collect()
+    assert freed() is None
+    y.backward()
+    np.testing.assert_array_equal(x.grad, np.ones(1000))
+
+
+def test_leaves_sharing_one_gradient_get_their_own_arrays():
+    """Add passes one gradient to both inputs: each leaf's .grad must be its own array, so that
+    scaling one (clip_grad_norm_, zero_grad) leaves the other alone."""
+    a, b = (mt.tensor(np.ones(3), requires_grad=True) for _ in range(2))
+    upstream = np.full(3, 2.0)
+    (a + b).backward(upstream)
+    a.grad *= 10
+    np.testing.assert_array_equal(b.grad, [2.0, 2.0, 2.0])
+    np.testing.assert_array_equal(upstream, [2.0, 2.0, 2.0])  # the caller's array untouched

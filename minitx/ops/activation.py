@@ -30,17 +30,18 @@ class Sigmoid(Function):
 
 @register
 class ReLU(Function):
-    """y = max(x, 0).   ∂y/∂x = [x > 0].
+    """y = max(x, 0).   ∂y/∂x = [x > 0] = [y > 0].
 
-    Written as a selection, not as x · [x > 0]: that product is −∞ · 0 = NaN at x = −∞.
+    A maximum, not x · [x > 0]: that product is −∞ · 0 = NaN at x = −∞. The output is saved,
+    as the next layer usually keeps it anyway, and backward reads the sign from it.
     """
 
     def forward(self, x):
-        self.positive = x > 0
-        return backend.xp_of(x).where(self.positive, x, 0.0)
+        self.y = backend.xp_of(x).maximum(x, 0)
+        return self.y
 
     def backward(self, g):
-        return g * self.positive
+        return g * (self.y > 0)
 
 
 @register

@@ -20,8 +20,13 @@ Two details make the loops vectorize:
 - **our own exp** (:func:`_exp`): LLVM vectorizes a loop only when every call in it has a
   vector version, and the C library's exp has none. Ours is plain arithmetic.
 
-Row sums are accumulated in float64; element-wise formulas run in float32, as NumPy does for
-float32 arrays. Loops with ``nogil=True`` release Python's lock, so the thread pool of
+- **row maxima in eight lanes** (:func:`_row_max`): a max reduction written as one chain is
+  not vectorized; eight running maxima are.
+
+Everything runs in float32, as NumPy does for float32 arrays; a row's sums are vector lanes of
+partial sums added at the end (so rounding grows like NumPy's pairwise sums, not like one long
+chain). Only the column sums of layer norm's dL/dw and dL/db, over all rows, use float64. Loops
+with ``nogil=True`` release Python's lock, so the thread pool of
 :func:`minitx.kernels.blockwise` can run pieces of them side by side.
 """
 
@@ -34,7 +39,7 @@ from numba.core import types
 from numba.extending import intrinsic
 
 # Reassociation and contraction (a·b + c in one instruction); no "nnan"/"ninf": see above.
-FAST = {"reassoc", "contract", "nsz", "arcp"}
+FAST = {"reassoc", "contract", "nsz"}
 loop = numba.njit(nogil=True, fastmath=FAST, error_model="numpy", cache=True)  # a loop
 inline = numba.njit(inline="always", fastmath=FAST, error_model="numpy", cache=True)
 
@@ -188,15 +193,30 @@ def adam_update(param, grad, m, v, v_max, beta1, beta2, step_size, bias2_sqrt, e
 # Row-wise kernels over (rows, n) arrays
 # --------------------------------------------------------------------------------------------
 
-@numba.njit(fastmath={"nnan", "nsz", "reassoc"}, error_model="numpy", cache=True)
+@inline
 def _row_max(x, i):
-    """Row i's maximum, −∞ for an empty row. Compiled assuming no NaN ("nnan"), the one flag
-    under which a max vectorizes: a NaN in the row makes the maximum meaningless, but the
-    callers' sums Σ e^(x − m) then are NaN, and so is every output of that row, as in NumPy."""
-    m = _NEG_INF
-    for j in range(x.shape[1]):
-        m = max(m, x[i, j])
+    """Row i's maximum, −∞ for an empty row; NaN is passed over (the callers' sums Σ e^(x − m)
+    are NaN then, and so is every output of that row, as in NumPy). Eight running maxima side
+    by side, merged at the end: LLVM does not vectorize one chain of max() over the row."""
+    n = x.shape[1]
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = _NEG_INF
+    j = 0
+    while j + 8 <= n:
+        m0, m1 = _max(m0, x[i, j]), _max(m1, x[i, j + 1])
+        m2, m3 = _max(m2, x[i, j + 2]), _max(m3, x[i, j + 3])
+        m4, m5 = _max(m4, x[i, j + 4]), _max(m5, x[i, j + 5])
+        m6, m7 = _max(m6, x[i, j + 6]), _max(m7, x[i, j + 7])
+        j += 8
+    m = _max(_max(_max(m0, m1), _max(m2, m3)), _max(_max(m4, m5), _max(m6, m7)))
+    for k in range(j, n):
+        m = _max(m, x[i, k])
     return m
+
+
+@inline
+def _max(m, v):
+    """max(m, v), keeping m when v is NaN."""
+    return v if v > m else m
 
 
 @loop
@@ -212,12 +232,12 @@ def softmax(x, y):
                 y[i, j] = np.nan if nan_row or x[i, j] == np.inf else _ZERO
             continue
         m = m if m > -np.inf else _ZERO  # an all −∞ row: shift by 0
-        s = 0.0
+        s = _ZERO
         for j in range(x.shape[1]):
             e = _exp(x[i, j] - m)
             y[i, j] = e
             s += e
-        inv = F(1.0 / s) if not s <= 0.0 else _ONE  # s = 0: all −∞; NaN stays NaN
+        inv = _ONE / s if not s <= _ZERO else _ONE  # s = 0: all −∞; NaN stays NaN
         for j in range(x.shape[1]):
             y[i, j] *= inv
 
@@ -226,10 +246,9 @@ def softmax(x, y):
 def softmax_backward(g, y, gx):
     """gx = y · (g − Σⱼ gⱼ yⱼ) per row (gx may be g itself)."""
     for i in range(g.shape[0]):
-        dot = 0.0
+        d = _ZERO
         for j in range(g.shape[1]):
-            dot += g[i, j] * y[i, j]
-        d = F(dot)
+            d += g[i, j] * y[i, j]
         for j in range(g.shape[1]):
             gx[i, j] = y[i, j] * (g[i, j] - d)
 
@@ -241,20 +260,19 @@ def layer_norm(x, w, b, eps, center, y, mean, rstd):
     Not `center` (RMSNorm): μ = 0, so σ² = mean(x²)."""
     n = x.shape[1]
     for i in range(x.shape[0]):
-        s = 0.0
+        s = _ZERO
         if center:
             for j in range(n):
                 s += x[i, j]
-        mu = s / n
-        ss = 0.0
+        mu = s / F(n)
+        ss = _ZERO
         for j in range(n):
             c = x[i, j] - mu
             ss += c * c
-        r = 1.0 / math.sqrt(ss / n + eps)
+        r = _ONE / np.sqrt(ss / F(n) + F(eps))
         mean[i], rstd[i] = mu, r
-        mu32, r32 = F(mu), F(r)
         for j in range(n):
-            h = (x[i, j] - mu32) * r32
+            h = (x[i, j] - mu) * r
             h = h * w[j] if w is not None else h
             y[i, j] = h + b[j] if b is not None else h
 
@@ -266,7 +284,7 @@ def layer_norm_backward(gy, x, mean, rstd, w, center, gx, gw, gb):
     n = gy.shape[1]
     for i in range(gy.shape[0]):
         mu, r = mean[i], rstd[i]
-        s, dot = 0.0, 0.0
+        s, dot = _ZERO, _ZERO
         for j in range(n):
             h = (x[i, j] - mu) * r
             gh = gy[i, j] * w[j] if w is not None else gy[i, j]
@@ -276,7 +294,7 @@ def layer_norm_backward(gy, x, mean, rstd, w, center, gx, gw, gb):
                 gw[j] += gy[i, j] * h
             if gb is not None:
                 gb[j] += gy[i, j]
-        mean_g, mean_gh = F(s / n) if center else _ZERO, F(dot / n)
+        mean_g, mean_gh = s / F(n) if center else _ZERO, dot / F(n)
         for j in range(n):
             h = (x[i, j] - mu) * r
             gh = gy[i, j] * w[j] if w is not None else gy[i, j]
@@ -290,11 +308,11 @@ def cross_entropy(z, target, nll, mean_nll, lse):
     C = z.shape[1]
     for i in range(z.shape[0]):
         m = _row_max(z, i)
-        s, total = 0.0, 0.0
+        s, total = _ZERO, _ZERO
         for j in range(C):
             s += _exp(z[i, j] - m)
             total += z[i, j]
-        lse[i] = m + math.log(s)
+        lse[i] = m + np.log(s)
         nll[i] = lse[i] - z[i, target[i]]
         if mean_nll is not None:
             mean_nll[i] = lse[i] - total / C
@@ -305,8 +323,8 @@ def cross_entropy_backward(z, lse, target, weight, smoothing, gz):
     """gz = (p − q) · weight per row, p = e^(z − lse), q = (1 − ε) onehot(t) + ε/C."""
     C = z.shape[1]
     for i in range(z.shape[0]):
-        wi, li = weight[i], lse[i]  # lse in float64
+        wi, li = weight[i], lse[i]
         off = F(smoothing / C) * wi
         for j in range(C):
-            gz[i, j] = _exp(F(z[i, j] - li)) * wi - off
+            gz[i, j] = _exp(z[i, j] - li) * wi - off
         gz[i, target[i]] -= F(1.0 - smoothing) * wi

@@ -159,7 +159,7 @@ def cross_entropy(z, target, smoothing):
     loops = loops_for(z)
     if loops and z.size:
         z, target = np.ascontiguousarray(z), np.ascontiguousarray(target)
-        nll, lse = np.empty(z.shape[0], z.dtype), np.empty(z.shape[0])  # lse in float64
+        nll, lse = np.empty(z.shape[0], z.dtype), np.empty(z.shape[0], z.dtype)
         mean_nll = np.empty_like(nll) if smoothing else None
         loops.cross_entropy(z, target, nll, mean_nll, lse)
         return (1 - smoothing) * nll + smoothing * mean_nll if smoothing else nll, lse

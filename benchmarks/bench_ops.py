@@ -40,7 +40,7 @@ from benchmarks.common import (
     peak_traced_bytes,
     relative_spread,
 )
-from minitx import composites
+from minitx import backend, composites
 
 TOLERANCE = 1e-4  # worst error / largest magnitude; float32 rounding is ~1e-7 per operation
 
@@ -216,6 +216,9 @@ def parse_args(argv=None):
                              "two busy-waiting pools (OpenBLAS, torch's OpenMP) in one process "
                              "otherwise fight over the cores")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    parser.add_argument("--os-allocator", action="store_true",
+                        help="leave glibc's allocator settings alone (default: freed memory is "
+                             "kept for reuse, for both frameworks, as in bench_models)")
     args = parser.parse_args(argv)
     args.repeat = args.repeat if args.repeat is not None else (3 if args.quick else 20)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
@@ -256,12 +259,16 @@ def main(argv=None):
     torch = None if args.no_torch else import_torch()
     if args.threads is not None:
         limit_threads(args.threads, torch)
+    kept = False if args.os_allocator else backend.keep_host_memory()  # for both frameworks
     gc.freeze()  # torch's many long-lived objects would make every gc pass slow; skip them
     rng = np.random.default_rng(0)
     cases = [c for c in make_cases(args.quick, rng) if args.only is None or args.only in c.name]
     if not cases:
         raise SystemExit(f"no case matches --only {args.only!r}")
     print("\n".join(describe_environment(torch)))
+    print("host allocator: " + ("freed memory kept for reuse by both frameworks "
+                                "(minitx.backend.keep_host_memory)" if kept else
+                                "the C library's default settings"))
 
     print(f"\nCorrectness (worst |error| / max |reference| over output and input grads, "
           f"tolerance {TOLERANCE:g}):")

@@ -47,16 +47,15 @@ def _gelu_pass(x, gy, approximate):
     shape, x = x.shape, x.reshape(x.shape or (1,))  # a 0-d array would decay to a scalar
     gy = None if gy is None else gy.reshape(x.shape)
     loops, form = loops_for(x, gy), FORMS[approximate]
-    if loops:
-        def piece(x, *gy):
-            out = np.empty_like(x)
-            if gy:
-                loops.gelu_backward(x.reshape(-1), gy[0].reshape(-1), form, out.reshape(-1))
-            else:
-                loops.gelu(x.reshape(-1), form, out.reshape(-1))
-            return out
+    if loops:  # pieces of x (and gy) write into their pieces of out
         arrays = [np.ascontiguousarray(a) for a in (x, gy) if a is not None]
-        return blockwise(piece, *arrays).reshape(shape)
+        out = np.empty_like(arrays[0])
+        if gy is None:
+            blockwise(lambda x, out: loops.gelu(x.reshape(-1), form, out.reshape(-1)), x, out)
+        else:
+            blockwise(lambda x, gy, out: loops.gelu_backward(
+                x.reshape(-1), gy.reshape(-1), form, out.reshape(-1)), *arrays, out)
+        return out.reshape(shape)
 
     block = (_gelu_erf_block, _gelu_tanh_block, _gelu_sigmoid_block)[form]
     if gy is None:
@@ -137,19 +136,17 @@ def masked_scale(x, keep, scale):
     NumPy one product and one scaling in place; pieces on threads.
     """
     loops = loops_for(x) if isinstance(keep, np.ndarray) else None
-    if loops:
+    if loops:  # pieces write into their pieces of y
         x, keep = np.ascontiguousarray(x), np.ascontiguousarray(keep)
+        y = np.empty_like(x)
+        blockwise(lambda x, keep, y: loops.masked_scale(
+            x.reshape(-1), keep.reshape(-1), x.dtype.type(scale), y.reshape(-1)), x, keep, y)
+        return y
 
-        def product(x, keep):
-            y = np.empty_like(x)
-            loops.masked_scale(x.reshape(-1), keep.reshape(-1), x.dtype.type(scale),
-                               y.reshape(-1))
-            return y
-    else:
-        def product(x, keep):
-            y = x * keep
-            y *= scale
-            return y
+    def product(x, keep):
+        y = x * keep
+        y *= scale
+        return y
 
     return blockwise(product, x, keep)
 

@@ -24,14 +24,11 @@ def softmax(x, axis=-1):
     if axis not in (-1, x.ndim - 1):
         return _softmax_rows(x, axis)
     loops = loops_for(x)
-    if loops:
+    if loops:  # pieces of rows write into their rows of y
         x = np.ascontiguousarray(x)
-
-        def rows(x):
-            y = np.empty_like(x)
-            loops.softmax(fold(x), fold(y))
-            return y
-        return blockwise(rows, x, row=x.shape[-1])
+        y = np.empty_like(x)
+        blockwise(lambda x, y: loops.softmax(fold(x), fold(y)), x, y, row=x.shape[-1])
+        return y
     return blockwise(_softmax_rows, x, row=x.shape[-1])
 
 
@@ -83,13 +80,12 @@ def layer_norm(x, w, b, eps, center=True):
     if loops and x.size:
         x, w, b = (None if a is None else np.ascontiguousarray(a) for a in (x, w, b))
 
-        def compiled_rows(x):
-            y = np.empty_like(x)
-            mean, rstd = (np.empty(x.shape[:-1] + (1,), x.dtype) for _ in range(2))
-            loops.layer_norm(fold(x), w, b, eps, center, fold(y), mean.reshape(-1),
-                             rstd.reshape(-1))
-            return y, mean, rstd
-        return blockwise(compiled_rows, x, row=x.shape[-1])
+        y = np.empty_like(x)  # pieces of rows write into their rows of y, μ and r
+        mean, rstd = (np.empty(x.shape[:-1] + (1,), x.dtype) for _ in range(2))
+        blockwise(lambda x, y, mean, rstd: loops.layer_norm(
+            fold(x), w, b, eps, center, fold(y), mean.reshape(-1), rstd.reshape(-1)),
+            x, y, mean, rstd, row=x.shape[-1])
+        return y, mean, rstd
 
     def rows(x):
         xp = backend.xp_of(x)

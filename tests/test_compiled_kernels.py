@@ -156,3 +156,12 @@ def test_float64_never_takes_the_compiled_loops(monkeypatch):
     assert calls == []
     kernels.softmax(np.ones((2, 3), np.float32))
     assert len(calls) == 1
+
+
+def test_the_environment_turns_them_off(monkeypatch):
+    monkeypatch.setenv("MINITX_COMPILED", "0")
+    kernels.set_compiled(None)  # the default again: read the environment
+    assert not kernels.compiled_enabled()
+    monkeypatch.delenv("MINITX_COMPILED")
+    kernels.set_compiled(None)
+    assert kernels.compiled_enabled()

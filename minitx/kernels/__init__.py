@@ -3,7 +3,8 @@
 An op's ``forward`` and ``backward`` (in :mod:`minitx.ops`) read like the mathematics. Where
 the plain NumPy spelling of a formula is slow (several passes over memory, temporaries the size
 of the activations, one busy core), the op calls a kernel here by name, whose docstring gives
-the formula and the trick. ``tests/test_kernels.py`` checks each kernel against the formula.
+the formula and the trick. ``tests/test_kernels.py`` checks each kernel against the formula,
+``tests/test_compiled_kernels.py`` each compiled loop against the NumPy spelling.
 
 Each kernel has two spellings of its formula:
 

@@ -38,8 +38,9 @@ def _blas_threads():
 
 def thread_count():
     """The threads the element-wise kernels use: one (no pool) unless :func:`set_thread_count`
-    or MINITX_NUM_THREADS (a number, or "blas": as many as NumPy's BLAS) says otherwise; two
-    made a ViT step slower on the shared 2-core machine measured (docs/performance.md)."""
+    or MINITX_NUM_THREADS (a number, or "blas": as many as NumPy's BLAS) says otherwise: two
+    did not make a ViT or Swin step faster on the 2-core machine measured, where BLAS's
+    threads hold both cores between products (docs/performance.md)."""
     global _threads
     if _threads is None:
         chosen = os.environ.get("MINITX_NUM_THREADS", "1")

@@ -165,3 +165,31 @@ def test_the_environment_turns_them_off(monkeypatch):
     monkeypatch.delenv("MINITX_COMPILED")
     kernels.set_compiled(None)
     assert kernels.compiled_enabled()
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_cross_entropy_at_a_target_of_minus_infinity_is_infinite(compiled):
+    """(1 − ε)·∞ + ε·∞ must stay ∞: reassociated, it once became ∞ − ∞ = NaN."""
+    kernels.set_compiled(compiled)
+    z = np.zeros((1, 5), np.float32)
+    z[0, 2] = -np.inf
+    for smoothing in (0.0, 0.1):
+        loss, _ = kernels.cross_entropy(z, np.array([2]), smoothing)
+        assert loss[0] == np.inf
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_rms_norm_of_an_infinite_row_has_r_zero(compiled):
+    """r = 1/√(mean(x²) + ε) is 0 for an infinite x, not NaN (as a reciprocal estimate gives)."""
+    kernels.set_compiled(compiled)
+    _, _, rstd = kernels.layer_norm(np.array([[np.inf, 1.0]], np.float32), None, None, 1e-5,
+                                    center=False)
+    assert rstd[0, 0] == 0.0
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_softmax_of_a_row_with_nan_is_nan_throughout(compiled):
+    kernels.set_compiled(compiled)
+    y = kernels.softmax(np.array([[0.5, np.nan, 1.0], [0.0, 0.0, 0.0]], np.float32))
+    assert np.isnan(y[0]).all()
+    np.testing.assert_allclose(y[1], [1 / 3] * 3, rtol=1e-6)

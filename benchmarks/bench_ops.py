@@ -22,6 +22,7 @@ import argparse
 import cProfile
 import gc
 import io
+import math
 import pstats
 import statistics
 import sys
@@ -293,7 +294,8 @@ def main(argv=None):
             "-" if torch_ms is None else f"{torch_ms:.2f}",
             "-" if torch_ms is None else f"{ms['fused'] / torch_ms:.2f}x",
             f"{ms['composite'] / ms['fused']:.2f}x",
-            f"{peak['fused']:.1f}", f"{peak['composite']:.1f}", f"{100 * noise:.0f}%",
+            f"{peak['fused']:.1f}", f"{peak['composite']:.1f}",
+            "-" if math.isnan(noise) else f"{100 * noise:.0f}%",
         ])
         print(f"  {case.name} {case.shape}: done", file=sys.stderr, flush=True)
     print(format_table(["op", "shape", "fused ms", "composite ms", "torch ms", "fused/torch",

@@ -39,7 +39,8 @@ How it measures:
   GEMM of the steps' typical shape, timed interleaved with the steps (so under the same load;
   :func:`benchmarks.common.gemm_contenders`), and "% peak" is FLOPs / step time / peak: the
   share of the machine's matmul speed a framework reaches;
-- ``--profile`` prints cProfile's top functions of five minitx steps;
+- ``--profile`` prints cProfile's top functions of five minitx steps, and the wall and CPU
+  time of each op and kernel in a step (:func:`profile_by_op`);
 - the C allocator keeps freed memory for reuse (``minitx.backend.keep_host_memory``, as the
   examples do; it speeds up both frameworks); ``--os-allocator`` leaves glibc's defaults.
 
@@ -175,23 +176,31 @@ def profile(step, count=5, top=15):
 
 
 def profile_by_op(step, count=5):
-    """CPU seconds per step in each op's forward and backward (and in the optimizer), from
-    `count` steps: every Function subclass's methods and each kernel are wrapped with a timer
-    for the run. Kernels run inside ops, so their time is part of their op's too. CPU time
-    (all threads) is what a step costs on an idle machine with --threads 1."""
+    """Seconds per step in each op's forward and backward (and in the optimizer), from `count`
+    steps: every Function subclass's methods and each kernel are wrapped with a timer for the
+    run. Kernels run inside ops, so their time is part of their op's too.
+
+    Returns (wall, cpu): each a pair (seconds a step, {label: seconds a step}). Wall time is
+    what a step waits for; CPU time (all threads) is what it costs on an idle machine with
+    --threads 1. With more threads the two differ: a product on two threads costs twice its
+    wall time, and single-threaded work after a product is also billed for OpenBLAS's threads,
+    which keep spinning for a while on the other core."""
     import minitx.ops  # noqa: F401  (every op registered)
     from minitx.ops.common import OPS
     from minitx.optim import Adam
 
-    totals = {}
+    clocks = {"wall": time.perf_counter, "cpu": time.process_time}
+    totals = {clock: {} for clock in clocks}
 
     def timed(label, fn):
         def wrapper(*args, **kwargs):
-            start = time.process_time()
+            start = {clock: now() for clock, now in clocks.items()}
             try:
                 return fn(*args, **kwargs)
             finally:
-                totals[label] = totals.get(label, 0.0) + time.process_time() - start
+                for clock, now in clocks.items():
+                    spent = totals[clock]
+                    spent[label] = spent.get(label, 0.0) + now() - start[clock]
         return wrapper
 
     originals = [(cls, name, getattr(cls, name)) for cls in OPS.values()
@@ -205,14 +214,15 @@ def profile_by_op(step, count=5):
         label = (f"kernels.{name}" if owner is kernels else f"{owner.__name__}.{name}")
         setattr(owner, name, timed(label, fn))
     try:
-        start = time.process_time()
+        start = {clock: now() for clock, now in clocks.items()}
         for _ in range(count):
             step()
-        total = time.process_time() - start
+        elapsed = {clock: now() - start[clock] for clock, now in clocks.items()}
     finally:
         for owner, name, fn in originals:
             setattr(owner, name, fn)
-    return total / count, {label: t / count for label, t in totals.items()}
+    return tuple((elapsed[clock] / count, {label: t / count for label, t in totals[clock].items()})
+                 for clock in clocks)
 
 
 def bench(module, args, torch):
@@ -339,10 +349,12 @@ def main(argv=None):
         print(f"{name}: first-step loss {losses}")
         if "profile" in result:
             print(f"\ncProfile of 5 minitx steps of {name}:\n{result['profile']}")
-            total, per_op = result["op_profile"]
-            print(f"CPU time per step by op of {name} ({1e3 * total:.1f} ms a step):")
-            for label, t in sorted(per_op.items(), key=lambda item: -item[1]):
-                print(f"  {label:40s} {1e3 * t:8.1f} ms  {100 * t / total:5.1f}%")
+            (wall, per_wall), (cpu, per_cpu) = result["op_profile"]
+            print(f"Time per step by op of {name} ({1e3 * wall:.1f} ms wall, {1e3 * cpu:.1f} "
+                  f"ms CPU a step; share of the wall time):")
+            for label, t in sorted(per_wall.items(), key=lambda item: -item[1]):
+                print(f"  {label:40s} {1e3 * t:8.1f} ms wall {1e3 * per_cpu[label]:8.1f} ms CPU"
+                      f"  {100 * t / wall:5.1f}%")
     return results
 
 

@@ -99,10 +99,15 @@ class Function:
     arrays, or ``gy`` itself, never an array it keeps.
 
     ``forward`` may read ``self.needs_grad``: False when the result will not be recorded (under
-    ``no_grad``, or no input requires a gradient), so work only ``backward`` uses can be skipped.
+    ``no_grad``, or no input requires a gradient), so work only ``backward`` uses can be skipped;
+    and ``self.needs_input_grad``, one bool per input, True where a gradient will be asked for:
+    an op need not save what only another input's gradient reads, nor compute a gradient no
+    one will use (``backward`` returns None for it), as with a frozen layer's weights or the
+    data fed to the first layer.
     """
 
     needs_grad = True  # set per call by apply; True for a forward called directly
+    needs_input_grad = ()  # set per call by apply, before forward
     freed = False  # set once backward has run and the saved arrays are gone
     allows_inf = False  # an op may set this in forward when it makes infinities on purpose
     same_dtype = True  # all array inputs must share one dtype (no silent promotion)
@@ -114,6 +119,8 @@ class Function:
         _check_inputs(cls.__name__, tensors, cls.same_dtype)
         fn = cls()
         fn.needs_grad = _mode.grad_enabled and any(t.requires_grad for t in tensors)
+        fn.needs_input_grad = tuple(fn.needs_grad and t is not None and t.requires_grad
+                                    for t in inputs)
         arrays = [None if t is None else t._data for t in inputs]
         out = fn.forward(*arrays, **params)  # Tensor() turns a NumPy scalar into a 0-d array
         if _mode.anomaly and not fn.allows_inf and not _all_finite(out):

@@ -257,3 +257,65 @@ def test_leaves_sharing_one_gradient_get_their_own_arrays():
     a.grad *= 10
     np.testing.assert_array_equal(b.grad, [2.0, 2.0, 2.0])
     np.testing.assert_array_equal(upstream, [2.0, 2.0, 2.0])  # the caller's array untouched
+
+
+def _counting(monkeypatch, name):
+    """Count the calls of minitx.kernels.<name> from now on."""
+    from minitx import kernels
+    calls, original = [], getattr(kernels, name)
+    monkeypatch.setattr(kernels, name, lambda *args: calls.append(name) or original(*args))
+    return calls
+
+
+def test_a_frozen_weight_is_neither_kept_for_nor_differentiated(monkeypatch):
+    """Linear with W frozen: the node does not keep its input (only dL/dW reads it), backward
+    runs no dL/dW product, and dL/dx is the unfrozen layer's."""
+    rng = np.random.default_rng(0)
+    x = mt.tensor(rng.standard_normal((5, 4)), requires_grad=True)
+    W = mt.tensor(rng.standard_normal((3, 4)))  # frozen
+    h = x * 2.0  # read only by the Linear
+    kept = weakref.ref(h._data)
+    y = F.linear(h, W).sum()
+    del h
+    gc.collect()
+    assert kept() is None
+    products = _counting(monkeypatch, "matmul_summed")
+    y.backward()
+    assert products == [] and W.grad is None
+    np.testing.assert_allclose(x.grad, 2.0 * np.ones((5, 3)) @ W.numpy())
+
+
+def test_the_data_fed_to_a_layer_gets_no_gradient_product(monkeypatch):
+    """x without requires_grad (a batch of data): backward computes dL/dW and dL/db only."""
+    rng = np.random.default_rng(1)
+    x = mt.tensor(rng.standard_normal((6, 4)))
+    W = mt.tensor(rng.standard_normal((3, 4)), requires_grad=True)
+    b = mt.tensor(np.zeros(3), requires_grad=True)
+    y = F.linear(x, W, b)
+    upstream = rng.standard_normal((6, 3))
+    products = _counting(monkeypatch, "matmul")
+    y.backward(upstream)
+    assert products == []
+    np.testing.assert_allclose(W.grad, upstream.T @ x.numpy())
+    np.testing.assert_allclose(b.grad, upstream.sum(axis=0))
+
+
+@pytest.mark.parametrize("op", ["mul", "div", "matmul"])
+@pytest.mark.parametrize("constant", [0, 1])
+def test_an_operand_without_grad_gets_none_and_the_other_its_gradient(op, constant, device):
+    """Each binary op with one constant operand: the variable's gradient is the formula's (the
+    same as when both require one), the constant's stays None."""
+    rng = np.random.default_rng(2)
+    a_data, b_data = rng.uniform(0.5, 2.0, (3, 3)), rng.uniform(0.5, 2.0, (3, 3))
+    f = {"mul": lambda a, b: a * b, "div": lambda a, b: a / b, "matmul": lambda a, b: a @ b}[op]
+
+    def grads(requires):
+        a, b = (mt.tensor(d, device=device, requires_grad=r) for d, r in zip((a_data, b_data),
+                                                                             requires))
+        (f(a, b) * mt.tensor(np.arange(9.0).reshape(3, 3), device=device)).sum().backward()
+        return [None if t.grad is None else backend.to_numpy(t.grad) for t in (a, b)]
+
+    both = grads((True, True))
+    one = grads(tuple(i != constant for i in range(2)))
+    assert one[constant] is None
+    np.testing.assert_allclose(one[1 - constant], both[1 - constant], rtol=1e-12)

@@ -35,12 +35,28 @@ def test_a_weight_changed_through_data_before_backward_is_an_error(device):
 def test_an_optimizer_step_between_forward_and_backward_is_an_error(device, make):
     layer = nn.Linear(3, 2, dtype=np.float64).to(device)
     opt = make(layer.parameters())
-    x = mt.tensor(np.ones((4, 3)), device=device)
+    # x needs a gradient (as the output of an earlier layer does), so dL/dx = g W reads W
+    x = mt.tensor(np.ones((4, 3)), device=device, requires_grad=True)
     layer(x).sum().backward()  # gradients exist, so step() changes the weights
     loss = layer(x).sum()
     opt.step()
     with pytest.raises(RuntimeError, match=r"Parameter of shape \((2, 3|3, 2)\)"):
         loss.backward()
+
+
+def test_a_step_between_forward_and_backward_of_a_layer_fed_with_data_is_harmless(device):
+    """With x data (no gradient), backward needs only dL/dW = gᵀx and dL/db: nothing it reads
+    changed, so it runs (as in PyTorch) and gives the gradient of the forward pass."""
+    layer = nn.Linear(3, 2, dtype=np.float64).to(device)
+    opt = SGD(layer.parameters(), lr=0.1)
+    x = mt.tensor(np.arange(12.0).reshape(4, 3), device=device)
+    layer(x).sum().backward()
+    loss = layer(x).sum()
+    opt.step()
+    layer.weight.grad = None
+    loss.backward()
+    np.testing.assert_allclose(backend.to_numpy(layer.weight.grad),
+                               np.ones((2, 4)) @ np.arange(12.0).reshape(4, 3))
 
 
 def test_the_usual_order_forward_backward_step_is_fine(device):

@@ -54,7 +54,7 @@ class ScaledDotProductAttention(Function):
         if self.keep is not None:
             gs = kernels.masked_scale(gs, self.keep, self.keep_scale)  # dL/dP
         gs = kernels.softmax_backward(gs, p, overwrite=True)  # dL/dS, in the buffer of dL/dP'
-        gb = None if self.bias_shape is None else unbroadcast(gs, self.bias_shape)
+        gb = unbroadcast(gs, self.bias_shape) if self.needs_input_grad[3] else None  # bias
         gq = gs @ k  # (..., Tq, Tk) @ (..., Tk, d) -> (..., Tq, d)
         gq *= self.scale
         gk = gs.swapaxes(-1, -2) @ q  # (..., Tk, Tq) @ (..., Tq, d) -> (..., Tk, d)

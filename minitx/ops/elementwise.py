@@ -48,11 +48,16 @@ class Mul(Function):
     """y = a · b.   ∂y/∂a = b,   ∂y/∂b = a."""
 
     def forward(self, a, b):
-        self.a, self.b = a, b
+        wants_a, wants_b = self.needs_input_grad
+        self.a_shape, self.b_shape = a.shape, b.shape
+        self.a = a if wants_b else None  # dL/db reads a, dL/da reads b
+        self.b = b if wants_a else None
         return a * b
 
     def backward(self, g):
-        return unbroadcast(g * self.b, self.a.shape), unbroadcast(g * self.a, self.b.shape)
+        wants_a, wants_b = self.needs_input_grad
+        return (unbroadcast(g * self.b, self.a_shape) if wants_a else None,
+                unbroadcast(g * self.a, self.b_shape) if wants_b else None)
 
 
 @register
@@ -60,13 +65,16 @@ class Div(Function):
     """y = a / b.   ∂y/∂a = 1/b,   ∂y/∂b = −a/b²."""
 
     def forward(self, a, b):
-        self.a, self.b = a, b
+        self.a_shape, self.b_shape = a.shape, b.shape
+        self.a = a if self.needs_input_grad[1] else None  # only dL/db reads a
+        self.b = b
         return a / b
 
     def backward(self, g):
-        ga = g / self.b
-        gb = -ga * self.a / self.b
-        return unbroadcast(ga, self.a.shape), unbroadcast(gb, self.b.shape)
+        wants_a, wants_b = self.needs_input_grad
+        ga = g / self.b  # dL/da, and a factor of dL/db
+        gb = unbroadcast(-ga * self.a / self.b, self.b_shape) if wants_b else None
+        return unbroadcast(ga, self.a_shape) if wants_a else None, gb
 
 
 @register

@@ -24,13 +24,17 @@ class MatMul(Function):
             B, gC = B[:, None], gC[..., None]  # (k,) -> (k, 1), (..., n) -> (..., n, 1)
         if A.ndim == 1:
             A, gC = A[None, :], gC[..., None, :]  # (k,) -> (1, k), (..., m) -> (..., 1, m)
-        gA = kernels.matmul(gC, B.swapaxes(-1, -2))  # (..., n, m) @ (..., m, k) -> (..., n, k)
-        if B.ndim == 2:  # one B for the whole batch: Σ_batch Aᵀ gC, (k, n) @ (n, m) -> (k, m)
-            gB = kernels.matmul_summed(A, gC)
-        else:
-            gB = A.swapaxes(-1, -2) @ gC  # (..., k, n) @ (..., n, m) -> (..., k, m)
-        return (unbroadcast(gA, A.shape).reshape(self.A.shape),
-                unbroadcast(gB, B.shape).reshape(self.B.shape))
+        gA = gB = None
+        if self.needs_input_grad[0]:
+            gA = kernels.matmul(gC, B.swapaxes(-1, -2))  # (..., n, m) @ (..., m, k)
+            gA = unbroadcast(gA, A.shape).reshape(self.A.shape)
+        if self.needs_input_grad[1]:
+            if B.ndim == 2:  # one B for the whole batch: Σ_batch Aᵀ gC, (k, n) @ (n, m)
+                gB = kernels.matmul_summed(A, gC)
+            else:
+                gB = A.swapaxes(-1, -2) @ gC  # (..., k, n) @ (..., n, m) -> (..., k, m)
+            gB = unbroadcast(gB, B.shape).reshape(self.B.shape)
+        return gA, gB
 
 
 @register
@@ -48,16 +52,19 @@ class Linear(Function):
     """
 
     def forward(self, x, W, b):
-        self.x, self.W, self.has_bias = x, W, b is not None
+        wants_x, wants_W = self.needs_input_grad[:2]
+        self.x = x if wants_W else None  # dL/dW reads x, dL/dx reads W
+        self.W = W if wants_x else None
         y = kernels.matmul(x, W.T)  # (..., k) @ (k, m) -> (..., m)
         if b is not None:
             y += b
         return y
 
     def backward(self, gy):
-        gx = kernels.matmul(gy, self.W)  # (..., m) @ (m, k) -> (..., k)
-        gW = kernels.matmul_summed(gy, self.x)  # Σ_rows gyᵀ x: (m, N) @ (N, k) -> (m, k)
-        gb = kernels.fold(gy).sum(axis=0) if self.has_bias else None  # (m,)
+        wants_x, wants_W, wants_b = self.needs_input_grad
+        gx = kernels.matmul(gy, self.W) if wants_x else None  # (..., m) @ (m, k) -> (..., k)
+        gW = kernels.matmul_summed(gy, self.x) if wants_W else None  # Σ_rows gyᵀ x: (m, k)
+        gb = kernels.fold(gy).sum(axis=0) if wants_b else None  # (m,)
         return gx, gW, gb
 
 

@@ -17,6 +17,10 @@ share of it spent in the GELU and softmax kernels:
 - ``one-pool``: BLAS on one thread (threadpoolctl), each product split in two halves on
   minitx's pool (x Wᵀ and g W by rows, gᵀx along the summed axis, whose two halves are then
   added), and the kernels on that same pool: one set of threads for everything, as PyTorch.
+- ``callback``: one pool without splitting anything: OpenBLAS (0.3.27 and later) lets a
+  program run the pieces of its parallel products on threads of its own
+  (``openblas_set_threads_callback_function``); here they go to minitx's kernel pool, which
+  also runs the kernels on two threads. OpenBLAS's own threads then never start.
 
 ``--softmax`` also times the softmax kernel alone, before any product has run (OpenBLAS's
 threads asleep), where a second thread does pay.
@@ -37,7 +41,7 @@ import time
 
 import numpy as np
 
-CONFIGS = ("blas", "pool", "omp", "one-pool")
+CONFIGS = ("blas", "pool", "omp", "one-pool", "callback")
 KERNELS = ("gelu", "gelu_backward", "softmax", "softmax_backward")
 
 
@@ -136,6 +140,40 @@ def split_products():
     kernels.matmul, kernels.matmul_summed = matmul, matmul_summed
 
 
+def run_blas_on_kernel_pool():
+    """Hand OpenBLAS's parallel work to minitx's kernel pool (two threads) through its threads
+    callback: OpenBLAS cuts a product into jobs and calls back with them; each job runs on
+    a pool thread (ctypes releases Python's lock while the job's C code runs)."""
+    import ctypes
+
+    from threadpoolctl import threadpool_info
+
+    from minitx import kernels
+    from minitx.kernels import runtime
+
+    job_type = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
+    callback_type = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_void_p, ctypes.c_int,
+                                     ctypes.c_size_t, ctypes.c_void_p, ctypes.c_int)
+
+    def run_jobs(sync, do_job, jobs, job_size, job_data, job_arg):
+        job = ctypes.cast(do_job, job_type)
+        runtime._run_parallel([lambda i=i: job(i, job_data + i * job_size, job_arg)
+                               for i in range(jobs)])
+
+    libraries = [info for info in threadpool_info() if info["internal_api"] == "openblas"]
+    names = ("scipy_openblas_set_threads_callback_function64_",
+             "scipy_openblas_set_threads_callback_function",
+             "openblas_set_threads_callback_function")
+    library = ctypes.CDLL(libraries[0]["filepath"]) if libraries else None
+    setter = next((getattr(library, n) for n in names if hasattr(library, n)), None)
+    if setter is None:
+        sys.exit("configuration callback: NumPy's BLAS has no threads callback "
+                 "(OpenBLAS 0.3.27 or later)")
+    kernels.set_thread_count(2)
+    run_blas_on_kernel_pool.keep = callback_type(run_jobs)  # alive as long as OpenBLAS uses it
+    setter(run_blas_on_kernel_pool.keep)
+
+
 def configure(config):
     """Set this process up as `config` says."""
     from minitx import kernels
@@ -148,6 +186,8 @@ def configure(config):
         runtime._compiled = parallel_loops()
     elif config == "one-pool":
         split_products()
+    elif config == "callback":
+        run_blas_on_kernel_pool()
 
 
 # ---------------------------------------------------------------------------------------------

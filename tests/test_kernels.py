@@ -122,6 +122,20 @@ def test_matmul_and_matmul_summed_are_the_products(device, shapes):
     np.testing.assert_allclose(host(kernels.matmul_summed(ad, gd))[0], want, rtol=1e-12)
 
 
+@pytest.mark.parametrize("shape, n", [((6, 5), 1), ((3, 4, 5), 2), ((3, 4, 5), 1), ((7,), 1),
+                                      ((3, 4), 0), ((0, 5), 1), ((4, 0), 1)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sum_leading_is_the_sum_over_the_first_axes(device, shape, n, dtype):
+    x = RNG.standard_normal(shape).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    (xd,) = on(device, x)
+    for view, like in ((xd, x), (xd[::-1], x[::-1])):  # a contiguous array, and a strided one
+        got = kernels.sum_leading(view, n)
+        assert backend.is_array(got) and got.shape == shape[n:] and got.dtype == dtype
+        np.testing.assert_allclose(host(got)[0], like.astype(np.float64).sum(
+            axis=tuple(range(n))), rtol=tol, atol=tol)
+
+
 def test_matmul_of_a_stack_with_a_transposed_matrix(device):
     a, w = RNG.standard_normal((3, 4, 5)), RNG.standard_normal((6, 5))
     ad, wd = on(device, a, w)

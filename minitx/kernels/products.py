@@ -1,6 +1,8 @@
-"""Matrix products of a stack of rows with one matrix, as one GEMM."""
+"""Matrix products of a stack of rows with one matrix, as one GEMM; sums over rows as a product."""
 
 import math
+
+import numpy as np
 
 
 def fold(x):
@@ -23,3 +25,19 @@ def matmul_summed(a, b):
     Trick: the sum is inside one (k, N) @ (N, m) GEMM of the folds, never a stack of products.
     """
     return fold(a).T @ fold(b)
+
+
+def sum_leading(x, n=1):
+    """Σ of x over its first `n` axes: shape x.shape[n:]. For a 2-D x and n = 1, the column
+    sums 1ᵀ x (a bias's gradient is that sum of dL/dy over every position).
+
+    Trick: for a C-contiguous float NumPy array, the matrix-vector product 1ᵀ X of its
+    (rows, rest) view X, which BLAS spreads over its threads, where NumPy's sum reads x on one
+    core. Other arrays: NumPy's (or CuPy's) sum over those axes.
+    """
+    rest = x.shape[n:]
+    if (isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64) and x.size
+            and x.flags.c_contiguous):
+        rows = x.reshape(-1, math.prod(rest))
+        return (np.ones(rows.shape[0], x.dtype) @ rows).reshape(rest)
+    return x.sum(axis=tuple(range(n)), keepdims=True).reshape(rest)  # an array, even 0-d

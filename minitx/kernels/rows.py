@@ -3,7 +3,7 @@
 import numpy as np
 
 from minitx import backend
-from minitx.kernels.products import fold
+from minitx.kernels.products import fold, sum_leading
 from minitx.kernels.runtime import blockwise, loops_for
 
 
@@ -127,7 +127,7 @@ def layer_norm_backward(gy, x, mean, rstd, w, with_bias, center=True):
     xhat *= rstd
     ghat = gy * w if w is not None else gy  # ĝ
     gw = None if w is None else xp.einsum("ni,ni->i", fold(gy), fold(xhat))
-    gb = fold(gy).sum(axis=0) if with_bias else None
+    gb = sum_leading(gy, gy.ndim - 1) if with_bias else None
     n = gy.shape[-1]
     mean_gx = row_dot(ghat, xhat)[..., None] / n
     gx = xhat

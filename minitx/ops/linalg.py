@@ -64,7 +64,7 @@ class Linear(Function):
         wants_x, wants_W, wants_b = self.needs_input_grad
         gx = kernels.matmul(gy, self.W) if wants_x else None  # (..., m) @ (m, k) -> (..., k)
         gW = kernels.matmul_summed(gy, self.x) if wants_W else None  # Σ_rows gyᵀ x: (m, k)
-        gb = kernels.fold(gy).sum(axis=0) if wants_b else None  # (m,)
+        gb = kernels.sum_leading(gy, gy.ndim - 1) if wants_b else None  # Σ_rows gy: (m,)
         return gx, gW, gb
 
 

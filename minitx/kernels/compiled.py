@@ -65,8 +65,9 @@ _ONE, _HALF, _ZERO, _NEG_INF = F(1.0), F(0.5), F(0.0), F(-np.inf)
 # exp and erf in arithmetic that vectorizes
 # --------------------------------------------------------------------------------------------
 
-# 1/k for e^r = 1 + r(1 + r/2(1 + r/3(...))), Taylor's series nested
-_T2, _T3, _T4, _T5, _T6, _T7 = (F(1 / k) for k in range(2, 8))
+# 1/k! for e^r = 1 + r + r²/2! + ... + r⁷/7!, Taylor's series, by Horner's rule (one
+# multiply-add per term; the nested form 1 + r(1 + r/2(1 + r/3(...))) costs a multiply more)
+_K2, _K3, _K4, _K5, _K6, _K7 = (F(1 / math.factorial(k)) for k in range(2, 8))
 
 
 @intrinsic
@@ -88,8 +89,7 @@ def _exp(x):
     t = min(max(x, _EXP_MIN), _ZERO)
     n = np.floor(t * -_LOG2E + _HALF)
     r = (t + n * _LN2_HI) + n * _LN2_LO
-    p = _ONE + r * (_ONE + r * _T2 * (_ONE + r * _T3 * (_ONE + r * _T4 * (
-        _ONE + r * _T5 * (_ONE + r * _T6 * (_ONE + r * _T7))))))
+    p = _ONE + r * (_ONE + r * (_K2 + r * (_K3 + r * (_K4 + r * (_K5 + r * (_K6 + r * _K7))))))
     p *= _float32_from_bits(np.int32((127 - np.int32(n)) << 23))
     p = _ZERO if x < _EXP_MIN else p
     return p if x == x else x

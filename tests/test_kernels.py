@@ -221,3 +221,37 @@ def test_blocks_on_threads_give_the_same_bits(dtype, monkeypatch):
                 np.testing.assert_array_equal(a, c)
         finally:
             kernels.set_thread_count(None)
+
+
+def live_state(rng):
+    """A PCG64 generator's state, less the kept 32-bit half when none is kept (then unused)."""
+    state = rng.bit_generator.state
+    return state if state["has_uint32"] else {**state, "uinteger": None}
+
+
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 1 / 3, 0.9, 1.0, 2.0 ** -24, 1 - 2.0 ** -25,
+                               np.float32(0.1), np.float64(0.7)])
+def test_dropout_keep_is_random_float32_at_least_p_bit_for_bit(p, monkeypatch):
+    """The fast mask must be the mask of the plain formula, and leave the generator where the
+    plain formula leaves it: seeded runs may not change. Odd sizes and a half-used 64-bit
+    draw (left by an earlier odd call) included."""
+    monkeypatch.setattr(kernels.elementwise, "_MASK_MIN", 0)  # the fast path at every size
+    for seed, shapes in ((0, [(7,), (4, 5), (3,), (1,), (2, 3, 2)]),
+                         (1, [(1,), (6,), (0,), (5, 1)])):
+        fast, plain = np.random.default_rng(seed), np.random.default_rng(seed)
+        for shape in shapes:
+            got = kernels.dropout_keep(fast, shape, p)
+            want = plain.random(shape, dtype=np.float32) >= p
+            assert got.dtype == bool and got.shape == shape
+            np.testing.assert_array_equal(got, want)
+            assert live_state(fast) == live_state(plain)
+        np.testing.assert_array_equal(fast.random(9, dtype=np.float32),
+                                      plain.random(9, dtype=np.float32))
+
+
+def test_dropout_keep_keeps_about_one_minus_p_and_other_generators_take_the_formula():
+    keep = kernels.dropout_keep(np.random.default_rng(3), (200_000,), 0.1)
+    assert abs(keep.mean() - 0.9) < 0.005  # 0.9 ± 7 standard deviations
+    other = np.random.Generator(np.random.Philox(4))
+    want = np.random.Generator(np.random.Philox(4)).random((3, 5), dtype=np.float32) >= 0.3
+    np.testing.assert_array_equal(kernels.dropout_keep(other, (3, 5), 0.3), want)

@@ -28,7 +28,13 @@ The host allocator setting the examples use is :func:`keep_host_memory`
 import numpy as np
 
 # The public names, from the modules by topic:
-from minitx.kernels.elementwise import adam_update, gelu, gelu_backward, masked_scale
+from minitx.kernels.elementwise import (
+    adam_update,
+    dropout_keep,
+    gelu,
+    gelu_backward,
+    masked_scale,
+)
 from minitx.kernels.memory import keep_host_memory
 from minitx.kernels.products import fold, matmul, matmul_summed, sum_leading
 from minitx.kernels.rows import (
@@ -49,10 +55,10 @@ from minitx.kernels.runtime import (
 )
 
 __all__ = ["adam_update", "blockwise", "compiled_enabled", "cross_entropy",
-           "cross_entropy_backward", "fold", "gelu", "gelu_backward", "keep_host_memory",
-           "layer_norm", "layer_norm_backward", "masked_scale", "matmul", "matmul_summed",
-           "row_dot", "set_compiled", "set_thread_count", "softmax", "softmax_backward",
-           "sum_leading", "thread_count", "warm_up"]
+           "cross_entropy_backward", "dropout_keep", "fold", "gelu", "gelu_backward",
+           "keep_host_memory", "layer_norm", "layer_norm_backward", "masked_scale", "matmul",
+           "matmul_summed", "row_dot", "set_compiled", "set_thread_count", "softmax",
+           "softmax_backward", "sum_leading", "thread_count", "warm_up"]
 
 
 def warm_up():

@@ -135,7 +135,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout_p=0.0
     keep = None
     if training and dropout_p > 0.0:
         rng = generator if generator is not None else mt_random.default_generator()
-        keep = backend.to_device(rng.random(scores, dtype=np.float32) >= dropout_p, q.device)
+        keep = backend.to_device(kernels.dropout_keep(rng, scores, dropout_p), q.device)
     if count_macs.active:  # the two products inside: Q Kᵀ and P V
         batch = 1
         for size in scores[:-2]:

@@ -1,6 +1,5 @@
 """Ops with a neural-network flavour: dropout and embedding lookup."""
 
-import numpy as np
 
 from minitx import backend, kernels
 from minitx import random as mt_random
@@ -35,7 +34,7 @@ def dropout(x, p=0.5, training=True, generator=None):
     if not training or p == 0.0:
         return x
     rng = generator if generator is not None else mt_random.default_generator()
-    keep = backend.to_device(rng.random(x.shape, dtype=np.float32) >= p, x.device)  # on the host
+    keep = backend.to_device(kernels.dropout_keep(rng, x.shape, p), x.device)  # on the host
     return Dropout.apply(x, keep=keep, scale=0.0 if p == 1.0 else 1.0 / (1.0 - p))
 
 

@@ -255,3 +255,18 @@ def test_dropout_keep_keeps_about_one_minus_p_and_other_generators_take_the_form
     other = np.random.Generator(np.random.Philox(4))
     want = np.random.Generator(np.random.Philox(4)).random((3, 5), dtype=np.float32) >= 0.3
     np.testing.assert_array_equal(kernels.dropout_keep(other, (3, 5), 0.3), want)
+
+
+@pytest.mark.parametrize("index, n", [([3, 0, 3, 3, 1], 5), ([2, 2, 2], 4), ([], 3), ([0], 1),
+                                      (list(RNG.integers(0, 7, 50)), 9)])
+@pytest.mark.parametrize("tail", [(4,), (), (2, 3)])
+def test_sum_rows_by_index_adds_the_rows_of_each_index(device, index, n, tail):
+    index = np.asarray(index, dtype=np.int64)
+    values = RNG.standard_normal((len(index),) + tail)
+    want = np.zeros((n,) + tail)
+    for i, r in enumerate(index):  # the definition, one row at a time
+        want[r] += values[i]
+    index_d, values_d = on(device, index, values)
+    got = kernels.sum_rows_by_index(index_d, values_d, n)
+    assert got.shape == (n,) + tail
+    np.testing.assert_allclose(host(got)[0], want, rtol=1e-13, atol=1e-13)

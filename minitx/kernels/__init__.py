@@ -36,7 +36,7 @@ from minitx.kernels.elementwise import (
     masked_scale,
 )
 from minitx.kernels.memory import keep_host_memory
-from minitx.kernels.products import fold, matmul, matmul_summed, sum_leading
+from minitx.kernels.products import fold, matmul, matmul_summed, sum_leading, sum_rows_by_index
 from minitx.kernels.rows import (
     cross_entropy,
     cross_entropy_backward,
@@ -58,7 +58,8 @@ __all__ = ["adam_update", "blockwise", "compiled_enabled", "cross_entropy",
            "cross_entropy_backward", "dropout_keep", "fold", "gelu", "gelu_backward",
            "keep_host_memory", "layer_norm", "layer_norm_backward", "masked_scale", "matmul",
            "matmul_summed", "row_dot", "set_compiled", "set_thread_count", "softmax",
-           "softmax_backward", "sum_leading", "thread_count", "warm_up"]
+           "softmax_backward", "sum_leading", "sum_rows_by_index", "thread_count",
+           "warm_up"]
 
 
 def warm_up():

@@ -127,6 +127,14 @@ def test_masked_scale_is_numpys_product_bit_for_bit(x, p):
     np.testing.assert_array_equal(kernels.masked_scale(x, keep, 1 / (1 - p)), want)
 
 
+@given(g=rows(), y=rows())
+def test_relu_backward_is_numpys_product_bit_for_bit(g, y):
+    y = np.maximum(y[: g.shape[0], : g.shape[1]], 0)  # an output of ReLU, up to g's shape
+    g = g[: y.shape[0], : y.shape[1]]
+    np.testing.assert_array_equal(kernels.relu_backward(g, y), g * (y > 0))
+    np.testing.assert_array_equal(kernels.relu_backward(strided(g), y), g * (y > 0))
+
+
 @pytest.mark.parametrize("amsgrad", [False, True])
 @given(param=rows(special=False, min_rows=1))
 def test_adam_update(amsgrad, param):

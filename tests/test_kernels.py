@@ -270,3 +270,10 @@ def test_sum_rows_by_index_adds_the_rows_of_each_index(device, index, n, tail):
     got = kernels.sum_rows_by_index(index_d, values_d, n)
     assert got.shape == (n,) + tail
     np.testing.assert_allclose(host(got)[0], want, rtol=1e-13, atol=1e-13)
+
+
+def test_relu_backward_is_the_gradient_times_the_step(device):
+    g = np.array([1.5, -2.0, np.inf, np.nan, 3.0, -np.inf, 0.5])
+    y = np.array([0.2, 0.0, 0.0, 1.0, 4.0, 2.0, -0.0])  # outputs of max(x, 0)
+    gd, yd = on(device, g, y)
+    np.testing.assert_array_equal(host(kernels.relu_backward(gd, yd))[0], g * (y > 0))

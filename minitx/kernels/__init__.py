@@ -34,6 +34,7 @@ from minitx.kernels.elementwise import (
     gelu,
     gelu_backward,
     masked_scale,
+    relu_backward,
 )
 from minitx.kernels.memory import keep_host_memory
 from minitx.kernels.products import fold, matmul, matmul_summed, sum_leading, sum_rows_by_index
@@ -57,8 +58,8 @@ from minitx.kernels.runtime import (
 __all__ = ["adam_update", "blockwise", "compiled_enabled", "cross_entropy",
            "cross_entropy_backward", "dropout_keep", "fold", "gelu", "gelu_backward",
            "keep_host_memory", "layer_norm", "layer_norm_backward", "masked_scale", "matmul",
-           "matmul_summed", "row_dot", "set_compiled", "set_thread_count", "softmax",
-           "softmax_backward", "sum_leading", "sum_rows_by_index", "thread_count",
+           "matmul_summed", "relu_backward", "row_dot", "set_compiled", "set_thread_count",
+           "softmax", "softmax_backward", "sum_leading", "sum_rows_by_index", "thread_count",
            "warm_up"]
 
 
@@ -75,6 +76,7 @@ def warm_up():
     softmax_backward(x, softmax(x))
     softmax_backward(x.copy(), x, overwrite=True)
     masked_scale(x, x > 0, 2.0)
+    relu_backward(x, x)
     for affine, center in ((True, True), (False, True), (True, False)):
         y, mean, rstd = layer_norm(x, w if affine else None, w if affine and center else None,
                                    1e-5, center)

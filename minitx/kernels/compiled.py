@@ -180,6 +180,13 @@ def masked_scale(x, keep, scale, y):
 
 
 @loop
+def relu_backward(g, y, gx):
+    """gx = g · [y > 0], flat arrays, in NumPy's order (∞ · 0 and NaN · 0 are NaN)."""
+    for i in range(g.size):
+        gx[i] = g[i] * (_ONE if y[i] > _ZERO else _ZERO)
+
+
+@loop
 def adam_update(param, grad, m, v, v_max, beta1, beta2, step_size, bias2_sqrt, eps):
     """m ← β1 m + (1 − β1) g, v ← β2 v + (1 − β2) g², (v_max ← max(v_max, v)),
     θ ← θ − step_size · m / (√v / bias2_sqrt + ε), all in place."""

@@ -208,6 +208,22 @@ def masked_scale(x, keep, scale):
     return blockwise(product, x, keep)
 
 
+def relu_backward(g, y):
+    """dL/dx = g · [y > 0] for y = max(x, 0), as NumPy's product g · [y > 0]: a NaN or ±∞
+    gradient where y ≤ 0 gives NaN, not 0.
+
+    Trick: one compiled pass, without the boolean array [y > 0] (NumPy: two passes).
+    """
+    loops = loops_for(g, y)
+    if loops:  # pieces write into their pieces of gx
+        g, y = np.ascontiguousarray(g), np.ascontiguousarray(y)
+        gx = np.empty_like(g)
+        blockwise(lambda g, y, gx: loops.relu_backward(g.reshape(-1), y.reshape(-1),
+                                                       gx.reshape(-1)), g, y, gx)
+        return gx
+    return g * (y > 0)
+
+
 def adam_update(param, grad, m, v, *, beta1, beta2, step_size, bias2_sqrt, eps, v_max=None):
     """One Adam update in place (Kingma & Ba 2015, Algorithm 1):
 

@@ -277,3 +277,13 @@ def test_relu_backward_is_the_gradient_times_the_step(device):
     y = np.array([0.2, 0.0, 0.0, 1.0, 4.0, 2.0, -0.0])  # outputs of max(x, 0)
     gd, yd = on(device, g, y)
     np.testing.assert_array_equal(host(kernels.relu_backward(gd, yd))[0], g * (y > 0))
+
+
+def test_fill_where_not_is_where_in_the_arrays_own_buffer(device):
+    x = RNG.standard_normal((2, 3, 4, 4))
+    allowed = np.tril(np.ones((4, 4), bool))  # broadcast over the leading axes
+    (xd,) = on(device, x)
+    (allowed_d,) = on(device, allowed)
+    got = kernels.fill_where_not(xd, allowed_d, -np.inf)
+    np.testing.assert_array_equal(host(got)[0], np.where(allowed, x, -np.inf))
+    assert got is xd  # written in place

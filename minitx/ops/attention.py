@@ -75,8 +75,10 @@ def attention_weights(q, k, bias, allowed, scale):
         s += bias  # B broadcasts over the batch axes of s
     elif bias is not None:
         s = s + bias  # B has batch axes that q and k do not: s grows to them
-    if allowed is not None:
-        s = xp.where(allowed, s, -math.inf)
+    if allowed is not None and np.broadcast_shapes(s.shape, allowed.shape) == s.shape:
+        s = kernels.fill_where_not(s, allowed, -math.inf)  # in s's own buffer
+    elif allowed is not None:
+        s = xp.where(allowed, s, -math.inf)  # the mask has batch axes that s does not: s grows
     return kernels.softmax(s, axis=-1)
 
 

@@ -143,7 +143,9 @@ def dropout_keep(rng, shape, p):
     (and one half kept for the next call when their number is odd): the mask is then one
     comparison of the raw outputs, without the conversion to float32 (2.7 -> 1.7 ms for 2M
     elements; the mask, and so a seeded run, is bit for bit the same). Other generators and
-    small masks: ``rng.random``.
+    small masks: ``rng.random``. The generator's state is read and written in three steps, not
+    under its lock: threads that draw masks at the same time should each have their own
+    generator (as NumPy advises for any concurrent use).
     """
     n = math.prod(shape)
     bits = rng.bit_generator if isinstance(rng, np.random.Generator) else None

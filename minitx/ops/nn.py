@@ -1,6 +1,5 @@
 """Ops with a neural-network flavour: dropout and embedding lookup."""
 
-
 from minitx import backend, kernels
 from minitx import random as mt_random
 from minitx.autograd import Function

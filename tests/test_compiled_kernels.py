@@ -203,6 +203,37 @@ def test_softmax_of_a_row_with_nan_is_nan_throughout(compiled):
     np.testing.assert_allclose(y[1], [1 / 3] * 3, rtol=1e-6)
 
 
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_softmax_and_cross_entropy_of_rows_with_nan_of_either_sign(sign):
+    """The row maximum is taken among integers that order like the floats: a NaN with the sign
+    bit set orders below −∞, one without above +∞, and either must make its row NaN."""
+    nan = np.copysign(np.float32(np.nan), np.float32(sign))
+    z = np.zeros((4, 37), np.float32)
+    z[0, 5] = nan  # NaN among finite numbers
+    z[1, :] = -np.inf
+    z[1, 30] = nan  # NaN among −∞
+    z[2, 3], z[2, 4] = np.inf, nan  # NaN beside +∞
+    z[3, :] = -0.0  # −0 and +0 order as equals (shift by either: e^0 = 1)
+    z[3, 9] = 0.0
+    assert np.signbit(z[0, 5]) == (sign < 0)
+    y = kernels.softmax(z)
+    assert np.isnan(y[:3]).all()
+    np.testing.assert_allclose(y[3], 1 / 37, rtol=1e-6)
+    loss, _ = kernels.cross_entropy(z, np.array([0, 0, 0, 9]), 0.0)
+    assert np.isnan(loss[:3]).all()
+    np.testing.assert_allclose(loss[3], np.log(37), rtol=1e-6)
+
+
+def test_softmax_of_rows_of_every_magnitude():
+    """Rows of values from 1e-30 to 1e30, of both signs: shifted by anything but the row's
+    maximum, e^(x − m) would overflow or lose the row; the result is NumPy's float64 one."""
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((64, 50)) * 10.0 ** rng.integers(-30, 30, (64, 1))).astype(
+        np.float32)
+    y = kernels.softmax(x)
+    np.testing.assert_allclose(y, reference(kernels.softmax, x), rtol=1e-5, atol=1e-30)
+
+
 def test_exp_is_within_a_few_ulps_of_e_to_the_x():
     """The arithmetic exp behind softmax, GELU and cross-entropy: relative error below 3e-7 on
     [−87.33, 0] (a million points and the range-reduction boundary ±ln 2/2), 0 below, NaN kept."""

@@ -22,8 +22,9 @@ Three details make the loops vectorize:
 - **our own exp** (:func:`_exp`): LLVM vectorizes a loop only when every call in it has a
   vector version, and the C library's exp has none. Ours is plain arithmetic, with a relative
   error below 3e-7;
-- **row maxima in eight lanes** (:func:`_row_max`): a max reduction written as one chain is
-  not vectorized; eight running maxima are.
+- **row maxima as integer maxima** (:func:`_row_max`): LLVM does not vectorize a float max
+  that must keep NaN's meaning, but it does an integer one, and float32 bit patterns can be
+  mapped to integers in the same order.
 
 Everything runs in float32, as NumPy does for float32 arrays; a row's sums are vector lanes of
 partial sums added at the end (so rounding grows like NumPy's pairwise sums, not like one long
@@ -205,30 +206,35 @@ def adam_update(param, grad, m, v, v_max, beta1, beta2, step_size, bias2_sqrt, e
 # Row-wise kernels over (rows, n) arrays
 # --------------------------------------------------------------------------------------------
 
+@intrinsic
+def _bits_of_float32(typingctx, x):
+    """The int32 IEEE 754 bit pattern of the float32 `x` (a bitcast, no instruction)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+    return types.int32(types.float32), codegen
+
+
+@inline
+def _ordered(bits):
+    """The float32 bit pattern `bits` as an integer that orders like the float, and back (the
+    map is its own inverse). A float's sign bit is its pattern's sign bit, and among floats of
+    one sign the magnitudes order like the remaining 31 bits; so a pattern with the sign bit
+    clear stays, and one with it set has those 31 bits flipped: a larger magnitude then gives a
+    smaller integer. (bits >> 31 is 0 or −1, all ones; numba computes in int64, which LLVM
+    vectorizes faster here than int32.)"""
+    return bits ^ ((bits >> np.int32(31)) & np.int32(0x7FFFFFFF))
+
+
 @inline
 def _row_max(x, i):
-    """Row i's maximum, −∞ for an empty row; NaN is passed over (the callers' sums Σ e^(x − m)
-    are NaN then, and so is every output of that row, as in NumPy). Eight running maxima side
-    by side, merged at the end: LLVM does not vectorize one chain of max() over the row."""
-    n = x.shape[1]
-    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = _NEG_INF
-    j = 0
-    while j + 8 <= n:
-        m0, m1 = _max(m0, x[i, j]), _max(m1, x[i, j + 1])
-        m2, m3 = _max(m2, x[i, j + 2]), _max(m3, x[i, j + 3])
-        m4, m5 = _max(m4, x[i, j + 4]), _max(m5, x[i, j + 5])
-        m6, m7 = _max(m6, x[i, j + 6]), _max(m7, x[i, j + 7])
-        j += 8
-    m = _max(_max(_max(m0, m1), _max(m2, m3)), _max(_max(m4, m5), _max(m6, m7)))
-    for k in range(j, n):
-        m = _max(m, x[i, k])
-    return m
-
-
-@inline
-def _max(m, v):
-    """max(m, v), keeping m when v is NaN."""
-    return v if v > m else m
+    """Row i's maximum, −∞ for an empty row, as the maximum of the ordered integers: one
+    vector integer max per 16 floats. NaN: a NaN with the sign bit clear orders above +∞ and
+    is returned, one with it set orders below −∞ and is passed over; either way the callers'
+    sums Σ e^(x − m) are NaN, and so is every output of that row, as in NumPy."""
+    k = _ordered(_bits_of_float32(_NEG_INF))
+    for j in range(x.shape[1]):
+        k = max(k, _ordered(_bits_of_float32(x[i, j])))
+    return _float32_from_bits(np.int32(_ordered(k)))
 
 
 @loop
@@ -236,8 +242,8 @@ def softmax(x, y):
     """y = e^(x − m) / Σ e^(x − m) per row; an all −∞ row gives zeros; +∞ gives NaN there."""
     for i in range(x.shape[0]):
         m = _row_max(x, i)
-        if m == np.inf:  # e^(∞ − ∞): NaN where x is ∞ (everywhere if a NaN is in the row),
-            nan_row = False  # e^(−∞) = 0 elsewhere, as NumPy's formula gives
+        if not m < np.inf:  # ∞ or NaN. e^(∞ − ∞): NaN where x is ∞ (everywhere if a NaN
+            nan_row = False  # is in the row), e^(−∞) = 0 elsewhere, as NumPy's formula gives
             for j in range(x.shape[1]):
                 nan_row |= x[i, j] != x[i, j]
             for j in range(x.shape[1]):

@@ -122,6 +122,25 @@ def test_matmul_and_matmul_summed_are_the_products(device, shapes):
     np.testing.assert_allclose(host(kernels.matmul_summed(ad, gd))[0], want, rtol=1e-12)
 
 
+def test_matmul_like_is_the_product_in_the_layout_of_like(device):
+    """Heads as MultiHeadAttention makes them: views (B, h, T, d) of a (B, T, h, d) array. The
+    product laid out like them transposes back to a contiguous (B, T, h, d)."""
+    B, T, h, d = 2, 5, 3, 4
+    projected = RNG.standard_normal((B, T, h, d))
+    scores = RNG.standard_normal((B, h, T, T))
+    sd, pd = on(device, scores, projected)
+    heads, hd = projected.swapaxes(1, 2), pd.swapaxes(1, 2)  # (B, h, T, d), strided
+    got = kernels.matmul_like(sd, hd, like=hd)
+    np.testing.assert_allclose(host(got)[0], scores @ heads, rtol=1e-13)
+    if isinstance(got, np.ndarray):  # CuPy and the strict stand-in keep a @ b's layout
+        assert got.swapaxes(1, 2).flags.c_contiguous
+    for like in (hd[:, :, :2], hd[0]):  # not the product's shape: a @ b
+        np.testing.assert_allclose(host(kernels.matmul_like(sd, hd, like=like))[0],
+                                   scores @ heads, rtol=1e-13)
+    (s32,) = on(device, scores.astype(np.float32))  # float32 @ float64 -> float64, as a @ b
+    assert kernels.matmul_like(s32, hd, like=hd).dtype == np.float64
+
+
 @pytest.mark.parametrize("shape, n", [((6, 5), 1), ((3, 4, 5), 2), ((3, 4, 5), 1), ((7,), 1),
                                       ((3, 4), 0), ((0, 5), 1), ((4, 0), 1)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -38,7 +38,14 @@ from minitx.kernels.elementwise import (
     relu_backward,
 )
 from minitx.kernels.memory import keep_host_memory
-from minitx.kernels.products import fold, matmul, matmul_summed, sum_leading, sum_rows_by_index
+from minitx.kernels.products import (
+    fold,
+    matmul,
+    matmul_like,
+    matmul_summed,
+    sum_leading,
+    sum_rows_by_index,
+)
 from minitx.kernels.rows import (
     cross_entropy,
     cross_entropy_backward,
@@ -59,7 +66,7 @@ from minitx.kernels.runtime import (
 __all__ = ["adam_update", "blockwise", "compiled_enabled", "cross_entropy",
            "cross_entropy_backward", "dropout_keep", "fill_where_not", "fold", "gelu",
            "gelu_backward", "keep_host_memory", "layer_norm", "layer_norm_backward", "masked_scale",
-           "matmul", "matmul_summed", "relu_backward", "row_dot", "set_compiled",
+           "matmul", "matmul_like", "matmul_summed", "relu_backward", "row_dot", "set_compiled",
            "set_thread_count", "softmax", "softmax_backward", "sum_leading", "sum_rows_by_index",
            "thread_count", "warm_up"]
 

@@ -22,6 +22,23 @@ def matmul(a, b):
     return a @ b
 
 
+def matmul_like(a, b, like):
+    """a @ b (NumPy's rules), in an array whose memory layout is that of `like` when `like` has
+    the product's shape (``empty_like`` keeps the order of its strides), else a @ b.
+
+    Trick: attention's heads are strided views of (..., T, h, d), as the projections make them;
+    a product laid out like its view transposes back to a contiguous (..., T, h, d), so the
+    reshape to (..., T, h·d) that follows costs nothing instead of a copy.
+    """
+    if not (isinstance(like, np.ndarray) and isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)):
+        return a @ b  # CuPy, the strict stand-in
+    out = np.empty_like(like, dtype=np.result_type(a, b))
+    if out.shape != np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]):
+        return a @ b
+    return np.matmul(a, b, out=out)
+
+
 def matmul_summed(a, b):
     """Σ over the batch axes of aᵀ b, for a (..., n, k) and b (..., n, m): (k, m).
 

@@ -43,21 +43,23 @@ class ScaledDotProductAttention(Function):
         self.keep, self.keep_scale = keep, keep_scale  # dropout: mask = keep · keep_scale
         self.bias_shape = None if bias is None else bias.shape
         p_dropped = p if keep is None else kernels.masked_scale(p, keep, keep_scale)
-        return p_dropped @ v  # (..., Tq, Tk) @ (..., Tk, dv) -> (..., Tq, dv)
+        # (..., Tq, Tk) @ (..., Tk, dv) -> (..., Tq, dv), in q's layout (as the heads are laid out)
+        return kernels.matmul_like(p_dropped, v, like=q)
 
     def backward(self, g):
         q, k, v, p = self.q, self.k, self.v, self.p
         p_dropped = p if self.keep is None else kernels.masked_scale(p, self.keep,
                                                                       self.keep_scale)
-        gv = p_dropped.swapaxes(-1, -2) @ g  # (..., Tk, Tq) @ (..., Tq, dv) -> (..., Tk, dv)
+        # each gradient in its input's layout: (..., Tk, Tq) @ (..., Tq, dv) -> (..., Tk, dv)
+        gv = kernels.matmul_like(p_dropped.swapaxes(-1, -2), g, like=v)
         gs = g @ v.swapaxes(-1, -2)  # dL/dP': (..., Tq, dv) @ (..., dv, Tk) -> (..., Tq, Tk)
         if self.keep is not None:
             gs = kernels.masked_scale(gs, self.keep, self.keep_scale)  # dL/dP
         gs = kernels.softmax_backward(gs, p, overwrite=True)  # dL/dS, in the buffer of dL/dP'
         gb = unbroadcast(gs, self.bias_shape) if self.needs_input_grad[3] else None  # bias
-        gq = gs @ k  # (..., Tq, Tk) @ (..., Tk, d) -> (..., Tq, d)
+        gq = kernels.matmul_like(gs, k, like=q)  # (..., Tq, Tk) @ (..., Tk, d) -> (..., Tq, d)
         gq *= self.scale
-        gk = gs.swapaxes(-1, -2) @ q  # (..., Tk, Tq) @ (..., Tq, d) -> (..., Tk, d)
+        gk = kernels.matmul_like(gs.swapaxes(-1, -2), q, like=k)  # (..., Tk, Tq) @ (..., Tq, d)
         gk *= self.scale
         return (unbroadcast(gq, q.shape), unbroadcast(gk, k.shape),
                 unbroadcast(gv, v.shape), gb)

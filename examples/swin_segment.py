@@ -66,7 +66,7 @@ class Config:
     patch_size: PositiveInt = 4
     mlp_ratio: PositiveInt = 4  # α, MLP hidden width α·C
     decoder_dim: PositiveInt = 64  # D of the decoder
-    # GELU's tanh form, cheaper on the CPU than the exact GELU ("gelu")
+    # GELU's tanh form; the exact GELU ("gelu") is faster with the compiled loops, slower without
     activation: OneOf("gelu_tanh", "gelu") = "gelu_tanh"
     # training images: generated (shapes; rendering 20,000 takes about 15 s) or the first N
     train_images: PositiveInt = 20000

@@ -51,7 +51,7 @@ class SwinConfig:
     window_size: int = 7  # M (§3.2: M = 7)
     mlp_ratio: int = 4  # α, MLP hidden width = α·C (§3.3)
     num_classes: int = 1000  # ImageNet-1K head (§4.1)
-    activation: str = "gelu"  # MLP non-linearity (§3.1: GELU); "gelu_tanh" is cheaper here
+    activation: str = "gelu"  # MLP non-linearity (§3.1: GELU); or "gelu_tanh"
 
 
 class SwinTransformer(nn.Module):

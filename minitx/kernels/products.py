@@ -30,13 +30,12 @@ def matmul_like(a, b, like):
     a product laid out like its view transposes back to a contiguous (..., T, h, d), so the
     reshape to (..., T, h·d) that follows costs nothing instead of a copy.
     """
-    if not (isinstance(like, np.ndarray) and isinstance(a, np.ndarray)
-            and isinstance(b, np.ndarray)):
+    if not all(isinstance(x, np.ndarray) for x in (a, b, like)):
         return a @ b  # CuPy, the strict stand-in
-    out = np.empty_like(like, dtype=np.result_type(a, b))
-    if out.shape != np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1]):
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    if like.shape != shape:
         return a @ b
-    return np.matmul(a, b, out=out)
+    return np.matmul(a, b, out=np.empty_like(like, dtype=np.result_type(a, b)))
 
 
 def matmul_summed(a, b):

@@ -28,6 +28,36 @@ def test_python_numbers_take_the_tensor_dtype():
     assert (mt.ones(3) * 2.5).dtype == np.float32
 
 
+@pytest.mark.parametrize("make", [
+    lambda t: t * 0.5, lambda t: t - 0.5, lambda t: mt.maximum(t, 1.5),
+    lambda t: t + np.float64(0.5), lambda t: mt.where(t > 1, t, 0.5), lambda t: t.clip(0.5, 2.5),
+    lambda t: t.masked_fill(t > 1, 0.5),
+])
+def test_a_float_does_not_join_an_integer_tensor_truncated(make):
+    t = mt.tensor([1, 2, 3])
+    with pytest.raises(TypeError, match=r"the number .*[01]\.5\)? does not fit a tensor of dtype int64"):
+        make(t)
+    assert (t.astype("float32") * 0.5).numpy().tolist() == [0.5, 1.0, 1.5]  # the way it names
+
+
+def test_numbers_that_a_dtype_would_wrap_or_turn_into_bool_are_refused():
+    with pytest.raises(TypeError, match="dtype uint8"):
+        mt.tensor(np.array([1], np.uint8)) + 300  # would wrap to 44
+    with pytest.raises(TypeError, match="dtype bool"):
+        mt.tensor([True, False]) * 2  # would be True * True
+    assert (mt.tensor([1, 2, 3]) * 2).numpy().tolist() == [2, 4, 6]
+    assert mt.tensor([1, 2, 3]).clip(1, 2).numpy().tolist() == [1, 2, 2]
+
+
+def test_comparisons_with_a_number_compare_its_value(device):
+    t = mt.tensor([1, 2, 3], device=device)
+    assert (t < 1.5).numpy().tolist() == [True, False, False]  # not 1 < 1
+    assert (1.5 > t).numpy().tolist() == [True, False, False]
+    assert not (t == 2.5).numpy().any()
+    assert (mt.tensor(np.array([0, 5], np.uint8), device=device) > -1).numpy().all()
+    assert (mt.tensor([0.1], dtype=np.float32, device=device) == 0.1).numpy().all()  # float32's 0.1
+
+
 def test_arrays_must_be_wrapped_explicitly():
     with pytest.raises(TypeError, match="minitx.tensor"):
         mt.ones(3) + np.ones(3)

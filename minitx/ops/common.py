@@ -31,14 +31,43 @@ def unbroadcast(g, shape):
 
 
 def operand(value, like, op_name):
-    """Return `value` as a Tensor beside `like`: Python numbers take like's dtype and device."""
+    """Return `value` as a Tensor beside `like`: a Python (or NumPy) number takes like's dtype
+    and device, as PyTorch's scalars do, provided that dtype holds it: a float does not join an
+    integer or bool tensor, nor an int outside the integer dtype's range, nor a number other
+    than True/False a bool tensor (NumPy's cast would truncate or wrap it without a word)."""
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, (bool, int, float, np.generic)):  # host scalars, never device data
-        xp = backend.xp_of(like._data)
-        return Tensor(xp.asarray(value, dtype=like.dtype))
-    raise TypeError(f"{op_name}: cannot combine a Tensor with {type(value).__name__}; "
-                    f"wrap arrays with minitx.tensor(..., device=...) first")
+    check_scalar(value, op_name)
+    if not scalar_fits(value, like.dtype):
+        raise TypeError(f"{op_name}: the number {value!r} does not fit a tensor of dtype "
+                        f"{like.dtype} (it would be cast to it); convert the tensor first, "
+                        f"e.g. t.astype('float32')")
+    xp = backend.xp_of(like._data)
+    return Tensor(xp.asarray(value, dtype=like.dtype))
+
+
+def check_scalar(value, op_name):
+    """A TypeError unless `value` is a host number (bool, int, float, a NumPy scalar)."""
+    if not isinstance(value, (bool, int, float, np.generic)):
+        raise TypeError(f"{op_name}: cannot combine a Tensor with {type(value).__name__}; "
+                        f"wrap arrays with minitx.tensor(..., device=...) first")
+
+
+def scalar_fits(value, dtype):
+    """True when the number `value` is held by `dtype` without losing its meaning: any number
+    by a float dtype (rounded, as a float32 tensor holds 0.1), an integer within range by an
+    integer dtype, only True and False by bool."""
+    kind = np.dtype(dtype).kind
+    if kind == "b":
+        return isinstance(value, (bool, np.bool_))
+    if kind in "iu":
+        if isinstance(value, (bool, np.bool_)):
+            return True
+        if not isinstance(value, (int, np.integer)):
+            return False
+        info = np.iinfo(dtype)
+        return info.min <= int(value) <= info.max
+    return True
 
 
 def broadcast_shapes(op_name, *shapes):

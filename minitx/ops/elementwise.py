@@ -5,10 +5,11 @@ In the docstrings, g is dL/dy, the gradient arriving from above.
 """
 
 import math
+import operator
 
 from minitx import backend
 from minitx.autograd import Function
-from minitx.ops.common import broadcast_shapes, operand, register, unbroadcast
+from minitx.ops.common import broadcast_shapes, check_scalar, operand, register, unbroadcast
 from minitx.tensor import FLOAT_DTYPES, Tensor
 
 # ---- binary arithmetic ---------------------------------------------------------------------
@@ -249,8 +250,8 @@ def clip(x, low=None, high=None):
     """
     if low is None and high is None:
         raise ValueError("clip: give low, high or both")
-    y = x if low is None else maximum(x, float(low))
-    return y if high is None else minimum(y, float(high))
+    y = x if low is None else maximum(x, operand(low, x, "clip"))
+    return y if high is None else minimum(y, operand(high, x, "clip"))
 
 
 # ---- selection with a boolean mask ---------------------------------------------------------
@@ -308,6 +309,7 @@ def where(cond, a, b):
 def masked_fill(x, mask, value):
     """Return x with the entries where `mask` is True replaced by the constant `value`."""
     mask = mask_array(mask, x.device, x.shape, "masked_fill")
+    operand(value, x, "masked_fill")  # a number that x's dtype holds
     return MaskedFill.apply(x, mask=mask, value=float(value))
 
 
@@ -361,13 +363,21 @@ def to_device(x, device):
 def compare(a, b, how):
     """Elementwise comparison; returns a boolean Tensor, which has no gradient."""
     like = a if isinstance(a, Tensor) else b
-    a, b = operand(a, like, how), operand(b, like, how)
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        # a number is compared by its value (1 < 1.5 for an integer tensor; NumPy's rules for
+        # Python numbers), not first cast to the tensor's dtype as arithmetic casts it
+        other = b if like is a else a
+        check_scalar(other, how)
+        a, b = (like._data, other) if like is a else (other, like._data)
+        return _mask(_COMPARISONS[how](a, b), like._data)
     broadcast_shapes(how, a.shape, b.shape)
     if a.device != b.device:
         raise RuntimeError(f"{how}: tensors on different devices {a.device} and {b.device}")
-    ops = {"eq": a._data.__eq__, "ne": a._data.__ne__, "lt": a._data.__lt__,
-           "le": a._data.__le__, "gt": a._data.__gt__, "ge": a._data.__ge__}
-    return _mask(ops[how](b._data), a._data)
+    return _mask(_COMPARISONS[how](a._data, b._data), a._data)
+
+
+_COMPARISONS = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le,
+                "gt": operator.gt, "ge": operator.ge}
 
 
 def _mask(result, like):

@@ -57,7 +57,13 @@ def silu(x):
 
 
 def mse_loss(prediction, target, reduction="mean"):
-    """Mean (or summed) squared error."""
+    """Mean (or summed, or per element: reduction "mean", "sum", "none") squared error of two
+    tensors of one shape (a mismatch would broadcast, e.g. (N, 1) against (N,) into (N, N))."""
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"mse_loss: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    if prediction.shape != target.shape:
+        raise ValueError(f"mse_loss: prediction {prediction.shape} and target {target.shape} "
+                         f"must have the same shape")
     squared = (prediction - target) ** 2
     if reduction == "none":
         return squared
@@ -66,6 +72,11 @@ def mse_loss(prediction, target, reduction="mean"):
 
 def one_hot(indices, num_classes, dtype="float32"):
     """(...) integer Tensor -> (..., num_classes) Tensor of 0/1 (not differentiable)."""
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: indices must be an integer Tensor, got {indices.dtype}")
+    if indices.size and (int(indices._data.min()) < 0 or int(indices._data.max()) >= num_classes):
+        raise IndexError(f"one_hot: classes must lie in [0, {num_classes}), got values from "
+                         f"{int(indices._data.min())} to {int(indices._data.max())}")
     hits = ops.compare(ops.reshape(indices, indices.shape + (1,)),
                        arange(num_classes, device=indices.device), "eq")
     return ops.astype(hits, dtype)

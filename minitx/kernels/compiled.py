@@ -246,15 +246,13 @@ def _row_max(x, i):
 
 @loop
 def softmax(x, y):
-    """y = e^(x − m) / Σ e^(x − m) per row; an all −∞ row gives zeros; +∞ gives NaN there."""
+    """y = e^(x − m) / Σ e^(x − m) per row; an all −∞ row gives zeros, a row with +∞ or NaN
+    NaN throughout (e^(∞ − ∞) is NaN, and so is the sum that divides every entry)."""
     for i in range(x.shape[0]):
         m = _row_max(x, i)
-        if not m < np.inf:  # ∞ or NaN. e^(∞ − ∞): NaN where x is ∞ (everywhere if a NaN
-            nan_row = False  # is in the row), e^(−∞) = 0 elsewhere, as NumPy's formula gives
-            for j in range(x.shape[1]):
-                nan_row |= x[i, j] != x[i, j]
-            for j in range(x.shape[1]):
-                y[i, j] = np.nan if nan_row or x[i, j] == np.inf else _ZERO
+        if not m < np.inf:  # +∞, or a NaN without the sign bit (one with it is passed over
+            for j in range(x.shape[1]):  # by the maximum and makes the sum NaN below)
+                y[i, j] = np.nan
             continue
         m = m if m > -np.inf else _ZERO  # an all −∞ row: shift by 0
         s = _ZERO

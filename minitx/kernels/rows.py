@@ -1,5 +1,7 @@
 """Row-wise kernels over the last axis: softmax, layer norm, cross-entropy."""
 
+import math
+
 import numpy as np
 
 from minitx import backend
@@ -16,8 +18,10 @@ def softmax(x, axis=-1):
     """softmax along `axis`: e^(x − m) / Σ e^(x − m), m the row maximum (so e^(·) ≤ 1).
 
     A row that is all −inf (every position masked) has no maximum to subtract: it is shifted by
-    0 and gives all zeros, not NaN. Trick: along the last axis, one compiled pass per row (or
-    rows split among threads, and e^(x − m) normalized in its own buffer).
+    0 and gives all zeros, not NaN. A row with +inf or NaN is NaN throughout (as in PyTorch):
+    e^(∞ − ∞) is NaN, and so is the sum that divides the row. Trick: along the last axis, one
+    compiled pass per row (or rows split among threads, and e^(x − m) normalized in its own
+    buffer).
     """
     if x.size == 0:  # nothing to normalize (an empty axis, or no rows)
         return x.copy()
@@ -35,7 +39,7 @@ def softmax(x, axis=-1):
 def _softmax_rows(x, axis=-1):
     xp = backend.xp_of(x)
     m = x.max(axis=axis, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, 0)
+    m = xp.where(m == -math.inf, 0, m)  # an all −inf row: shift by 0 (+inf or NaN: all NaN)
     e = x - m
     xp.exp(e, out=e)
     s = e.sum(axis=axis, keepdims=True)

@@ -96,8 +96,9 @@ class Conv2d(Function):
         xpad = _pad(x, padding)
         OH = (xpad.shape[2] - kernel[0]) // stride[0] + 1
         OW = (xpad.shape[3] - kernel[1]) // stride[1] + 1
-        cols = im2col(xpad, kernel, stride, (OH, OW)).reshape(B, -1, OH * OW)  # (B, K, L)
-        W2 = W.reshape(O, -1)  # (O, K)
+        K = W.shape[1] * kernel[0] * kernel[1]  # sizes, not -1: a batch may be empty
+        cols = im2col(xpad, kernel, stride, (OH, OW)).reshape(B, K, OH * OW)  # (B, K, L)
+        W2 = W.reshape(O, K)  # (O, K)
         y = xp.matmul(W2, cols)  # (O, K) @ (B, K, L) -> (B, O, L)
         if b is not None:
             y += b.reshape(1, O, 1)
@@ -110,9 +111,9 @@ class Conv2d(Function):
         xp = backend.xp_of(gy)
         B, O = gy.shape[:2]
         C, kh, kw = self.W.shape[1:]
-        gy2 = gy.reshape(B, O, -1)  # (B, O, L)
+        gy2 = gy.reshape(B, O, gy.shape[2] * gy.shape[3])  # (B, O, L)
         gW = xp.tensordot(gy2, self.cols, axes=([0, 2], [0, 2]))  # Σ_b gy[b] cols[b]ᵀ (O, K)
-        gcols = xp.matmul(self.W.reshape(O, -1).T, gy2)  # (K, O) @ (B, O, L) -> (B, K, L)
+        gcols = xp.matmul(self.W.reshape(O, C * kh * kw).T, gy2)  # (K, O) @ (B, O, L) -> (B, K, L)
         gcols = gcols.reshape((B, C, kh, kw) + self.out_hw)
         gx = _unpad(col2im(gcols, self.pad_shape, self.stride), self.padding)
         gb = gy.sum(axis=(0, 2, 3)) if self.has_bias else None
@@ -164,7 +165,8 @@ class MaxPool2d(Function):
         OH = (xpad.shape[2] - kernel[0]) // stride[0] + 1
         OW = (xpad.shape[3] - kernel[1]) // stride[1] + 1
         cols = im2col(xpad, kernel, stride, (OH, OW))  # (B, C, kh, kw, OH, OW)
-        cols = cols.reshape(x.shape[:2] + (-1, OH, OW))  # (B, C, kh·kw, OH, OW)
+        window = kernel[0] * kernel[1]
+        cols = cols.reshape(x.shape[:2] + (window, OH, OW))  # (B, C, kh·kw, OH, OW)
         self.argmax = cols.argmax(axis=2)  # (B, C, OH, OW): which offset won
         self.pad_shape, self.kernel = xpad.shape, kernel
         self.stride, self.padding = stride, padding

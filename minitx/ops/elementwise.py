@@ -164,6 +164,8 @@ class Pow(Function):
         return x ** exponent
 
     def backward(self, g):
+        if self.p == 0:  # y = 1, a constant: 0 at x = 0 as well, where p · xᵖ⁻¹ is 0 · ∞
+            return backend.xp_of(g).zeros_like(g)
         return g * self.p * self.x ** (self.p - 1)
 
 

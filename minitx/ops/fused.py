@@ -4,6 +4,8 @@ Each has a hand-derived backward (the derivation is in its docstring) and is tes
 composite definition in :mod:`minitx.composites`, which is built from primitive ops only.
 """
 
+import math
+
 import numpy as np
 
 from minitx import backend, kernels
@@ -44,7 +46,7 @@ class LogSoftmax(Function):
             self.p = x.copy()
             return x.copy()
         m = x.max(axis=axis, keepdims=True)
-        shifted = x - xp.where(xp.isfinite(m), m, 0)
+        shifted = x - xp.where(m == -math.inf, 0, m)  # all −inf: by 0; +inf, NaN: all NaN
         e = xp.exp(shifted)
         s = e.sum(axis=axis, keepdims=True)
         self.p = e / xp.where(s == 0, 1, s)  # softmax(x), reused by backward

@@ -166,10 +166,15 @@ def reshape(x, shape):
 
 def transpose(x, axes=None):
     """Permute the axes; None reverses them."""
-    axes = tuple(reversed(range(x.ndim))) if axes is None else tuple(a % max(x.ndim, 1)
-                                                                     for a in axes)
+    if axes is None:
+        return Transpose.apply(x, axes=tuple(reversed(range(x.ndim))))
+    given = tuple(axes)
+    if any(not -max(x.ndim, 1) <= a < max(x.ndim, 1) for a in given):
+        raise ValueError(f"transpose: axes {given} are out of range for a tensor of shape "
+                         f"{x.shape}")
+    axes = tuple(a % max(x.ndim, 1) for a in given)  # -1 is the last axis
     if sorted(axes) != list(range(x.ndim)):
-        raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes "
+        raise ValueError(f"transpose: axes {given} are not a permutation of the {x.ndim} axes "
                          f"of a tensor of shape {x.shape}")
     return Transpose.apply(x, axes=axes)
 
@@ -333,6 +338,9 @@ def flatten(x, start_axis=0, end_axis=-1):
     if x.ndim == 0:
         return reshape(x, (1,))
     start, end = (single_axis(a, x.ndim, "flatten") for a in (start_axis, end_axis))
+    if start > end:
+        raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis} "
+                         f"for a tensor of shape {x.shape}")
     return reshape(x, x.shape[:start] + (-1,) + x.shape[end + 1:])
 
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import minitx as mt
 import minitx.functional as F
-from minitx import composites, ops
+from minitx import backend, composites, ops
 from minitx.testing import arrays, separated_arrays
 from tests.ops.test_fused import assert_same
 
@@ -60,6 +60,18 @@ def test_running_statistics_update_in_place(device):
 def test_bad_input_is_named(call, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         call()
+
+
+def test_an_empty_batch_gives_empty_outputs_and_gradients(device):
+    x = mt.zeros((0, 3, 5, 5), requires_grad=True, device=device)
+    w = mt.ones((4, 3, 3, 3), requires_grad=True, device=device)
+    b = mt.ones(4, requires_grad=True, device=device)
+    y = F.conv2d(x, w, b, padding=1)
+    pooled = F.max_pool2d(x, 2)
+    assert y.shape == (0, 4, 5, 5) and pooled.shape == (0, 3, 2, 2)
+    (y.sum() + pooled.sum()).backward()
+    assert x.grad.shape == x.shape
+    assert not backend.to_numpy(w.grad).any() and not backend.to_numpy(b.grad).any()  # none
 
 
 def test_conv2d_refuses_mixed_dtypes():

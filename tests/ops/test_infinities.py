@@ -14,7 +14,7 @@ import minitx as mt
 import minitx.functional as F
 from minitx import backend
 
-INF = math.inf
+INF, NAN = math.inf, math.nan
 X = [-INF, -1e30, 1e30, INF]
 MASK = np.array([True, False, True, False])
 
@@ -36,6 +36,11 @@ CASES = {  # name: (fn, input, expected value, expected gradient)
     "softmax": (lambda t: F.softmax(t, -1), [-INF, 0.0, -INF, -1e30], [0, 1, 0, 0],
                 [0, 0, 0, 0]),
     "softmax_all_masked": (lambda t: F.softmax(t, -1), [-INF] * 4, [0] * 4, [0] * 4),
+    "softmax_plus_inf": (lambda t: F.softmax(t, -1), [100.0, INF, 1.0, -INF], [NAN] * 4,
+                         [NAN] * 4),  # e^(∞ − ∞) = NaN in the sum: the whole row, as PyTorch
+    "log_softmax_plus_inf": (lambda t: F.log_softmax(t, -1), [100.0, INF, 1.0, -INF],
+                             [NAN] * 4, [NAN] * 4),
+    "pow_0": (lambda t: t ** 0, [-INF, 0.0, 1e30, INF], [1, 1, 1, 1], [0, 0, 0, 0]),
     "log_softmax": (lambda t: F.log_softmax(t, -1), [-INF, 0.0, -INF, -1e30],
                     [-INF, 0, -INF, -1e30], [1, -3, 1, 1]),  # g − softmax · Σg
     "logsumexp": (lambda t: t.logsumexp(-1, keepdims=True), [-INF, 0.0, -1e30, -INF], [0],

@@ -159,3 +159,17 @@ def test_mse_loss_checks_reduction_and_shapes():
         F.mse_loss(mt.ones(4), mt.zeros(4), reduction="avg")
     with pytest.raises(ValueError, match=r"mse_loss: prediction \(3, 1\) and target \(3,\)"):
         F.mse_loss(mt.zeros(3, 1), mt.tensor([1.0, 2.0, 3.0]))  # would broadcast to (3, 3)
+
+
+@pytest.mark.parametrize("name, call", [
+    ("softmax", F.softmax), ("log_softmax", F.log_softmax), ("layer_norm", F.layer_norm),
+    ("rms_norm", F.rms_norm), ("gelu", F.gelu), ("sigmoid", F.sigmoid), ("tanh", mt.tanh),
+    ("exp", mt.exp), ("log", mt.log), ("sqrt", mt.sqrt), ("dropout", F.dropout),
+    ("var", lambda t: t.var()),
+    ("cross_entropy", lambda t: F.cross_entropy(t.reshape(1, 3), mt.tensor([0]))),
+    ("scaled_dot_product_attention",
+     lambda t: F.scaled_dot_product_attention(*[t.reshape(1, 3, 1)] * 3)),
+])
+def test_float_ops_name_an_integer_input(name, call):
+    with pytest.raises(TypeError, match=f"{name}: expected a float tensor, got dtype int64"):
+        call(mt.tensor([1, 2, 3]))

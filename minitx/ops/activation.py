@@ -5,7 +5,7 @@ In the docstrings, g is dL/dy, the gradient arriving from above.
 
 from minitx import backend, kernels
 from minitx.autograd import Function
-from minitx.ops.common import register
+from minitx.ops.common import check_float, register
 
 
 @register
@@ -70,6 +70,7 @@ class GELU(Function):
 
 
 def sigmoid(x):
+    check_float("sigmoid", x)
     return Sigmoid.apply(x)
 
 
@@ -80,6 +81,7 @@ def relu(x):
 def gelu(x, approximate="none"):
     """GELU; ``approximate="none"`` uses erf, ``"tanh"`` the tanh approximation (GPT-2),
     ``"sigmoid"`` x·σ(1.702x) (CLIP, Image-GPT; not in PyTorch, which spells it out)."""
+    check_float("gelu", x)
     if approximate not in ("none", "tanh", "sigmoid"):
         raise ValueError(f"gelu: approximate must be 'none', 'tanh' or 'sigmoid', "
                          f"got {approximate!r}")

@@ -16,7 +16,7 @@ import numpy as np
 from minitx import backend, kernels
 from minitx import random as mt_random
 from minitx.autograd import Function
-from minitx.ops.common import broadcast_shapes, register, unbroadcast
+from minitx.ops.common import broadcast_shapes, check_float, register, unbroadcast
 from minitx.ops.linalg import count_macs
 from minitx.tensor import Tensor
 
@@ -110,6 +110,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout_p=0.0
     Returns:
         (..., Tq, dv), and the weights when `return_weights`.
     """
+    check_float("scaled_dot_product_attention", q, k, v)
     if q.ndim < 2 or k.ndim < 2 or v.ndim < 2:
         raise ValueError(f"scaled_dot_product_attention: q, k, v need at least 2 axes, got "
                          f"{q.shape}, {k.shape}, {v.shape}")

@@ -3,7 +3,7 @@
 import numpy as np
 
 from minitx import backend, kernels
-from minitx.tensor import Tensor
+from minitx.tensor import FLOAT_DTYPES, Tensor
 
 OPS = {}  # op name -> Function class; the test suite walks it, so an untested op fails CI
 
@@ -44,6 +44,16 @@ def operand(value, like, op_name):
                         f"e.g. t.astype('float32')")
     xp = backend.xp_of(like._data)
     return Tensor(xp.asarray(value, dtype=like.dtype))
+
+
+def check_float(op_name, *tensors):
+    """A TypeError unless each tensor (None is skipped) has a float dtype: an op built on
+    e^x, a division or a square root has no integer version, and NumPy would either fail inside
+    it or quietly compute in float64."""
+    for t in tensors:
+        if t is not None and t.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"{op_name}: expected a float tensor, got dtype {t.dtype}; convert "
+                            f"it first, e.g. t.astype('float32')")
 
 
 def check_scalar(value, op_name):

@@ -9,7 +9,14 @@ import operator
 
 from minitx import backend
 from minitx.autograd import Function
-from minitx.ops.common import broadcast_shapes, check_scalar, operand, register, unbroadcast
+from minitx.ops.common import (
+    broadcast_shapes,
+    check_float,
+    check_scalar,
+    operand,
+    register,
+    unbroadcast,
+)
 from minitx.tensor import FLOAT_DTYPES, Tensor
 
 # ---- binary arithmetic ---------------------------------------------------------------------
@@ -230,18 +237,22 @@ def pow(x, exponent):  # noqa: A001 (the public name mirrors Python's ** operato
 
 
 def exp(x):
+    check_float("exp", x)
     return Exp.apply(x)
 
 
 def log(x):
+    check_float("log", x)
     return Log.apply(x)
 
 
 def sqrt(x):
+    check_float("sqrt", x)
     return Sqrt.apply(x)
 
 
 def tanh(x):
+    check_float("tanh", x)
     return Tanh.apply(x)
 
 

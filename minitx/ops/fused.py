@@ -10,7 +10,7 @@ import numpy as np
 
 from minitx import backend, kernels
 from minitx.autograd import Function
-from minitx.ops.common import normalize_axes, register, single_axis
+from minitx.ops.common import check_float, normalize_axes, register, single_axis
 from minitx.tensor import Tensor
 
 
@@ -133,6 +133,7 @@ class CrossEntropy(Function):
 
 def softmax(x, axis=-1):
     """softmax along `axis`; an all −inf row gives zeros. A 0-d x is one row of one value."""
+    check_float("softmax", x)
     if x.ndim == 0:  # as in PyTorch: axis 0 or -1 of a scalar is a row of length 1
         normalize_axes(axis, 0, "softmax")
         return softmax(x.reshape((1,)), 0).reshape(())
@@ -141,6 +142,7 @@ def softmax(x, axis=-1):
 
 def log_softmax(x, axis=-1):
     """log(softmax(x)) along `axis`, computed stably. A 0-d x is one row of one value."""
+    check_float("log_softmax", x)
     if x.ndim == 0:
         normalize_axes(axis, 0, "log_softmax")
         return log_softmax(x.reshape((1,)), 0).reshape(())
@@ -149,6 +151,7 @@ def log_softmax(x, axis=-1):
 
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
     """Normalize over the last axis, then scale by `weight` and shift by `bias` (both (D,))."""
+    check_float("layer_norm", x, weight, bias)
     if x.ndim == 0:
         raise ValueError("layer_norm: normalizes over the last axis, and a 0-d tensor has none "
                          "(PyTorch refuses it too); give it shape (1,) or more")
@@ -162,6 +165,7 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
 
 def rms_norm(x, weight=None, eps=1e-5):
     """Divide by the root mean square over the last axis, then scale by `weight` ((D,))."""
+    check_float("rms_norm", x, weight)
     if x.ndim == 0:
         raise ValueError("rms_norm: normalizes over the last axis, and a 0-d tensor has none; "
                          "give it shape (1,) or more")
@@ -179,6 +183,7 @@ def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduct
     With no row counted (all ignored, or an empty batch) the mean is 0 with zero gradient,
     where PyTorch gives 0/0 = NaN.
     """
+    check_float("cross_entropy", logits)
     if not isinstance(target, Tensor) or target.dtype.kind not in "iu":
         raise TypeError("cross_entropy: target must be an integer Tensor of class indices")
     if logits.ndim == 0 or logits.shape[-1] == 0:

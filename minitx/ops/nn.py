@@ -3,7 +3,7 @@
 from minitx import backend, kernels
 from minitx import random as mt_random
 from minitx.autograd import Function
-from minitx.ops.common import register
+from minitx.ops.common import check_float, register
 from minitx.tensor import Tensor
 
 
@@ -28,6 +28,7 @@ def dropout(x, p=0.5, training=True, generator=None):
     """Zero each element with probability p and scale the rest by 1/(1 − p); identity when not
     training or p = 0. The mask is drawn on the host from `generator` (default: minitx.random).
     """
+    check_float("dropout", x)
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:

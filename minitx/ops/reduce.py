@@ -8,7 +8,7 @@ import numpy as np
 
 from minitx import backend
 from minitx.autograd import Function
-from minitx.ops.common import normalize_axes, register
+from minitx.ops.common import check_float, normalize_axes, register
 from minitx.ops.elementwise import div
 
 
@@ -158,6 +158,7 @@ def var(x, axis=None, keepdims=False, correction=1):
     Autodiff gives ∂y/∂x_i = 2(x_i − x̄) / (n − c): the terms through x̄ cancel, since
     Σ(x − x̄) = 0.
     """
+    check_float("var", x)
     axes = normalize_axes(axis, x.ndim, "var")
     n = _count(x.shape, axes)
     if n - correction <= 0:

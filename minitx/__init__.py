@@ -26,6 +26,7 @@ from minitx.creation import (
     zeros_like,
 )
 from minitx.ops import (
+    abs,
     concat,
     count_macs,
     exp,
@@ -41,7 +42,7 @@ from minitx.ops import (
 )
 
 __all__ = [
-    "Tensor", "arange", "backend", "concat", "count_macs", "detect_anomaly", "empty",
+    "Tensor", "abs", "arange", "backend", "concat", "count_macs", "detect_anomaly", "empty",
     "empty_like", "exp", "full", "full_like",
     "is_grad_enabled", "log", "matmul", "maximum", "minimum", "no_grad", "ones", "ones_like",
     "ops", "rand", "randn", "random", "sigmoid", "sqrt", "stack", "tanh", "tensor", "where",

@@ -26,6 +26,7 @@ available. After a backward pass each Function drops its inputs and saved arrays
 freed); a second pass through it is an error unless the first used ``retain_graph=True``.
 """
 
+import functools
 import threading
 import weakref
 
@@ -62,6 +63,14 @@ class no_grad:
 
     def __exit__(self, *exc):
         _mode.grad_enabled = self._previous
+
+    def __call__(self, fn):
+        """As a decorator, ``@mt.no_grad()``: `fn` runs without recording a graph."""
+        @functools.wraps(fn)
+        def without_grad(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+        return without_grad
 
 
 def is_grad_enabled():

@@ -38,6 +38,10 @@ def tensor(data, dtype=None, device="cpu", requires_grad=False):
         array = data.astype(dtype if dtype is not None else data.dtype, copy=True)
     else:  # Python data or a host array: copied, then moved to `device`
         host = np.array(data, dtype=dtype if dtype is not None else _default_dtype(data))
+        if host.dtype.kind not in "biuf":  # objects (None, a list of Tensors), strings
+            raise TypeError(f"tensor: cannot make a tensor of {type(data).__name__} data "
+                            f"(it became a NumPy array of dtype {host.dtype}); give numbers, "
+                            f"nested lists of numbers or an array (join Tensors with stack)")
         array = backend.to_device(host, device)
     return Tensor(array, requires_grad=requires_grad)
 

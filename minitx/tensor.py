@@ -11,6 +11,8 @@ that the forward pass saw, so a change in between is an error instead of a wrong
 :attr:`Tensor.data` and :mod:`minitx.autograd`).
 """
 
+import math
+
 import numpy as np
 
 from minitx import backend
@@ -143,6 +145,26 @@ class Tensor:
                              f"{self.shape}) is ambiguous; use .any() or .all()")
         return bool(self.item())
 
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor; use .item() for its value")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __float__(self):
+        return float(self._one_value("float()"))
+
+    def __int__(self):
+        return int(self._one_value("int()"))
+
+    def __format__(self, spec):
+        """A format spec (f"{loss:.3f}") formats the value of a one-element tensor."""
+        return format(self._one_value("format"), spec) if spec else repr(self)
+
+    def _one_value(self, what):
+        if self.size != 1:
+            raise ValueError(f"{what} needs a tensor with one element, not shape {self.shape}")
+        return self._data.item()
+
     def __repr__(self):
         grad = ", requires_grad=True" if self.requires_grad else ""
         device = "" if self.device == "cpu" else f", device='{self.device}'"
@@ -235,6 +257,20 @@ class Tensor:
 
     def __pow__(self, exponent):
         return ops.pow(self, exponent)
+
+    def __rpow__(self, base):
+        """base ** t for a positive number base: e^(t · ln base)."""
+        if isinstance(base, Tensor) or not isinstance(base, (int, float, np.number)) \
+                or not base > 0:
+            raise TypeError(f"pow: a number base must be positive for base ** tensor, got "
+                            f"{base!r}")
+        return ops.exp(self * math.log(base))
+
+    def __abs__(self):
+        return ops.abs(self)
+
+    def abs(self):
+        return ops.abs(self)
 
     def __matmul__(self, other):
         return ops.matmul(self, other)

@@ -68,3 +68,50 @@ def test_numpy_of_a_parameter_leaves_the_layer_alone(device):
     before = layer.weight.numpy().copy()
     layer.weight.numpy()[:] = 0
     np.testing.assert_array_equal(layer.weight.numpy(), before)
+
+
+def test_python_number_protocols_of_a_one_element_tensor(device):
+    t = mt.tensor([2.5], device=device)
+    assert float(t) == 2.5 and int(mt.tensor(7, device=device)) == 7
+    assert f"{mt.tensor(0.123456, device=device):.3f}" == "0.123"
+    with pytest.raises(ValueError, match=r"float\(\) needs a tensor with one element"):
+        float(mt.tensor([1.0, 2.0], device=device))
+    x = mt.tensor(2.0, requires_grad=True, device=device)
+    y = 2 ** x  # e^(x ln 2): dy/dx = 2^x ln 2
+    y.backward()
+    assert np.isclose(y.item(), 4.0) and np.isclose(float(backend.to_numpy(x.grad)),
+                                                    4 * np.log(2))
+    with pytest.raises(TypeError, match="base must be positive"):
+        (-2) ** x
+
+
+def test_iterating_gives_the_rows_and_a_0d_tensor_refuses(device):
+    rows = list(mt.tensor([[1.0, 2.0], [3.0, 4.0]], device=device))
+    assert [r.tolist() for r in rows] == [[1.0, 2.0], [3.0, 4.0]]
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        list(mt.tensor(1.0, device=device))
+
+
+@pytest.mark.parametrize("data", [None, "abc", [mt.tensor(1.0), mt.tensor(2.0)]])
+def test_tensor_refuses_data_that_is_not_numbers(data):
+    with pytest.raises(TypeError, match="tensor: cannot make a tensor of"):
+        mt.tensor(data)
+
+
+def test_no_grad_as_a_decorator():
+    x = mt.tensor([1.0], requires_grad=True)
+
+    @mt.no_grad()
+    def double(t):
+        return t * 2
+
+    assert not double(x).requires_grad and (x * 2).requires_grad
+
+
+def test_numpy_integers_serve_as_axes_sizes_and_indices(device):
+    t = mt.arange(6.0, device=device)
+    assert t[np.int64(1)].item() == 1.0
+    assert t.reshape(np.int64(2), 3).sum(np.int64(0)).shape == (3,)
+    assert t[[]].shape == (0,)  # an empty list selects nothing
+    with pytest.raises(TypeError, match="sum: axis must be an int, got bool"):
+        t.sum(True)  # not axis 1

@@ -9,6 +9,7 @@ from minitx.ops.attention import causal_mask, scaled_dot_product_attention
 from minitx.ops.common import OPS, register, unbroadcast
 from minitx.ops.conv import avg_pool2d, batch_norm, conv2d, max_pool2d
 from minitx.ops.elementwise import (
+    abs,
     add,
     astype,
     clip,
@@ -55,14 +56,12 @@ from minitx.ops.shape import (
 )
 
 __all__ = [
-    "OPS", "register", "unbroadcast", "add", "astype", "broadcast_to", "causal_mask", "chunk",
-    "clip", "compare", "concat", "count_macs", "cross_entropy", "div", "dropout", "embedding",
-    "exp", "flatten", "gather", "gelu", "getitem", "layer_norm", "linear", "log", "log_softmax",
-    "logical_and", "logical_not", "logical_or", "logsumexp", "masked_fill", "matmul", "max",
-    "maximum", "mean", "min", "minimum", "mul",
-    "neg", "pad", "pow", "relu", "reshape", "rms_norm", "roll", "scaled_dot_product_attention",
-    "sigmoid",
-    "softmax", "split", "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes", "take", "tanh",
-    "to_device", "transpose", "unsqueeze", "var", "where",
-    "avg_pool2d", "batch_norm", "conv2d", "max_pool2d",
+    "OPS", "register", "unbroadcast", "abs", "add", "astype", "broadcast_to", "causal_mask",
+    "chunk", "clip", "compare", "concat", "count_macs", "cross_entropy", "div", "dropout",
+    "embedding", "exp", "flatten", "gather", "gelu", "getitem", "layer_norm", "linear", "log",
+    "log_softmax", "logical_and", "logical_not", "logical_or", "logsumexp", "masked_fill",
+    "matmul", "max", "maximum", "mean", "min", "minimum", "mul", "neg", "pad", "pow", "relu",
+    "reshape", "rms_norm", "roll", "scaled_dot_product_attention", "sigmoid", "softmax", "split",
+    "sqrt", "squeeze", "stack", "sub", "sum", "swapaxes", "take", "tanh", "to_device", "transpose",
+    "unsqueeze", "var", "where", "avg_pool2d", "batch_norm", "conv2d", "max_pool2d",
 ]

@@ -105,9 +105,9 @@ def normalize_axes(axis, ndim, op_name):
     """
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     out = []
-    for a in axes:
+    for a in (integer(a, "axis", op_name) for a in axes):
         if not -max(ndim, 1) <= a < max(ndim, 1):
             raise ValueError(f"{op_name}: axis {a} is out of range for a {ndim}-d tensor")
         out.append(a % max(ndim, 1))
@@ -120,6 +120,12 @@ def single_axis(axis, ndim, op_name):
     """One axis as a non-negative int; a clear error for a 0-d tensor, which has none."""
     if ndim == 0:
         raise ValueError(f"{op_name}: needs a tensor with at least one axis, got a 0-d tensor")
-    if not isinstance(axis, int):
-        raise TypeError(f"{op_name}: axis must be an int, got {type(axis).__name__}")
-    return normalize_axes(axis, ndim, op_name)[0]
+    return normalize_axes(integer(axis, "axis", op_name), ndim, op_name)[0]
+
+
+def integer(value, what, op_name):
+    """`value` as a Python int when it is an integer (a NumPy integer too), else a TypeError
+    that names `what`; a bool is refused (True is not axis 1)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{op_name}: {what} must be an int, got {type(value).__name__}")
+    return int(value)

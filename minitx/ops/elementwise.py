@@ -201,6 +201,18 @@ class Log(Function):
 
 
 @register
+class Abs(Function):
+    """y = |x|.   ∂y/∂x = sign(x), 0 at x = 0 (a subgradient, as in PyTorch)."""
+
+    def forward(self, x):
+        self.sign = backend.xp_of(x).sign(x)
+        return self.sign * x
+
+    def backward(self, g):
+        return g * self.sign
+
+
+@register
 class Sqrt(Function):
     """y = √x.   ∂y/∂x = 1/(2√x) = 1/(2y)."""
 
@@ -244,6 +256,10 @@ def exp(x):
 def log(x):
     check_float("log", x)
     return Log.apply(x)
+
+
+def abs(x):  # noqa: A001 (the op's name, as in NumPy)
+    return Abs.apply(x)
 
 
 def sqrt(x):

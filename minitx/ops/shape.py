@@ -5,10 +5,13 @@ transpose undo themselves, indexing scatters (adding where an index repeats), co
 The composites at the end (swapaxes, squeeze, split, take, ...) are built from these ops.
 """
 
+import numpy as np
+
 from minitx import backend
 from minitx.autograd import Function
 from minitx.ops.common import (
     broadcast_shapes,
+    integer,
     normalize_axes,
     register,
     single_axis,
@@ -150,7 +153,8 @@ class Roll(Function):
 
 def reshape(x, shape):
     """Give x a new shape with the same number of elements (one axis may be -1)."""
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    shape = tuple(integer(n, "a size", "reshape") for n in shape)
     known = 1
     for n in shape:
         known *= n if n != -1 else 1
@@ -168,7 +172,7 @@ def transpose(x, axes=None):
     """Permute the axes; None reverses them."""
     if axes is None:
         return Transpose.apply(x, axes=tuple(reversed(range(x.ndim))))
-    given = tuple(axes)
+    given = tuple(integer(a, "an axis", "transpose") for a in axes)
     if any(not -max(x.ndim, 1) <= a < max(x.ndim, 1) for a in given):
         raise ValueError(f"transpose: axes {given} are out of range for a tensor of shape "
                          f"{x.shape}")
@@ -198,12 +202,14 @@ def _index_part(part, x):
         return part, False
     if isinstance(part, bool):
         raise TypeError(f"getitem: a Python bool is not an index; {_INDEX_HELP}")
-    if isinstance(part, int):
-        return part, False
+    if isinstance(part, (int, np.integer)):
+        return int(part), False
     if isinstance(part, Tensor):
         if part.device != x.device:
             raise RuntimeError(f"getitem: index on {part.device}, tensor on {x.device}")
         part = part._data
+    elif isinstance(part, (list, tuple)) and not part:
+        part = xp.zeros(0, np.int64)  # an empty list selects nothing (not a float64 array)
     elif isinstance(part, (list, tuple)) or backend.is_array(part):
         part = xp.asarray(backend.to_numpy(part) if backend.is_array(part) else part)
     else:

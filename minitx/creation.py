@@ -157,7 +157,7 @@ def arange(*args, dtype=None, device="cpu"):
 def randn(*size, dtype=np.float32, device="cpu", requires_grad=False, generator=None):
     """Standard normal samples, ``randn(2, 3)`` or ``randn((2, 3))``, drawn from `generator`
     (default: minitx.random)."""
-    rng = generator if generator is not None else mt_random.default_generator()
+    rng = mt_random.generator_or_default(generator, "randn")
     host = rng.standard_normal(_size("randn", size)).astype(dtype)
     return Tensor(backend.to_device(host, device), requires_grad=requires_grad)
 
@@ -165,6 +165,6 @@ def randn(*size, dtype=np.float32, device="cpu", requires_grad=False, generator=
 def rand(*size, dtype=np.float32, device="cpu", requires_grad=False, generator=None):
     """Uniform samples in [0, 1), ``rand(2, 3)`` or ``rand((2, 3))``, drawn from `generator`
     (default: minitx.random)."""
-    rng = generator if generator is not None else mt_random.default_generator()
+    rng = mt_random.generator_or_default(generator, "rand")
     host = rng.random(_size("rand", size)).astype(dtype)
     return Tensor(backend.to_device(host, device), requires_grad=requires_grad)

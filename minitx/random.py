@@ -20,6 +20,16 @@ def default_generator():
     return _generator
 
 
+def generator_or_default(generator, op_name):
+    """`generator` (checked to be a NumPy Generator), or the default one when it is None."""
+    if generator is None:
+        return _generator
+    if not isinstance(generator, np.random.Generator):
+        raise TypeError(f"{op_name}: generator must be a numpy.random.Generator "
+                        f"(np.random.default_rng(seed)), got {type(generator).__name__}")
+    return generator
+
+
 def get_state():
     """The default generator's state as a JSON-friendly dict (for checkpoints)."""
     return _generator.bit_generator.state

@@ -173,3 +173,14 @@ def test_mse_loss_checks_reduction_and_shapes():
 def test_float_ops_name_an_integer_input(name, call):
     with pytest.raises(TypeError, match=f"{name}: expected a float tensor, got dtype int64"):
         call(mt.tensor([1, 2, 3]))
+
+
+def test_generators_reshape_sizes_and_stack_shapes_are_named():
+    with pytest.raises(TypeError, match="dropout: generator must be a numpy.random.Generator"):
+        F.dropout(mt.ones(4), 0.5, generator=0)
+    with pytest.raises(TypeError, match="randn: generator must be"):
+        mt.randn(2, generator=1)
+    with pytest.raises(ValueError, match=r"reshape: sizes must be non-negative \(or one -1\)"):
+        mt.zeros(6).reshape(-2, -3)
+    with pytest.raises(ValueError, match=r"stack: shapes \[\(2,\), \(3,\)\] differ \(stack needs"):
+        mt.stack([mt.zeros(2), mt.zeros(3)])

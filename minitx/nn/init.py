@@ -37,7 +37,7 @@ def _fill(tensor, host):
 
 
 def _rng(generator):
-    return generator if generator is not None else mt_random.default_generator()
+    return mt_random.generator_or_default(generator, "init")
 
 
 def _fans(tensor, name):

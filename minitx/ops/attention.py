@@ -139,7 +139,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout_p=0.0
                          f"got {dropout_p}")
     keep = None
     if training and dropout_p > 0.0:
-        rng = generator if generator is not None else mt_random.default_generator()
+        rng = mt_random.generator_or_default(generator, "scaled_dot_product_attention")
         keep = backend.to_device(kernels.dropout_keep(rng, scores, dropout_p), q.device)
     if count_macs.active:  # the two products inside: Q Kᵀ and P V
         batch = 1

@@ -33,7 +33,7 @@ def dropout(x, p=0.5, training=True, generator=None):
         raise ValueError(f"dropout: p must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return x
-    rng = generator if generator is not None else mt_random.default_generator()
+    rng = mt_random.generator_or_default(generator, "dropout")
     keep = backend.to_device(kernels.dropout_keep(rng, x.shape, p), x.device)  # on the host
     return Dropout.apply(x, keep=keep, scale=0.0 if p == 1.0 else 1.0 / (1.0 - p))
 

@@ -155,6 +155,8 @@ def reshape(x, shape):
     """Give x a new shape with the same number of elements (one axis may be -1)."""
     shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
     shape = tuple(integer(n, "a size", "reshape") for n in shape)
+    if any(n < -1 for n in shape):
+        raise ValueError(f"reshape: sizes must be non-negative (or one -1), got {shape}")
     known = 1
     for n in shape:
         known *= n if n != -1 else 1
@@ -269,7 +271,8 @@ def _check_join(name, xs, axis, same_axis):
         rest = [n for i, n in enumerate(s) if i != axis or not same_axis]
         first = [n for i, n in enumerate(shapes[0]) if i != axis or not same_axis]
         if len(s) != len(shapes[0]) or rest != first:
-            raise ValueError(f"{name}: shapes {shapes} differ outside axis {axis}")
+            where = f"outside axis {axis}" if same_axis else "(stack needs one shape)"
+            raise ValueError(f"{name}: shapes {shapes} differ {where}")
 
 
 def concat(xs, axis=0):

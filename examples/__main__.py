@@ -44,9 +44,9 @@ def main(argv=None):
     for name, module, run_args, metric, meaning in TOUR:
         if args.only and name not in args.only:
             continue
-        print(f"\n=== {name}: python -m {module} {' '.join(run_args)} ===", flush=True)
-        start = time.perf_counter()
         argv = ["--quick"] if args.quick else run_args
+        print(f"\n=== {name}: python -m {module} {' '.join(argv)} ===", flush=True)
+        start = time.perf_counter()
         result = importlib.import_module(module).main(argv)
         if "stopped_at" in result:  # Ctrl-C: the example wrote its checkpoint
             print(f"tour stopped during {name}; continue it with python -m {module} "
@@ -54,6 +54,9 @@ def main(argv=None):
             break
         rows.append((name, result[metric], meaning, time.perf_counter() - start))
 
+    if args.quick:
+        print("\nsmoke runs (--quick): a few steps on a small part of each data set, so the "
+              "figures below show that every stop runs, not what it learns")
     print("\n| model | reached | metric | seconds |\n|---|---|---|---|")
     for name, value, meaning, seconds in rows:
         print(f"| {name} | {value:.4f} | {meaning} | {seconds:.0f} |")

@@ -158,6 +158,11 @@ def parse_config(config_cls, description, argv=None, *, prog=None, quick_config=
         if not hasattr(args, name):  # flags this example does not offer
             setattr(args, name, absent)
     args.error = parser.error
+    if "device" in values:  # an unknown name, or "cuda" without CuPy or a GPU: say so now
+        try:
+            mt.backend.xp_for(values["device"])
+        except (ValueError, RuntimeError, ImportError) as error:
+            parser.error(f"--device {values['device']}: {_shortened(error)}")
     if resumable and args.stop_after is not None and args.stop_after >= values["steps"]:
         parser.error(f"--stop-after {args.stop_after} must be smaller than --steps "
                      f"{values['steps']}")
@@ -245,10 +250,16 @@ def _value_parser(kind, check):
 
 def run_dir(name, root="runs", quick=False):
     """The folder ``runs/<name>/`` (``runs/<name>-quick/`` for a smoke run) for checkpoints,
-    logs and figures (created). A `name` with a slash puts ``-quick`` on its first part."""
+    logs and figures (created). A `name` with a slash puts ``-quick`` on its first part. A
+    folder that cannot be made (a read-only place, a file named ``runs``) ends the program
+    with one line, before any training."""
     first, _, rest = str(name).partition("/")
     path = Path(root) / (first + "-quick" if quick else first) / rest
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SystemExit(f"error: cannot create the run folder {path.resolve()}: "
+                         f"{error.strerror or error}") from None
     return path
 
 
@@ -265,13 +276,17 @@ def resume_step(checkpoint, args, cfg, *, model, optimizer, schedule, loader, rn
     what changed. A checkpoint past ``cfg.steps`` or a ``--stop-after`` that lies behind it is
     refused (exit code 2).
     """
+    args.resumed_at = 0
     if not args.resume:
         return 0
     if not Path(checkpoint).exists():
         args.error(f"--resume: there is no checkpoint at {checkpoint}")
     own = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
-    saved = serialization.load_checkpoint(checkpoint, model=model, optimizer=optimizer,
-                                          rngs=rngs)
+    try:
+        saved = serialization.load_checkpoint(checkpoint, model=model, optimizer=optimizer,
+                                              rngs=rngs)
+    except ValueError as error:  # a truncated file, another model's, other sizes
+        args.error(f"--resume: {checkpoint} does not fit this run: {_shortened(error)}")
     for group, settings in zip(optimizer.param_groups, own):  # this run's lr, weight decay, ...
         group.update(settings)
     step, extra = saved["step"], saved["extra"] or {}
@@ -282,15 +297,43 @@ def resume_step(checkpoint, args, cfg, *, model, optimizer, schedule, loader, rn
     if "loader" not in extra:
         args.error(f"--resume: {checkpoint} does not hold the data loader's position (written "
                    f"by an older version); start afresh without --resume")
+    args.resumed_at = step
     schedule.load_state_dict({**schedule.state_dict(), "last_step": step})  # this run's schedule
     loader.load_state_dict(extra["loader"])
     before, now = extra.get("example", {}), dataclasses.asdict(cfg)
     changed = [f"{k} {before[k]} -> {now[k]}" for k in now if k in before and before[k] != now[k]]
+    data = [f"--{k.replace('_', '-')} {before[k]} -> {now[k]}" for k in DATA_FIELDS
+            if k in now and k in before and before[k] != now[k]]
+    if data:
+        args.error(f"--resume: {', '.join(data)} would change the data the checkpoint was "
+                   f"trained on (which examples are for training and which for testing); "
+                   f"resume with the checkpoint's values, or start afresh without --resume")
     print(f"resuming {checkpoint} at step {step}"
           + (f"; changed: {', '.join(changed)} (this run's settings and schedule apply from "
              f"step {step} on; learning rate now {optimizer.param_groups[0]['lr']:.3g})"
              if changed else ""), flush=True)
     return step
+
+
+# Settings that decide the data: which examples are trained on and which are held out (the seed
+# draws the split), and what an example is. A resumed run that changed one would go on training
+# on another split, part of it the held-out set it then reports on, so --resume refuses.
+DATA_FIELDS = ("seed", "dataset", "count", "train_size", "test_size", "train_images",
+               "test_images", "image_size", "colors")
+
+
+def _shortened(error, limit=300):
+    """An exception's message on one line, cut to `limit` characters (a state dict's key list
+    can run to thousands)."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def steps_run(step, args):
+    """'N steps' that this process ran, up to `step`; for a resumed run with the step it
+    resumed at (its time is that of these steps only)."""
+    first = getattr(args, "resumed_at", 0)
+    return f"{step - first} steps" + (f" (resumed at step {first})" if first else "")
 
 
 class StopRequest:
@@ -361,7 +404,10 @@ class MetricsLog:
         self.csv = Path(folder) / "metrics.csv"
         self.rows = []
         if resume and self.jsonl.exists():
-            self.rows = [json.loads(line) for line in self.jsonl.read_text().splitlines()]
+            lines = self.jsonl.read_text().splitlines()
+            if lines and not lines[-1].endswith("}"):
+                lines.pop()  # half a line, from a process killed while writing it
+            self.rows = [json.loads(line) for line in lines]
             if step is not None:
                 self.rows = [row for row in self.rows if row.get("step", 0) <= step]
         self.jsonl.write_text("".join(json.dumps(row) + "\n" for row in self.rows))

@@ -37,6 +37,7 @@ from examples.common import (
     progress,
     resume_step,
     run_dir,
+    steps_run,
 )
 from minitx import nn, optim, serialization
 from minitx.data import ArrayDataset, DataLoader, load_digits
@@ -144,8 +145,8 @@ def main(argv=None):
     test_acc = accuracy(model, x_test, y_test, cfg.device)
     log.log(step=step, train_accuracy=train_acc, test_accuracy=test_acc)
     plot_curves(log, ["loss"], out / "loss.png", "MLP on digits: training loss", log_y=True)
-    print(f"mlp_digits: {step} steps in {seconds:.1f} s; train accuracy {train_acc:.4f}, "
-          f"test accuracy {test_acc:.4f} ({len(y_test)} held-out digits)")
+    print(f"mlp_digits: {steps_run(step, args)} in {seconds:.1f} s; train accuracy "
+          f"{train_acc:.4f}, test accuracy {test_acc:.4f} ({len(y_test)} held-out digits)")
     print(f"wrote {checkpoint}, {out / 'metrics.csv'} and {out / 'loss.png'}")
     return {"test_accuracy": test_acc, "train_accuracy": train_acc, "seconds": seconds,
             "model": model}

@@ -42,6 +42,7 @@ from examples.common import (
     resume_step,
     run_dir,
     standardize,
+    steps_run,
 )
 from minitx import data, optim, serialization
 from models.swin import SwinConfig, SwinTransformer, window_partition, window_reverse
@@ -180,9 +181,9 @@ def main(argv=None):
                 log_y=True)
     plot_curves(log, ["test_accuracy"], out / "accuracy.png",
                 f"Swin on {cfg.dataset}: held-out accuracy")
-    print(f"swin_classify: {step} steps in {seconds:.1f} s on {cfg.dataset}; train accuracy "
-          f"{train_acc:.4f} (first 1000), test accuracy {test_acc:.4f} ({len(y_test)} held-out "
-          f"images)")
+    print(f"swin_classify: {steps_run(step, args)} in {seconds:.1f} s on {cfg.dataset}; "
+          f"train accuracy {train_acc:.4f} (first {min(1000, len(y_train))}), test accuracy "
+          f"{test_acc:.4f} ({len(y_test)} held-out images)")
     print(f"wrote {checkpoint}, {out / 'metrics.csv'}, {out / 'loss.png'}, "
           f"{out / 'accuracy.png'} and {out / 'windows.png'}")
     return {"test_accuracy": test_acc, "train_accuracy": train_acc, "seconds": seconds,

@@ -44,6 +44,7 @@ from examples.common import (
     resume_step,
     run_dir,
     standardize,
+    steps_run,
 )
 from minitx import data, optim, serialization
 from models.swin import SwinConfig
@@ -189,7 +190,7 @@ def main(argv=None):
                 log_y=True)
     draw_masks(x_test, m_test, predicted, names, out / "masks.png")
     per_class = ", ".join(f"{n} {v:.3f}" for n, v in zip(names, iou) if not np.isnan(v))
-    print(f"swin_segment: {step} steps in {seconds:.1f} s on {cfg.dataset}; test mIoU "
+    print(f"swin_segment: {steps_run(step, args)} in {seconds:.1f} s on {cfg.dataset}; test mIoU "
           f"{miou:.4f}, pixel accuracy {pixel_acc:.4f} ({len(m_test)} held-out images)")
     print(f"per-class IoU: {per_class}")
     print(f"wrote {checkpoint}, {out / 'metrics.csv'}, {out / 'loss.png'} and "

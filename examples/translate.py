@@ -50,6 +50,7 @@ from examples.common import (
     progress,
     resume_step,
     run_dir,
+    steps_run,
 )
 from minitx import serialization
 from minitx.data import ArrayDataset, CharTokenizer, DataLoader, load_number_words
@@ -353,6 +354,7 @@ def main(argv=None):
     if args.resume and (out / "tgt_vocab.json").exists():  # the vocabularies of the checkpoint
         src_tok = CharTokenizer.load(out / "src_vocab.json")
         tgt_tok = WordTokenizer.load(out / "tgt_vocab.json")
+    check_beam_size(cfg, tgt_tok, args)  # now, not after training
     data = (src_tok, tgt_tok, (de, en), (val_de, val_en))
     model, log, (seconds, cpu), step = train(cfg, data, out, "translate", args, args.quick)
     if step < cfg.steps:
@@ -394,8 +396,8 @@ def main(argv=None):
              if np.any((test_numbers >= low) & (test_numbers <= high))]  # 6, 5 and 3 digits
     plot_attention(model, src_tok, tgt_tok, shown, out / "attention.png", cfg.device)
 
-    print(f"translate: {step} steps in {seconds:.0f} s ({cpu:.0f} s of CPU time); test set of "
-          f"{len(test_de)} numbers never seen in training:")
+    print(f"translate: {steps_run(step, args)} in {seconds:.0f} s ({cpu:.0f} s of CPU time); "
+          f"test set of {len(test_de)} numbers never seen in training:")
     for name in ("greedy", f"beam {cfg.beam_size}"):
         key = name.split()[0]
         print(f"  {name:7s}  exact match {metrics[key + '_exact_match']:.4f}  CER "
@@ -432,11 +434,22 @@ def translate_saved(cfg, args):
         args.error(f"--translate: no trained model in {checkpoint}; train one first with "
                    f"python -m examples.translate" + (" --quick" if args.quick else ""))
     model, src_tok, tgt_tok = load_trained(out, cfg.device)
+    check_beam_size(cfg, tgt_tok, args)
+    if model.config.positional == "learned" and len(text) > model.config.max_len:
+        args.error(f"--translate: {len(text)} characters, but the model learned positions for "
+                   f"{model.config.max_len} only (--positional learned)")
     saved = serialization.read_checkpoint(checkpoint)
     step, example = saved["step"], (saved["extra"] or {}).get("example", {})
     if step < example.get("steps", step):
         print(f"note: {checkpoint} is a stopped run, at step {step} of {example['steps']}")
     return translate_and_print(model, src_tok, tgt_tok, text, cfg)
+
+
+def check_beam_size(cfg, tgt_tok, args):
+    """Beam search keeps at most one hypothesis per English word: --beam-size ≤ the vocabulary."""
+    if cfg.beam_size > tgt_tok.vocab_size:
+        args.error(f"--beam-size {cfg.beam_size}: the English vocabulary has "
+                   f"{tgt_tok.vocab_size} words, the most a beam can hold")
 
 
 def translate_and_print(model, src_tok, tgt_tok, text, cfg):

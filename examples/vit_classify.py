@@ -49,6 +49,7 @@ from examples.common import (
     random_shift,
     resume_step,
     run_dir,
+    steps_run,
 )
 from minitx import data, optim, serialization
 from models.vit import ViT, ViTConfig, attention_rollout
@@ -237,8 +238,9 @@ def main(argv=None):
     plot_attention(model, x_test[:6], x_test_n[:6], y_test[:6], names, cfg.device,
                    out / "attention.png")
     plot_position_similarity(model, out / "pos_embed.png")
-    print(f"vit_classify[{cfg.dataset}]: {step} steps in {seconds:.1f} s; train accuracy "
-          f"{train_acc:.4f}, test accuracy {test_acc:.4f} ({len(y_test)} held-out images)")
+    print(f"vit_classify[{cfg.dataset}]: {steps_run(step, args)} in {seconds:.1f} s; "
+          f"train accuracy {train_acc:.4f}, test accuracy {test_acc:.4f} ({len(y_test)} "
+          f"held-out images)")
     print(f"wrote {checkpoint}, {out / 'metrics.csv'} and the figures loss.png, accuracy.png, "
           f"attention.png and pos_embed.png in {out}")
     return {"test_accuracy": test_acc, "train_accuracy": train_acc, "seconds": seconds,

@@ -97,3 +97,52 @@ def test_the_reported_case_2n_steps_equal_n_save_load_n_for_n_100(tmp_path):
     run_example("mlp_digits", tmp_path / "parts", *args, "--resume")
     ckpt = "runs/mlp_digits/checkpoint.npz"
     assert_same_checkpoint(tmp_path / "whole" / ckpt, tmp_path / "parts" / ckpt)
+
+
+def _refused(capsys, tmp_path, *args):
+    """Run mlp_digits expecting an argparse error (exit code 2); return its message."""
+    with pytest.raises(SystemExit) as exit_info:
+        run_main("mlp_digits", tmp_path, *args)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_resume_refuses_a_broken_or_foreign_checkpoint_in_one_line(tmp_path, capsys):
+    run_main("mlp_digits", tmp_path, "--quick", "--steps", "6")
+    checkpoint = tmp_path / CKPT
+    err = _refused(capsys, tmp_path, "--quick", "--steps", "12", "--hidden", "16", "--resume")
+    assert re.search(r"--resume: \S+checkpoint.npz does not fit this run: .*shape", err), err
+    assert "Traceback" not in err and len(err.splitlines()[-1]) < 600
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # truncated
+    err = _refused(capsys, tmp_path, "--quick", "--steps", "12", "--resume")
+    assert "does not fit this run" in err and "truncated or corrupt" in err, err
+
+
+def test_resume_refuses_a_seed_that_would_move_test_digits_into_training(tmp_path, capsys):
+    run_main("mlp_digits", tmp_path, "--quick", "--steps", "6")
+    err = _refused(capsys, tmp_path, "--quick", "--steps", "12", "--seed", "3", "--resume")
+    assert "--resume: --seed 0 -> 3 would change the data the checkpoint was trained on" in err
+    out = run_example("mlp_digits", tmp_path, "--quick", "--steps", "12", "--resume")
+    assert "6 steps (resumed at step 6) in" in out  # the time is that of the steps it ran
+
+
+def test_a_device_that_cannot_run_is_refused_before_training(tmp_path, capsys):
+    err = _refused(capsys, tmp_path, "--quick", "--device", "gpu")
+    assert "--device gpu: unknown device 'gpu'" in err
+    if not mt.backend.cuda_available():
+        assert "--device cuda: " in _refused(capsys, tmp_path, "--quick", "--device", "cuda")
+
+
+def test_a_run_folder_that_cannot_be_made_ends_in_one_line(tmp_path, capsys):
+    (tmp_path / "runs").write_text("a file where the run folder would go")
+    with pytest.raises(SystemExit) as exit_info:
+        run_main("mlp_digits", tmp_path, "--quick")
+    assert str(exit_info.value.code).startswith("error: cannot create the run folder")
+
+
+def test_a_half_written_last_metrics_line_is_dropped_on_resume(tmp_path):
+    run_main("mlp_digits", tmp_path, "--quick", "--steps", "10", "--stop-after", "5")
+    metrics = (tmp_path / CKPT).with_name("metrics.jsonl")
+    metrics.write_text(metrics.read_text() + '{"step": 6, "lo')  # killed while writing
+    result = run_main("mlp_digits", tmp_path, "--quick", "--steps", "10", "--resume")
+    assert "test_accuracy" in result

@@ -53,6 +53,7 @@ def test_stop_and_resume_in_a_new_process_is_bit_exact(tmp_path):
     (["--steps", "100"], r"--warmup-steps (200) must be smaller than --steps (100)"),
     (["--quick", "--batch-size", "5000"], "training set has 1600 sentences, fewer than"),
     (["--dropout", "-0.1"], "argument --dropout: must be a number in [0, 1)"),
+    (["--quick", "--beam-size", "1000"], "--beam-size 1000: the English vocabulary has"),
 ])
 def test_bad_flags_end_the_program_at_once_naming_the_flag(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -60,3 +61,10 @@ def test_bad_flags_end_the_program_at_once_naming_the_flag(tmp_path, capsys, arg
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "runs" / "translate").exists()  # nothing trained
+
+
+def test_translate_refuses_a_text_longer_than_the_learned_positions(tmp_path):
+    run_main("translate", tmp_path, "--quick", "--steps", "6", "--positional", "learned")
+    err = run_example("translate", tmp_path, "--quick", "--positional", "learned",
+                      "--translate", "sieben" * 30, returncode=2)
+    assert "--translate: 180 characters, but the model learned positions for 128" in err

@@ -1,7 +1,7 @@
 """The tour: ``python -m examples`` trains every model on embedded data, one after the other.
 
 Each stop is a shorter run of one example (fewer steps than its default, so the whole tour
-takes about ten minutes on two CPU cores); each writes its checkpoint, metrics and figures under
+takes four to five minutes on two CPU cores); each writes its checkpoint, metrics and figures under
 ``runs/<name>/``. At the end a table shows what every model reached. ``--quick`` makes every
 stop a smoke run of a few steps (written under ``runs/<name>-quick/``); ``--only NAME`` runs one
 stop. Ctrl-C ends the tour after the current example has written its checkpoint.

@@ -380,8 +380,14 @@ def log_progress(bar, log, step, loss, opt, every, total):
 
     The loss is put on the bar without redrawing it (``refresh=False``): the bar redraws at
     most every ``mininterval`` seconds, not at every step. Returns the loss as a Python float.
+    A loss that is NaN or infinite ends the program (its weights are then NaN too, and every
+    step after it wasted); the last checkpoint written stays as it was.
     """
     value = loss.item()
+    if not math.isfinite(value):
+        bar.close()
+        raise SystemExit(f"error: the loss is {value} at step {step}: training diverged (a "
+                         f"learning rate too large?); the last checkpoint is kept")
     bar.set_postfix(loss=f"{value:.3f}", refresh=False)
     bar.update(1)
     if step % every == 0 or step == total:

@@ -5,7 +5,7 @@ with scikit-learn, split 80/20 per class), a model of a few lines, AdamW with a 
 cosine schedule, a progress bar, a metrics log, a loss-curve PNG and a checkpoint. Outputs go to
 ``runs/mlp_digits/`` (``runs/mlp_digits-quick/`` for ``--quick``).
 
-    python -m examples.mlp_digits                      # 1,500 steps, about half a minute
+    python -m examples.mlp_digits                      # 1,500 steps, a few seconds
     python -m examples.mlp_digits --quick              # a smoke run of a few seconds
     python -m examples.mlp_digits --stop-after 400     # or Ctrl-C: checkpoint and exit
     python -m examples.mlp_digits --resume             # continue, bit for bit

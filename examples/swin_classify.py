@@ -11,9 +11,9 @@ defaults, ``ShapesConfig``, use patch 4 and 20,000 generated images), and the do
 Besides the loss and accuracy curves it draws ``windows.png``: the regular and the shifted
 window partition of stage 1 and the shifted-window attention mask, computed by the very
 functions and buffers the model uses (``window_partition``, the cyclic ``roll`` and the block's
-``attn_mask``). Outputs go to ``runs/swin_classify/<dataset>/`` (``runs/swin_classify-quick/``
-for ``--quick``); Ctrl-C or ``--stop-after N`` writes the checkpoint and exits, ``--resume``
-continues from it.
+``attn_mask``). Outputs go to ``runs/swin_classify/<dataset>/``
+(``runs/swin_classify-quick/<dataset>/`` for ``--quick``); Ctrl-C or ``--stop-after N`` writes
+the checkpoint and exits, ``--resume`` continues from it.
 """
 
 import dataclasses

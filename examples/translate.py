@@ -81,7 +81,7 @@ class Config:
     steps: PositiveInt = 1000  # optimizer steps
     batch_size: PositiveInt = 64  # sentences per batch
     warmup_steps: NonNegativeInt = 200  # warm-up of the inverse-square-root schedule (Eq. 3)
-    lr_scale: PositiveFloat = 0.5  # multiplies Eq. 3 (peak lr 0.5 · 128^-½ · 200^-½ = 0.0025)
+    lr_scale: PositiveFloat = 0.5  # multiplies Eq. 3: peak lr_scale·d_model^-½·warmup^-½
     log_every: PositiveInt = 25  # steps between loss entries in the metrics log
     eval_every: PositiveInt = 250  # steps between validation checks (greedy, 256 sentences)
     checkpoint_every: PositiveInt = 250  # steps between checkpoints

@@ -13,10 +13,11 @@ ViT (Dosovitskiy et al. 2021, ``models/vit.py``) trained from scratch on one of 
 
 Small datasets and a model without convolutions' built-in locality: the training images are
 shifted at random by a pixel or two (padding with zeros, then cropping), labels are smoothed and
-weights decayed. Outputs go to ``runs/vit_classify/<dataset>/`` (``runs/vit_classify-quick/``
-for ``--quick``): a checkpoint that ``--resume`` continues from (Ctrl-C or ``--stop-after N``
-writes one and exits), ``metrics.csv``/``metrics.jsonl``, ``loss.png``, ``accuracy.png`` (on the
-test set), ``attention.png`` (what the [class] token attends to in a few test images: the last
+weights decayed. Outputs go to ``runs/vit_classify/<dataset>/``
+(``runs/vit_classify-quick/<dataset>/`` for ``--quick``): a checkpoint that ``--resume``
+continues from (Ctrl-C or ``--stop-after N`` writes one and exits),
+``metrics.csv``/``metrics.jsonl``, ``loss.png``, ``accuracy.png`` (on the test set),
+``attention.png`` (what the [class] token attends to in a few test images: the last
 layer's weights and the attention rollout of all layers, as in the paper's Fig. 6) and
 ``pos_embed.png`` (cosine similarity of the learned position embeddings, as in Fig. 7).
 """

@@ -146,3 +146,17 @@ def test_a_half_written_last_metrics_line_is_dropped_on_resume(tmp_path):
     metrics.write_text(metrics.read_text() + '{"step": 6, "lo')  # killed while writing
     result = run_main("mlp_digits", tmp_path, "--quick", "--steps", "10", "--resume")
     assert "test_accuracy" in result
+
+
+def test_a_diverging_run_stops_at_the_first_nan_loss(tmp_path):
+    run_main("mlp_digits", tmp_path, "--quick", "--steps", "12", "--checkpoint-every", "2",
+             "--stop-after", "4")
+    before = serialization.read_checkpoint(tmp_path / CKPT)["model"]
+    with pytest.raises(SystemExit) as exit_info:
+        run_main("mlp_digits", tmp_path, "--quick", "--steps", "12", "--checkpoint-every", "2",
+                 "--lr", "1e30", "--resume")
+    assert re.match(r"error: the loss is (nan|inf) at step \d+: training diverged",
+                    str(exit_info.value.code))
+    after = serialization.read_checkpoint(tmp_path / CKPT)["model"]
+    assert all(np.isfinite(a).all() for a in after.values())  # no NaN weights written
+    assert before.keys() == after.keys()

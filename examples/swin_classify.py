@@ -114,6 +114,9 @@ def main(argv=None):
     cfg, args = parse_dataset_config(CONFIGS, "mnist_5k", __doc__, argv,
                                      prog="python -m examples.swin_classify",
                                      quick_config=QUICK, resumable=True)
+    if cfg.embed_dim % cfg.head_dim:  # C_i = 2^i C: d dividing C divides every stage
+        args.error(f"--head-dim {cfg.head_dim} does not divide --embed-dim {cfg.embed_dim}: "
+                   f"stage i has C_i / d heads of d features each")
     out = run_dir(f"swin_classify/{cfg.dataset}", quick=args.quick)
     mt.random.seed(cfg.seed)
     x_train, y_train, x_test, y_test, classes = load_images_32(

@@ -126,9 +126,16 @@ def main(argv=None):
     mt.backend.keep_host_memory()  # reuse freed memory step after step (see its docstring)
     cfg, args = parse_config(Config, __doc__, argv, prog="python -m examples.swin_segment",
                              quick_config=QUICK, resumable=True)
+    if cfg.embed_dim % cfg.head_dim:  # C_i = 2^i C: d dividing C divides every stage
+        args.error(f"--head-dim {cfg.head_dim} does not divide --embed-dim {cfg.embed_dim}: "
+                   f"stage i has C_i / d heads of d features each")
     out = run_dir("swin_segment", quick=args.quick)
     mt.random.seed(cfg.seed)
     x_train, m_train, x_test, m_test, names = load_segmentation(cfg)
+    for flag, asked, got in (("--train-images", cfg.train_images, len(x_train)),
+                             ("--test-images", cfg.test_images, len(x_test))):
+        if got < asked:
+            print(f"note: {cfg.dataset} has {got} images for {flag} {asked}; using all {got}")
     if cfg.batch_size > len(x_train):
         args.error(f"the training set has {len(x_train)} images, fewer than --batch-size "
                    f"{cfg.batch_size}: an epoch would have no batch")

@@ -41,6 +41,7 @@ def test_stop_and_resume_in_a_new_process_is_bit_exact(tmp_path):
     (["--dataset", "svhn"], "argument --dataset: invalid choice: 'svhn'"),
     (["--activation", "relu"], "argument --activation: invalid choice: 'relu'"),
     (["--window-size", "0"], "argument --window-size: must be a positive integer, got 0"),
+    (["--head-dim", "1000"], "--head-dim 1000 does not divide --embed-dim 8"),
 ])
 def test_bad_flags_end_the_program_at_once_naming_the_flag(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:

@@ -39,6 +39,7 @@ def test_stop_and_resume_in_a_new_process_is_bit_exact(tmp_path):
     (["--train-images", "5", "--batch-size", "8"], "training set has 5 images, fewer than"),
     (["--train-images", "0"], "argument --train-images: must be a positive integer, got 0"),
     (["--dataset", "cifar10"], "argument --dataset: invalid choice: 'cifar10'"),
+    (["--quick", "--head-dim", "3"], "--head-dim 3 does not divide --embed-dim 8"),
 ])
 def test_bad_flags_end_the_program_at_once_naming_the_flag(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:

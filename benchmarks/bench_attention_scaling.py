@@ -23,7 +23,6 @@ projections (4hwC², linear for both) outweigh the attention term; MSA bends tow
 import argparse
 import csv
 import statistics
-from pathlib import Path
 
 import matplotlib
 
@@ -35,11 +34,19 @@ import minitx as mt  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     describe_environment,
     format_table,
+    int_list,
     interleaved_samples,
+    make_out_dir,
+    non_negative_int,
+    positive_int,
     relative_spread,
 )
 from minitx import nn  # noqa: E402
 from models.swin import WindowAttention, window_partition  # noqa: E402
+
+PROG = "python -m benchmarks.bench_attention_scaling"
+FULL = {"sides": [8, 16, 24, 32, 40, 48, 56, 64], "repeat": 5}
+QUICK = {"sides": [8, 16, 24], "repeat": 2}  # a smoke run; flags given explicitly win
 
 
 def msa_macs(side, C):
@@ -127,27 +134,54 @@ def plot(rows, fitted, C, heads, M, path):
     plt.close(fig)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sides", default="8,16,24,32,40,48,56,64",
-                        help="grid sides s (tokens s²), multiples of --window")
-    parser.add_argument("--dim", type=int, default=96, help="C (Swin-T's stage-1 width)")
-    parser.add_argument("--heads", type=int, default=3)
-    parser.add_argument("--window", type=int, default=8, help="M")
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="sides 8,16,24 and 2 repeats")
-    parser.add_argument("--out", default="runs/attention_scaling")
+def parse_args(argv=None):
+    """The command line, checked: bad values end the program with a usage error (exit code 2)
+    before anything is timed."""
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("--sides", type=int_list, metavar="S,S,...",
+                        help="grid sides s (tokens s²), multiples of --window, at least three "
+                             "(default: 8,16,24,32,40,48,56,64; 8,16,24 with --quick)")
+    parser.add_argument("--dim", type=positive_int, default=96,
+                        help="C (Swin-T's stage-1 width) (default: %(default)s)")
+    parser.add_argument("--heads", type=positive_int, default=3,
+                        help="attention heads, a divisor of --dim (default: %(default)s)")
+    parser.add_argument("--window", type=positive_int, default=8,
+                        help="M, the window side (default: %(default)s)")
+    parser.add_argument("--repeat", type=positive_int,
+                        help="timed repeats per grid, of which the median (default: 5, or 2 "
+                             "with --quick)")
+    parser.add_argument("--warmup", type=non_negative_int, default=1,
+                        help="untimed repeats first (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: sides 8,16,24 and 2 repeats (flags given explicitly "
+                             "win)")
+    parser.add_argument("--out", default="runs/attention_scaling",
+                        help="the folder of scaling.png and scaling.csv (default: %(default)s)")
     args = parser.parse_args(argv)
-    sides = [int(s) for s in ("8,16,24" if args.quick else args.sides).split(",")]
-    repeat = 2 if args.quick else args.repeat
-    bad = [s for s in sides if s % args.window]
+    for name, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, name) is None:  # not given on the command line
+            setattr(args, name, value)
+    args.sides = sorted(set(args.sides))  # the "larger half" of the fit is the last sides
+    bad = [s for s in args.sides if s % args.window]
     if bad:
-        raise ValueError(f"bench_attention_scaling: sides {bad} are not multiples of the "
-                         f"window {args.window}")
+        what = "not multiples" if len(bad) > 1 else "not a multiple"
+        parser.error(f"--sides {','.join(map(str, bad))}: {what} of --window {args.window} "
+                     f"(W-MSA tiles the grid with M×M windows)")
+    if len(args.sides) < 3:
+        parser.error(f"--sides needs at least three different sides to fit the slopes over the "
+                     f"larger half, got {','.join(map(str, args.sides))}")
+    if args.dim % args.heads:
+        parser.error(f"--dim {args.dim} is not divisible by --heads {args.heads}")
+    args.out = make_out_dir(args.out, parser)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     environment = describe_environment(None)
     print("\n".join(line for line in environment if not line.startswith("torch")))
-    rows = measure(sides, args.dim, args.heads, args.window, repeat, args.warmup)
+    rows = measure(args.sides, args.dim, args.heads, args.window, args.repeat,
+                   args.warmup)
     fitted = slopes(rows)
     table = [[f"{r['side']}x{r['side']}", str(r["tokens"]), f"{1e3 * r['msa_s']:.2f}",
               f"{1e3 * r['wmsa_s']:.2f}", f"{r['msa_s'] / r['wmsa_s']:.1f}x",
@@ -158,8 +192,7 @@ def main(argv=None):
         f = fitted[kind]
         print(f"{kind:>5}: log-log slope {f['all']:.2f} over all grids, {f['large']:.2f} over "
               f"the larger half (the formula's own slope there: {f['formula_large']:.2f})")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = args.out
     with (out / "scaling.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

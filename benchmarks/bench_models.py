@@ -77,7 +77,9 @@ from benchmarks.common import (
     gemm_contenders,
     gemm_gflops,
     interleaved_samples,
+    non_negative_int,
     peak_traced_bytes,
+    positive_int,
     relative_spread,
 )
 from minitx import backend, count_macs, kernels
@@ -96,8 +98,8 @@ def step_modules(names=None):
     if names:
         unknown = sorted(set(names) - set(modules))
         if unknown:
-            raise SystemExit(f"bench_models: unknown --model {unknown}; available: "
-                             f"{sorted(modules)}")
+            raise ValueError(f"unknown --model {', '.join(unknown)}; available: "
+                             f"{', '.join(sorted(modules))}")
         modules = {name: modules[name] for name in names}
     return modules
 
@@ -287,17 +289,25 @@ def bench(module, args, torch):
     return row, result
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", action="append", help="only this family (repeatable)")
-    parser.add_argument("--repeat", type=int, default=20, help="timed steps (median)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+def parse_args(argv=None):
+    """The command line, checked: bad values end the program with a usage error (exit code 2)
+    before anything is timed. Returns (args, the step modules to time)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_models",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append",
+                        help="only this family (repeatable; default: every step_*.py)")
+    parser.add_argument("--repeat", type=positive_int,
+                        help="timed steps, of which the median (default: 20, or 3 with --quick)")
+    parser.add_argument("--warmup", type=non_negative_int,
+                        help="untimed steps first (default: 3, or 1 with --quick)")
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 3 timed steps, 1 warm-up, no memory")
+                        help="a smoke run: 3 timed steps, 1 warm-up, no memory (flags given "
+                             "explicitly win)")
     parser.add_argument("--profile", action="store_true", help="cProfile the minitx step")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="cap torch's threads and NumPy's BLAS threads at N (a busy "
-                             "machine: 1 avoids threads waiting for each other's cores)")
+                             "machine: 1 avoids threads waiting for each other's cores; "
+                             "default: leave them at one per core)")
     parser.add_argument("--no-torch", action="store_true", help="time minitx alone")
     parser.add_argument("--os-allocator", action="store_true",
                         help="leave glibc's malloc settings alone (by default freed memory is "
@@ -306,14 +316,27 @@ def main(argv=None):
     parser.add_argument("--memory-child", nargs=2, metavar=("NAME", "FRAMEWORK"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 3 if args.quick else 20
+    if args.warmup is None:
+        args.warmup = 1 if args.quick else 3
+    args.no_memory = args.no_memory or args.quick
+    if args.memory_child:  # a child of peak_rss_growth imports its one family itself
+        return args, {}
+    try:
+        modules = step_modules(args.model)
+    except ValueError as error:
+        parser.error(str(error))
+    return args, modules
+
+
+def main(argv=None):
+    args, modules = parse_args(argv)
     kept = False if args.os_allocator else backend.keep_host_memory()  # for both frameworks
     if args.memory_child:
         return memory_child(*args.memory_child, threads=args.threads)
-    if args.quick:
-        args.repeat, args.warmup, args.no_memory = 3, 1, True
-    elif args.repeat < 20:
+    if args.repeat < 20 and not args.quick:
         print(f"note: --repeat {args.repeat} is below the 20 steps a reported median needs")
-    modules = step_modules(args.model)
     torch = None
     if not args.no_torch:
         try:

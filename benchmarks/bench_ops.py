@@ -38,7 +38,9 @@ from benchmarks.common import (
     format_table,
     interleaved_samples,
     max_scaled_error,
+    non_negative_int,
     peak_traced_bytes,
+    positive_int,
     relative_spread,
 )
 from minitx import backend, composites
@@ -199,19 +201,23 @@ def profile(step, repeat, top=18):
 # ---------------------------------------------------------------------------------------------
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=None,
-                        help="timed repeats per contender (default 20, or 3 with --quick)")
-    parser.add_argument("--warmup", type=int, default=None,
-                        help="untimed repeats first (default 2, or 1 with --quick)")
+    """The command line, checked: bad values end the program with a usage error (exit code 2)
+    before anything is timed."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_ops",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=positive_int, default=None,
+                        help="timed repeats per contender (default: 20, or 3 with --quick)")
+    parser.add_argument("--warmup", type=non_negative_int, default=None,
+                        help="untimed repeats first (default: 2, or 1 with --quick)")
     parser.add_argument("--quick", action="store_true",
-                        help="tiny sizes and 3 repeats: a smoke test that runs in seconds")
-    parser.add_argument("--only", default=None,
-                        help="run only the cases whose name contains this text")
+                        help="tiny sizes and 3 repeats: a smoke test that runs in seconds "
+                             "(flags given explicitly win)")
+    parser.add_argument("--only", default=None, metavar="TEXT",
+                        help="run only the cases whose name contains TEXT (default: all)")
     parser.add_argument("--profile", default=None, metavar="NAME",
                         help="also print a cProfile of the fused step of the first case whose "
-                             "name contains NAME")
-    parser.add_argument("--threads", type=int, default=None,
+                             "name contains NAME (default: none)")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N",
                         help="cap torch's threads and NumPy's BLAS threads at N (default: "
                              "leave both at one per core). 1 is steadier on a shared machine: "
                              "two busy-waiting pools (OpenBLAS, torch's OpenMP) in one process "
@@ -223,9 +229,14 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     args.repeat = args.repeat if args.repeat is not None else (3 if args.quick else 20)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
-    if args.repeat < 1 or args.warmup < 0 or (args.threads is not None and args.threads < 1):
-        parser.error(f"need --repeat >= 1, --warmup >= 0 and --threads >= 1, got "
-                     f"{args.repeat}, {args.warmup}, {args.threads}")
+    names = [case.name for case in make_cases(True, np.random.default_rng(0))]  # tiny: cheap
+    chosen = [name for name in names if args.only is None or args.only in name]
+    if not chosen:
+        parser.error(f"no case matches --only {args.only!r}; the cases: "
+                     f"{', '.join(dict.fromkeys(names))}")
+    if args.profile is not None and not any(args.profile in name for name in chosen):
+        parser.error(f"no case run matches --profile {args.profile!r}; the cases run: "
+                     f"{', '.join(dict.fromkeys(chosen))}")
     return args
 
 
@@ -264,8 +275,6 @@ def main(argv=None):
     gc.freeze()  # torch's many long-lived objects would make every gc pass slow; skip them
     rng = np.random.default_rng(0)
     cases = [c for c in make_cases(args.quick, rng) if args.only is None or args.only in c.name]
-    if not cases:
-        raise SystemExit(f"no case matches --only {args.only!r}")
     print("\n".join(describe_environment(torch)))
     print("host allocator: " + ("freed memory kept for reuse by both frameworks "
                                 "(minitx.backend.keep_host_memory)" if kept else
@@ -304,10 +313,8 @@ def main(argv=None):
           "means the machine was busy: rerun that row (--only NAME, perhaps --threads 1).")
 
     if args.profile is not None:
-        matches = [i for i, c in enumerate(cases) if args.profile in c.name]
-        if not matches:
-            raise SystemExit(f"no case matches --profile {args.profile!r}")
-        case, steps = cases[matches[0]], all_steps[matches[0]]
+        first = next(i for i, c in enumerate(cases) if args.profile in c.name)  # parse_args
+        case, steps = cases[first], all_steps[first]
         print(f"\ncProfile of the fused step, {case.name} {case.shape}, {args.repeat} calls "
               f"(ufuncs and array operators count as their caller's own time):")
         print(profile(steps["fused"], args.repeat))

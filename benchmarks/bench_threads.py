@@ -41,6 +41,8 @@ import time
 
 import numpy as np
 
+from benchmarks.common import positive_int
+
 CONFIGS = ("blas", "pool", "omp", "one-pool", "callback")
 KERNELS = ("gelu", "gelu_backward", "softmax", "softmax_backward")
 
@@ -243,20 +245,21 @@ def run_child(config, models, repeat, softmax):
 # ---------------------------------------------------------------------------------------------
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_threads",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", choices=("vit", "swin", "transformer",
                                                              "image_gpt", "clip"),
-                        help="a model's step (repeatable; default swin and vit)")
+                        help="a model's step (repeatable; default: swin and vit)")
     parser.add_argument("--config", action="append", choices=CONFIGS,
-                        help="a configuration (repeatable; default all)")
-    parser.add_argument("--repeat", type=int, default=15, help="timed steps (median)")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="run the configurations in turn this many times")
+                        help="a configuration (repeatable; default: all)")
+    parser.add_argument("--repeat", type=positive_int, default=15,
+                        help="timed steps, of which the median (default: %(default)s)")
+    parser.add_argument("--rounds", type=positive_int, default=2,
+                        help="run the configurations in turn this many times (default: "
+                             "%(default)s)")
     parser.add_argument("--softmax", action="store_true", help="also time softmax alone")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=CONFIGS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.repeat < 1 or args.rounds < 1:
-        parser.error(f"need --repeat >= 1 and --rounds >= 1, got {args.repeat}, {args.rounds}")
     models, configs = args.model or ["swin", "vit"], args.config or list(CONFIGS)
     if args.child:
         return run_child(args.child, models, args.repeat, args.softmax)

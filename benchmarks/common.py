@@ -7,15 +7,21 @@ clocks down). Two habits keep comparisons honest:
   such as the first touch of freshly mapped memory, cannot move it);
 - run the contenders **interleaved** (minitx, torch, minitx, torch, ...), so a slow stretch of
   the machine hits both alike instead of whichever happened to run then.
+
+The flag types at the end (:func:`int_at_least`, :func:`int_list`) make a bad count or size end
+a benchmark at once with argparse's one-line error (exit code 2), before any timing.
 """
 
+import argparse
 import gc
 import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 
@@ -278,3 +284,58 @@ def copy_into_torch(model, twin, renames=None, extra=None):
         state[name] = torch.from_numpy(np.ascontiguousarray(value))
     twin.load_state_dict(state)
     return twin
+
+
+# ---- the command line ---------------------------------------------------------------------------
+
+def int_at_least(low):
+    """An argparse ``type=`` for an integer >= `low`: ``--repeat 0`` ends the program with a
+    usage error naming the flag, not with a statistics error after the warm-up.
+
+    >>> int_at_least(1)("3")
+    3
+    """
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+        return value
+
+    parse.__name__ = "int"  # argparse names the type in its messages
+    return parse
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+
+
+def int_list(text):
+    """An argparse ``type=`` for positive integers separated by commas, such as ``8,16,24``.
+
+    >>> int_list("8, 16,24")
+    [8, 16, 24]
+    """
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas, "
+                                         f"such as 8,16,24; got {text!r}")
+    return values
+
+
+def make_out_dir(folder, parser):
+    """Create the output folder now, so that one that cannot be written ends the program with a
+    usage error before the timings rather than with a traceback after them."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        parser.error(f"--out {folder}: cannot write there ({error.strerror or error})")
+    return Path(folder)

@@ -29,9 +29,11 @@ without network, download the folder elsewhere and pass its path.
 
 import argparse
 import dataclasses
+import json
 import math
 import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +63,7 @@ from models.clip_tokenizer import CLIPTokenizer
 from models.image_gpt import ImageGPT, sample
 from models.pretrained_clip import image_settings
 from models.pretrained_image_gpt import image_tokens, token_images
+from models.swin import SwinTransformer
 from models.vit import ViT, ViTConfig, attention_rollout, to_transformers
 
 PROG = "python -m examples.pretrained"
@@ -84,14 +87,13 @@ def classify(argv):
     """Print the top classes of one image and save the [class] token's attention rollout."""
     image_path, argv = _positional(argv, "IMAGE", "classify")
     cfg, args = parse_config(ClassifyConfig, classify.__doc__, argv, prog=f"{PROG} classify IMAGE")
-    try:
-        model, ckpt = hub.load_pretrained(cfg.model, device=cfg.device)
-        image = hub.read_image(image_path)
-    except (hub.CheckpointError, OSError) as error:
-        args.error(str(error))
+    image = read_image(image_path, args)
+    check_out(cfg.out, args)
+    model, ckpt = load_model(cfg.model, cfg.device, args, "classify", (ViT, SwinTransformer),
+                             "a ViT or a Swin")
     size = model.config.image_size
     settings = ckpt.preprocessor or {"size": size}  # none in the folder: resize, mean/std ½
-    x = hub.preprocess(image, settings)  # (1, 3, H, W), normalised
+    x = run_preprocessor(lambda: hub.preprocess(image, settings), ckpt, args)  # (1, 3, H, W)
     try:
         with mt.no_grad():
             logits = model(mt.tensor(x, device=cfg.device))  # (1, K)
@@ -105,9 +107,7 @@ def classify(argv):
         print(f"  {rank}. {names[k]:<40} {probs[k]:.3f}")
     result = {"top": [(names[k], float(probs[k])) for k in top]}
     if isinstance(model, ViT):
-        out = Path(cfg.out)
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"{Path(image_path).stem}_rollout.png"
+        path = Path(cfg.out) / f"{Path(image_path).stem}_rollout.png"
         plot_rollout(model, x, settings, names[top[0]], path, cfg.device)
         print(f"wrote the attention rollout of the [class] token to {path}")
         result["figure"] = path
@@ -169,23 +169,29 @@ def fine_tune(argv):
                              quick_config={**QUICK, "train_size": 100, "test_size": 200})
     if args.quick and cfg.model == PRETRAINED:
         cfg = dataclasses.replace(cfg, model=QUICK_PRETRAINED)
-    try:
-        pretrained, ckpt = hub.load_pretrained(cfg.model, device=cfg.device)
-    except hub.CheckpointError as error:
-        made_by = {PRETRAINED: "pretrain", QUICK_PRETRAINED: "pretrain --quick"}
-        args.error(f"{error}" + (f" (make it with: {PROG} {made_by[cfg.model]})"
-                                 if cfg.model in made_by else ""))
-    if not isinstance(pretrained, ViT):
-        args.error(f"fine-tune: {cfg.model} is a {type(pretrained).__name__}; expected a ViT")
+    if cfg.batch_size > cfg.train_size:
+        args.error(f"--batch-size {cfg.batch_size} is larger than the training set "
+                   f"(--train-size {cfg.train_size})")
+    made_by = {PRETRAINED: "pretrain", QUICK_PRETRAINED: "pretrain --quick"}
+    hint = f" (make it with: {PROG} {made_by[cfg.model]})" if cfg.model in made_by else ""
+    pretrained, ckpt = load_model(cfg.model, cfg.device, args, "fine-tune", ViT, "a ViT", hint)
     x_train, y_train, x_test, y_test, K = load_images_32(cfg.dataset, cfg.seed,
                                                          (cfg.train_size, cfg.test_size))
+    for flag, n, have in (("--train-size", cfg.train_size, len(y_train)),
+                          ("--test-size", cfg.test_size, len(y_test))):
+        if n > have:  # the downloads and their splits have a fixed size
+            args.error(f"{flag} {n}: {cfg.dataset} has only {have} such images")
     x_train, y_train = x_train[:cfg.train_size], y_train[:cfg.train_size]
     x_test, y_test = x_test[:cfg.test_size], y_test[:cfg.test_size]
     C = pretrained.config.in_channels
     if x_train.shape[1] != C:  # grey digits for a colour model: the same grey in each channel
         x_train, x_test = x_train.repeat(C, axis=1), x_test.repeat(C, axis=1)
-    mean = np.asarray(ckpt.preprocessor.get("image_mean", [0.5] * C), np.float32)[:, None, None]
-    std = np.asarray(ckpt.preprocessor.get("image_std", [0.5] * C), np.float32)[:, None, None]
+    mean = np.asarray(ckpt.preprocessor.get("image_mean", [0.5] * C), np.float32)
+    std = np.asarray(ckpt.preprocessor.get("image_std", [0.5] * C), np.float32)
+    if mean.shape != (C,) or std.shape != (C,):
+        args.error(f"{ckpt.folder / hub.PREPROCESSOR}: image_mean and image_std need {C} "
+                   f"values each, got {mean.tolist()} and {std.tolist()}")
+    mean, std = mean[:, None, None], std[:, None, None]  # (C, 1, 1)
     x_train, x_test = (x_train - mean) / std, (x_test - mean) / std  # as in pretraining
     pretrained.train()
     pretrained.reset_head(K)  # §3.2: a zero-initialised D x K head replaces the old one
@@ -212,8 +218,9 @@ def fine_tune(argv):
 def train(model, x, y, cfg, description):
     """AdamW with warm-up and cosine decay, gradient clipping, cross-entropy: `cfg.steps`."""
     rng = np.random.default_rng(cfg.seed)
-    loader = data.DataLoader(data.ArrayDataset(x, y), min(cfg.batch_size, len(x)),
-                             shuffle=True, drop_last=True, rng=rng).forever()
+    assert cfg.batch_size <= len(x), "the commands refuse a batch larger than the data"
+    loader = data.DataLoader(data.ArrayDataset(x, y), cfg.batch_size, shuffle=True,
+                             drop_last=True, rng=rng).forever()
     opt = optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = optim.WarmupCosineSchedule(opt, cfg.warmup_steps, cfg.steps)
     model.train()
@@ -238,9 +245,8 @@ def train(model, x, y, cfg, description):
 
 @dataclass(frozen=True)
 class PretrainConfig(Training):
-    out: str = PRETRAINED  # the checkpoint folder to write (transformers' layout)
-    train_size: PositiveInt = 20000  # shapes rendered for pretraining (seeds apart from
-    #                                  fine-tune's)
+    out: str = PRETRAINED  # the checkpoint folder to write, in transformers' layout
+    train_size: PositiveInt = 20000  # shapes to pretrain on, seeded apart from fine-tune's
     steps: PositiveInt = 1500
     batch_size: PositiveInt = 128
     lr: PositiveFloat = 2e-3
@@ -258,6 +264,15 @@ def pretrain(argv):
                              quick_config={**QUICK, "train_size": 1200})
     if args.quick and cfg.out == PRETRAINED:
         cfg = dataclasses.replace(cfg, out=QUICK_PRETRAINED)
+    n = min(1000, cfg.train_size // 5)  # the last n images are held out
+    if n < 1:
+        args.error(f"--train-size {cfg.train_size}: a fifth of the shapes is held out for "
+                   f"testing, so pretraining needs at least 5")
+    if cfg.batch_size > cfg.train_size - n:
+        args.error(f"--batch-size {cfg.batch_size} is larger than the training set "
+                   f"({cfg.train_size - n} shapes: --train-size {cfg.train_size} less {n} "
+                   f"held out)")
+    check_out(cfg.out, args)
     shapes = data.load_shapes(cfg.train_size, seed=1000 + cfg.seed)  # not fine-tune's images
     x = shapes["images"]  # (N, 3, 32, 32) in [0, 1]
     y = shapes["position"] * len(SIZES) + shapes["size"]  # 9 places x 2 sizes: 18 classes
@@ -268,7 +283,6 @@ def pretrain(argv):
                           layer_norm_eps=1e-12), device=cfg.device,
                 generator=np.random.default_rng(cfg.seed))
     x = (x - mean[:, None, None]) / std[:, None, None]
-    n = min(1000, len(x) // 5)  # the last n images are held out
     train(model, x[:-n], y[:-n], cfg, "pretrain")
     held_out = accuracy(model, x[-n:], y[-n:], cfg.device, EVAL_BATCH)
     tensors, config = to_transformers(model, names)
@@ -303,16 +317,16 @@ def zero_shot(argv):
     if len(labels) < 2:
         args.error(f"zero-shot: --labels needs at least two labels separated by commas, got "
                    f"{cfg.labels!r}")
+    image = read_image(image_path, args)
+    model, ckpt = load_model(cfg.model, cfg.device, args, "zero-shot", CLIP, "a CLIP")
     try:
-        model, ckpt = hub.load_pretrained(cfg.model, device=cfg.device)
-        if not isinstance(model, CLIP):
-            raise hub.CheckpointError(f"zero-shot: {cfg.model} is a {type(model).__name__}; "
-                                      f"expected a CLIP checkpoint")
         tokenizer = CLIPTokenizer.from_folder(ckpt.folder, model.config.context_length)
-        image = hub.read_image(image_path)
-    except (hub.CheckpointError, OSError) as error:
+    except OSError as error:  # no vocabulary in the folder
         args.error(str(error))
-    x = hub.preprocess(image, image_settings(ckpt.preprocessor, model.config.image_size))
+    except ValueError as error:  # a vocabulary without CLIP's special tokens
+        args.error(f"{ckpt.folder / 'vocab.json'}: {error}")
+    x = run_preprocessor(lambda: hub.preprocess(
+        image, image_settings(ckpt.preprocessor, model.config.image_size)), ckpt, args)
     names = [ARTICLE.sub("", label) for label in labels]  # the templates bring the article
     classifier = zero_shot_classifier(  # (E, K): one averaged prompt embedding per label
         model, lambda texts: mt.tensor(tokenizer(texts), device=cfg.device), names, TEMPLATES)
@@ -344,16 +358,16 @@ def complete(argv):
     """Keep the top half of an image and let Image-GPT draw the bottom half, a few times."""
     image_path, argv = _positional(argv, "IMAGE", "complete")
     cfg, args = parse_config(CompleteConfig, complete.__doc__, argv, prog=f"{PROG} complete IMAGE")
-    try:
-        model, ckpt = hub.load_pretrained(cfg.model, device=cfg.device)
-        if not isinstance(model, ImageGPT):
-            raise hub.CheckpointError(f"complete: {cfg.model} is a {type(model).__name__}; "
-                                      f"expected an Image-GPT checkpoint")
-        side = math.isqrt(model.config.seq_len)  # square images, raster order
-        settings = {"size": side, **ckpt.preprocessor}
-        tokens = image_tokens(hub.read_image(image_path), settings)  # (1, H·W)
-    except (hub.CheckpointError, OSError) as error:
-        args.error(str(error))
+    image = read_image(image_path, args)
+    check_out(cfg.out, args)
+    model, ckpt = load_model(cfg.model, cfg.device, args, "complete", ImageGPT, "an Image-GPT")
+    V = model.config.num_colors  # the palette; [SOS] is never drawn
+    if cfg.top_k > V:
+        args.error(f"--top-k {cfg.top_k} is larger than the palette of {cfg.model} ({V} "
+                   f"colours): 1 <= k <= {V}, or 0 for all")
+    side = math.isqrt(model.config.seq_len)  # square images, raster order
+    settings = {"size": side, **ckpt.preprocessor}
+    tokens = run_preprocessor(lambda: image_tokens(image, settings), ckpt, args)  # (1, H·W)
     if tokens.shape[1] != model.config.seq_len:
         args.error(f"complete: the preprocessor makes {tokens.shape[1]} tokens; the model "
                    f"reads {model.config.seq_len}")
@@ -362,9 +376,7 @@ def complete(argv):
     start = time.perf_counter()
     drawn = sample(model, n, T, np.random.default_rng(cfg.seed), prefix=top,
                    temperature=cfg.temperature, top_k=cfg.top_k)  # (n, T)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{Path(image_path).stem}_completions.png"
+    path = Path(cfg.out) / f"{Path(image_path).stem}_completions.png"
     rows = [token_images(t, settings, side, side) for t in (tokens, drawn)]  # uint8 (·, H, W, 3)
     titles = ["input (palette)", "kept"] + [f"sample {i + 1}" for i in range(n)]
     half = rows[0][0].copy()
@@ -389,6 +401,69 @@ def complete(argv):
 
 COMMANDS = {"classify": classify, "fine-tune": fine_tune, "pretrain": pretrain,
             "zero-shot": zero_shot, "complete": complete}
+
+
+def load_model(name, device, args, command, kind, what, hint=""):
+    """Load the checkpoint `name` (a folder or hub name) and return (model, checkpoint). A folder
+    that cannot be read, or a model that is not a `kind` (a class or a tuple of them, `what` in
+    words), ends the program with a one-line error that names the file, then `hint`."""
+    try:
+        folder = hub.resolve(name)
+        for file in (hub.CONFIG, hub.PREPROCESSOR, "vocab.json", "special_tokens_map.json"):
+            check_json(folder / file)
+        model, ckpt = hub.load_pretrained(folder, device=device)
+    except (hub.CheckpointError, OSError) as error:
+        args.error(f"{error}{hint}")
+    except (ValueError, TypeError) as error:  # values in config.json the model cannot take
+        args.error(f"{folder / hub.CONFIG}: cannot build the model from it ({error})")
+    if not isinstance(model, kind):
+        found = type(model).__name__
+        article = "an" if found[0] in "AEIOU" else "a"
+        args.error(f"{command}: {name} is {article} {found}; expected {what}")
+    return model, ckpt
+
+
+def check_json(path):
+    """Raise hub.CheckpointError naming `path` when it is there but does not hold one JSON
+    object (the JSON parser's own error names neither the file nor the checkpoint)."""
+    if not path.is_file():
+        return
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:  # not JSON, or not UTF-8 text
+        raise hub.CheckpointError(f"{path}: not a valid JSON file ({error})") from None
+    if not isinstance(value, dict):
+        raise hub.CheckpointError(f"{path}: expected a JSON object {{...}}, got a "
+                                  f"{type(value).__name__}")
+
+
+def run_preprocessor(prepare, ckpt, args):
+    """Return prepare(), the image as the model's input; a preprocessor config it cannot follow
+    ends the program with a one-line error that names the file."""
+    try:
+        return prepare()
+    except (ValueError, TypeError) as error:  # hub.CheckpointError is a ValueError
+        args.error(f"{ckpt.folder / hub.PREPROCESSOR}: "
+                   f"{str(error).removeprefix(hub.PREPROCESSOR + ': ')}")
+
+
+def read_image(path, args):
+    """The image at `path` (RGB); one that cannot be read ends the program, before the work."""
+    try:
+        return hub.read_image(path)
+    except OSError as error:  # missing, unreadable, or not an image
+        args.error(str(error))
+
+
+def check_out(folder, args):
+    """Create the output folder and write a scratch file there, so that a folder that cannot be
+    written ends the program before the work rather than after it."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        args.error(f"--out {folder}: cannot write there ({error.strerror or error})")
 
 
 def _positional(argv, name, command):

@@ -113,8 +113,11 @@ def test_fine_tune_compares_with_training_from_scratch(pretrained):
     (["zero-shot", "img.png", "--labels", "cat"], "at least two labels"),
     (["complete", "img.png", "--model", "no/such/folder"], "not a checkpoint folder"),
     (["segment"], "invalid choice"),
+    (["classify", "missing.png", "--model", "no/such/folder"],  # the cheap check first
+     "No such file or directory: 'missing.png'"),
 ])
 def test_bad_input_ends_with_a_clear_message(tmp_path, args, message):
+    a_png(tmp_path / "img.png")
     err = run_example("pretrained", tmp_path, *args, returncode=2)
     assert message in err
 
@@ -218,3 +221,168 @@ def test_complete_keeps_the_top_half_and_samples_the_bottom(tmp_path):
     again = run_main("pretrained", tmp_path, *args)  # the same seed, the same draws
     np.testing.assert_array_equal(again["samples"], result["samples"])
     assert (tmp_path / "runs/pretrained/complete/x_completions.png").exists()
+
+
+# ---- bad input, checked before the work: one line on stderr, exit code 2 -------------------------
+
+def fails(capsys, folder, *args):
+    """Run the program in this process; return its stderr, asserting argparse's exit code 2."""
+    with pytest.raises(SystemExit) as e:
+        run_main("pretrained", folder, *args)
+    assert e.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def small_igpt(tmp_path_factory):
+    """A random 4x4 Image-GPT with 7 colours, written by minitx in transformers' layout."""
+    from models.image_gpt import ImageGPT, ImageGPTConfig
+    from models.pretrained_image_gpt import to_transformers
+
+    model = ImageGPT(ImageGPTConfig(num_colors=7, seq_len=16, dim=16, depth=1, heads=2),
+                     generator=np.random.default_rng(0))
+    palette = np.random.default_rng(1).uniform(0, 1, (7, 3))
+    return hub.save_checkpoint(tmp_path_factory.mktemp("igpt") / "igpt",
+                               *to_transformers(model, palette))
+
+
+@pytest.mark.parametrize("command, model, message", [
+    ("classify", "igpt", "igpt is an ImageGPT; expected a ViT or a Swin"),
+    ("complete", "vit", "vit is a ViT; expected an Image-GPT"),
+    ("zero-shot", "igpt", "igpt is an ImageGPT; expected a CLIP"),
+    ("fine-tune", "igpt", "igpt is an ImageGPT; expected a ViT"),
+])
+def test_each_command_refuses_a_model_of_another_kind(pretrained, small_igpt, tmp_path, capsys,
+                                                      command, model, message):
+    (tmp_path / "vit").symlink_to(pretrained[0] / QUICK)
+    (tmp_path / "igpt").symlink_to(small_igpt)
+    image = [] if command == "fine-tune" else [str(a_png(tmp_path / "x.png"))]
+    err = fails(capsys, tmp_path, command, *image, "--model", model)
+    assert f"{command}: {message}" in err and "Traceback" not in err
+
+
+def test_classify_refuses_a_clip_checkpoint(tmp_path, capsys):
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    clip_folder(tmp_path / "clip", transformers, torch)
+    err = fails(capsys, tmp_path, "classify", str(a_png(tmp_path / "x.png")), "--model", "clip")
+    assert "classify: clip is a CLIP; expected a ViT or a Swin" in err
+
+
+@pytest.mark.parametrize("k", ["8", "1000"])
+def test_complete_refuses_a_top_k_beyond_the_palette(small_igpt, tmp_path, capsys, k):
+    err = fails(capsys, tmp_path, "complete", str(a_png(tmp_path / "x.png")), "--model",
+                str(small_igpt), "--top-k", k)
+    assert f"--top-k {k} is larger than the palette" in err and "(7 colours)" in err
+    assert not (tmp_path / "runs/pretrained/complete/x_completions.png").exists()
+
+
+def damage(folder, how):
+    """Spoil a copy of a checkpoint folder in one way."""
+    config = folder / "config.json"
+    if how == "config not JSON":
+        config.write_text('{"model_type": "vit",,')
+    elif how == "config a list":
+        config.write_text("[1, 2]")
+    elif how == "config not text":
+        config.write_bytes(bytes(range(128, 256)))
+    elif how == "preprocessor not JSON":
+        (folder / "preprocessor_config.json").write_text("{oops")
+    elif how == "heads do not divide the width":
+        config.write_text(json.dumps({**json.loads(config.read_text()),
+                                      "num_attention_heads": 5}))
+    elif how == "no weights":
+        (folder / "model.safetensors").unlink()
+    elif how == "no config":
+        config.unlink()
+    elif how == "a preprocessor size it cannot read":
+        (folder / "preprocessor_config.json").write_text('{"size": "big"}')
+
+
+@pytest.mark.parametrize("how, file, message", [
+    ("config not JSON", "config.json", "not a valid JSON file (Expecting"),
+    ("config a list", "config.json", "expected a JSON object {...}, got a list"),
+    ("config not text", "config.json", "not a valid JSON file ('utf-8' codec"),
+    ("preprocessor not JSON", "preprocessor_config.json", "not a valid JSON file"),
+    ("heads do not divide the width", "config.json", "cannot build the model from it (ViT: "),
+    ("no weights", "", "no weights (*.safetensors, *.bin or *.pth) in the folder"),
+    ("no config", "", "no config.json (the architecture) in the folder"),
+    ("a preprocessor size it cannot read", "preprocessor_config.json", "size 'big' is not"),
+])
+def test_a_damaged_checkpoint_ends_with_one_line_naming_the_file(pretrained, tmp_path, capsys,
+                                                                 how, file, message):
+    import shutil
+
+    folder = tmp_path / "ckpt"
+    shutil.copytree(pretrained[0] / QUICK, folder)
+    damage(folder, how)
+    err = fails(capsys, tmp_path, "classify", str(a_png(tmp_path / "x.png")), "--model", "ckpt")
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("python -m examples.pretrained classify IMAGE: error: ")
+    assert f"{folder.name}/{file}".rstrip("/") in line and message in line, line
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("args", [
+    ["classify", "IMAGE", "--model", "vit"],
+    ["complete", "IMAGE", "--model", "igpt"],
+    ["pretrain", "--quick"],
+])
+def test_an_out_folder_that_cannot_be_written_is_refused_before_the_work(
+        pretrained, small_igpt, tmp_path, capsys, args):
+    (tmp_path / "vit").symlink_to(pretrained[0] / QUICK)
+    (tmp_path / "igpt").symlink_to(small_igpt)
+    (tmp_path / "a_file").write_text("")
+    image = str(a_png(tmp_path / "x.png"))
+    args = [image if a == "IMAGE" else a for a in args]
+    err = fails(capsys, tmp_path, *args, "--out", "a_file/sub")
+    assert "--out a_file/sub: cannot write there (Not a directory)" in err
+    assert not (tmp_path / "runs").exists()  # nothing computed, nothing written
+
+
+@pytest.mark.parametrize("args, message", [
+    (["fine-tune", "--quick", "--train-size", "5"],
+     "--batch-size 32 is larger than the training set (--train-size 5)"),
+    (["fine-tune", "--batch-size", "501"],
+     "--batch-size 501 is larger than the training set (--train-size 500)"),
+    (["pretrain", "--quick", "--train-size", "33"],
+     "--batch-size 32 is larger than the training set (27 shapes: --train-size 33 less 6 held "
+     "out)"),
+    (["pretrain", "--quick", "--train-size", "4"], "so pretraining needs at least 5"),
+])
+def test_a_batch_larger_than_the_training_set_stops_the_program(tmp_path, capsys, args,
+                                                               message):
+    err = fails(capsys, tmp_path, *args)  # no checkpoint here: the batch is checked first
+    assert message in err
+
+
+def test_fine_tune_refuses_more_images_than_the_dataset_has(pretrained, tmp_path, capsys):
+    err = fails(capsys, tmp_path, "fine-tune", "--model", str(pretrained[0] / QUICK),
+                "--dataset", "digits", "--train-size", "100000", "--steps", "1",
+                "--warmup-steps", "0")
+    assert "--train-size 100000: digits has only" in err
+
+
+def test_the_help_of_each_field_is_its_own_comment(capsys, monkeypatch):
+    """field_help joins a field's trailing comment with the comment lines right above the next
+    field: each comment stays on its field's line, and its parentheses close there."""
+    from examples import pretrained
+    from examples.common import field_help
+
+    for config in (pretrained.ClassifyConfig, pretrained.FineTuneConfig,
+                   pretrained.PretrainConfig, pretrained.ZeroShotConfig,
+                   pretrained.CompleteConfig):
+        for name, text in field_help(config).items():
+            depth = 0
+            for char in text:
+                depth += {"(": 1, ")": -1}.get(char, 0)
+                assert depth >= 0, f"{config.__name__}.{name}: {text!r}"
+            assert depth == 0, f"{config.__name__}.{name}: {text!r}"
+    monkeypatch.setenv("COLUMNS", "200")  # one line per flag
+    with pytest.raises(SystemExit):
+        pretrained.main(["pretrain", "--help"])
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()
+             if line.strip().startswith("--")}
+    assert lines["--steps"].split(maxsplit=2)[2] == "optimizer steps (default: 1500)"
+    assert lines["--train-size"].split(maxsplit=2)[2] == (
+        "shapes to pretrain on, seeded apart from fine-tune's (default: 20000)")

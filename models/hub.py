@@ -213,6 +213,11 @@ def label_names(config):
     if config.get("label_names"):
         return list(config["label_names"])
     id2label = config.get("id2label") or {}
+    if isinstance(id2label, list):  # written as a list of names, in class order
+        id2label = dict(enumerate(id2label))
+    if not isinstance(id2label, dict):
+        raise CheckpointError(f"config.json: id2label must map class indices to names, got "
+                              f"{type(id2label).__name__}")
     n = len(id2label) or config.get("num_labels", config.get("num_classes", 2))
     return [id2label.get(str(i), id2label.get(i, f"LABEL_{i}")) for i in range(n)]
 

@@ -303,3 +303,11 @@ def test_a_stored_relative_position_index_is_checked(tmp_path):
     edit_weights(tmp_path, lambda t: t.__setitem__(name, relative_position_index(4).T.copy()))
     with pytest.raises(hub.CheckpointError, match=name):
         hub.load_pretrained(tmp_path)
+
+
+def test_label_names_from_a_mapping_a_list_or_nothing():
+    assert hub.label_names({"id2label": {"1": "dog", "0": "cat"}}) == ["cat", "dog"]
+    assert hub.label_names({"id2label": ["cat", "dog"]}) == ["cat", "dog"]
+    assert hub.label_names({"num_labels": 2}) == ["LABEL_0", "LABEL_1"]
+    with pytest.raises(hub.CheckpointError, match="id2label must map class indices to names"):
+        hub.label_names({"id2label": 5})

@@ -14,9 +14,9 @@ Reported: zero-shot accuracy (seen and held-out compositions), image -> text and
 recall@1/5 among held-out pairs, and the paper's Fig. 5 at small scale: linear probes on the
 same frozen image features trained with 1, 2, 4, 8, 16 examples per class and with all of them,
 against zero-shot. ``--image-encoder vit|resnet`` picks the tower. Outputs in
-``runs/clip/<dataset>-<encoder>/`` (``runs/clip-quick/...`` with ``--quick``): checkpoint,
-metrics, ``loss.png``, ``similarity.png`` (the cosine similarities of a batch of test images
-and their captions) and ``probes.png``.
+``runs/clip/<dataset>-<encoder>/`` (``runs/clip-quick/...`` with ``--quick``, or the folder
+``--run-dir`` names): checkpoint, metrics, ``loss.png``, ``similarity.png`` (the cosine
+similarities of a batch of test images and their captions) and ``probes.png``.
 
     python -m examples.clip --quick               # a smoke run of a few seconds
     python -m examples.clip --stop-after 400      # or Ctrl-C: checkpoint and exit
@@ -26,6 +26,7 @@ and their captions) and ``probes.png``.
 import dataclasses
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 
 import matplotlib.pyplot as plt
@@ -79,8 +80,9 @@ class Config:
     warmup_steps: NonNegativeInt = 50  # linear warm-up, then cosine decay to 0
     weight_decay: NonNegativeFloat = 0.1  # AdamW's decoupled weight decay (matrices only)
     clip_norm: PositiveFloat = 1.0  # global gradient-norm clipping
-    train_size: PositiveInt = 8000  # shapes rendered for training (before held-out removal)
-    test_size: PositiveInt = 1000  # shapes rendered for testing
+    # shapes rendered for training, before held-out removal (shapes only: mnist_5k has 4,000)
+    train_size: PositiveInt = 8000
+    test_size: PositiveInt = 1000  # shapes rendered for testing (shapes only: mnist_5k has 1,000)
     log_every: PositiveInt = 10  # steps between loss entries in the metrics log
     eval_every: PositiveInt = 250  # steps between zero-shot evaluations
     checkpoint_every: PositiveInt = 250  # steps between checkpoints
@@ -175,7 +177,13 @@ def model_config(cfg, vocab_size):
 def main(argv=None):
     mt.backend.keep_host_memory()  # reuse freed memory step after step (see its docstring)
     cfg, args = parse_config(Config, __doc__, argv, prog="python -m examples.clip",
-                             quick_config=QUICK, resumable=True)
+                             quick_config=QUICK, resumable=True,
+                             run_dir=(str, "", "the folder for the checkpoint, metrics and "
+                                      "figures; empty: runs/clip/<dataset>-<encoder>/"))
+    sizes = [f"--{f.replace('_', '-')}" for f in ("train_size", "test_size") if f in args.given]
+    if cfg.dataset != "shapes" and sizes:  # mnist_5k comes split: 4,000 and 1,000 digits
+        args.error(f"{' and '.join(sizes)}: for --dataset shapes only; {cfg.dataset} has its "
+                   f"own split of 4,000 training and 1,000 test digits")
     mt.random.seed(cfg.seed)
     d = load(cfg)
     tok = d["tokenizer"]
@@ -183,7 +191,9 @@ def main(argv=None):
     if cfg.batch_size > len(tokens_train):
         args.error(f"the training set has {len(tokens_train)} pairs, fewer than --batch-size "
                    f"{cfg.batch_size}: an epoch would have no batch")
-    out = run_dir(f"clip/{cfg.dataset}-{cfg.image_encoder}", quick=args.quick)
+    folder = Path(args.run_dir)  # run_dir(name, root) makes the folder, as for the default
+    out = run_dir(folder.name, folder.parent) if args.run_dir else \
+        run_dir(f"clip/{cfg.dataset}-{cfg.image_encoder}", quick=args.quick)
     loader_rng = np.random.default_rng(cfg.seed + 1)  # the order of the training pairs
     loader = DataLoader(ArrayDataset(d["x_train"], tokens_train), cfg.batch_size, shuffle=True,
                         drop_last=True, rng=loader_rng)  # (B, 3, 32, 32), (B, CONTEXT)
@@ -366,7 +376,7 @@ def report(model, d, cfg, log, out, step, seconds):
 
 def plot_similarity(model, d, device, path, n=8):
     """The cosine similarities of n test images with their own captions (the diagonal)."""
-    rng = np.random.default_rng(0)
+    rng, n = np.random.default_rng(0), min(n, len(d["x_test"]))  # a small --test-size: all
     idx = rng.choice(len(d["x_test"]), n, replace=False)
     caps = [d["cap_test"][i] for i in idx]
     sim = embed_images(model, d["x_test"][idx], device) @ \

@@ -10,17 +10,21 @@
 2. ``towers``: the ViT against the modified ResNet as the data grows. ``examples.clip`` trains
    on ``shapes`` with 1k, 4k and 16k training images (before the held-out pairs are removed),
    the same number of steps for both towers; reported: zero-shot accuracy on seen and
-   held-out compositions.
+   held-out compositions. Each run's folder is ``runs/clip_experiments/towers/<size>-<tower>/``,
+   so your own runs of ``examples.clip`` (in ``runs/clip/``) stay as they are.
 
-``--quick`` runs a tiny version of both (for the tests). Results are printed as the Markdown
-tables of ``docs/clip.md`` and written to ``runs/clip_experiments/results.json``
-(``runs/clip_experiments-quick/`` with ``--quick``).
+``--quick`` runs a tiny version of both (for the tests): its values apply to the flags not
+given on the command line. Results are printed as the Markdown tables of ``docs/clip.md`` and
+written to ``runs/clip_experiments/results.json`` (``runs/clip_experiments-quick/`` with
+``--quick``). A run of ``examples.clip`` that fails ends the program with its error (exit
+code 1).
 
     python -m examples.clip_experiments --only norm
     python -m examples.clip_experiments --only towers --steps 1000 --sizes 1000 16000
 """
 
 import argparse
+import codecs
 import json
 import os
 import subprocess
@@ -32,12 +36,15 @@ import numpy as np
 
 import minitx as mt
 import minitx.functional as F
+from examples import clip
 from examples.common import run_dir, standardize
 from minitx import data, nn, optim
 
 ROOT = Path(__file__).resolve().parents[1]  # the project, for the runs of examples.clip
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
     p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+DEFAULTS = {"examples": 12000, "steps": 300, "sizes": [1000, 4000, 16000]}
+QUICK = {"examples": 256, "steps": 5, "sizes": [300]}  # flags given explicitly win
 
 
 class ChannelLayerNorm(nn.Module):
@@ -110,12 +117,12 @@ def towers_experiment(sizes, steps, quick):
     rows = []
     for size in sizes:
         for tower in ("vit", "resnet"):
+            folder = run_dir(f"clip_experiments/towers/{size}-{tower}", quick=quick)
             args = ["--train-size", str(size), "--image-encoder", tower, "--steps", str(steps),
-                    "--eval-every", str(steps), "--probe-draws", "1", "--probe-steps", "100"]
+                    "--eval-every", str(steps), "--probe-draws", "1", "--probe-steps", "100",
+                    "--run-dir", str(folder), *(["--quick"] if quick else [])]
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "examples.clip", *args,
-                            *(["--quick"] if quick else [])], check=True, env=ENV)
-            folder = run_dir(f"clip/shapes-{tower}", quick=quick)  # where examples.clip wrote
+            run_clip(args)
             metrics = [json.loads(line) for line in
                        (folder / "metrics.jsonl").read_text().splitlines()]
             final = [m for m in metrics if "recall1_i2t" in m][-1]
@@ -128,38 +135,73 @@ def towers_experiment(sizes, steps, quick):
     return rows
 
 
+def run_clip(args):
+    """Run ``python -m examples.clip *args``, its output shown as it comes. If it fails, end the
+    program with one line: the run's flags and the last line of its stderr (exit code 1)."""
+    decoder, tail = codecs.getincrementaldecoder("utf-8")("replace"), ""
+    with subprocess.Popen([sys.executable, "-m", "examples.clip", *args], env=ENV,
+                          stderr=subprocess.PIPE) as child:
+        for chunk in iter(lambda: child.stderr.read1(4096), b""):  # progress bars stay live
+            text = decoder.decode(chunk)
+            sys.stderr.write(text)
+            sys.stderr.flush()
+            tail = (tail + text)[-2000:]
+    if child.returncode != 0:
+        last = tail.replace("\r", "\n").split("\n")
+        last = [line for line in last if line.strip()][-1:] or ["(no message)"]
+        print(f"clip_experiments: python -m examples.clip {' '.join(args)} failed with exit "
+              f"code {child.returncode}: {last[0].strip()}", file=sys.stderr, flush=True)
+        raise SystemExit(1)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m examples.clip_experiments",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=["norm", "towers"], action="append",
                         help="run only this experiment (repeatable; default: both)")
-    parser.add_argument("--examples", type=int, default=12000,
-                        help="training examples seen per run of the norm experiment")
-    parser.add_argument("--steps", type=int, default=300, help="steps per run of the towers")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000, 16000],
-                        help="training-set sizes of the towers experiment")
+    parser.add_argument("--examples", type=int,
+                        help=f"training examples seen per run of the norm experiment "
+                             f"(default: {DEFAULTS['examples']})")
+    parser.add_argument("--steps", type=int,
+                        help=f"steps per run of the towers (default: {DEFAULTS['steps']})")
+    parser.add_argument("--sizes", type=int, nargs="+",
+                        help=f"training-set sizes of the towers experiment (default: "
+                             f"{' '.join(map(str, DEFAULTS['sizes']))})")
     parser.add_argument("--quick", action="store_true",
-                        help="a tiny version of both, written to runs/clip_experiments-quick/")
+                        help=f"a tiny version of both, written to runs/clip_experiments-quick/: "
+                             f"{', '.join(f'{k}={v}' for k, v in QUICK.items())} (flags given "
+                             f"explicitly win)")
     args = parser.parse_args(argv)
+    for name, value in (QUICK if args.quick else DEFAULTS).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.examples < 128:
         parser.error(f"--examples must be at least 128 (one batch of the largest size), got "
                      f"{args.examples}")
     if args.steps < 1 or min(args.sizes) < 1:
         parser.error(f"--steps and --sizes must be positive, got {args.steps} and {args.sizes}")
+    towers = not args.only or "towers" in args.only
+    child = clip.Config(**clip.QUICK) if args.quick else clip.Config()  # what a run of it uses
+    if towers and args.steps <= child.warmup_steps:
+        parser.error(f"--steps {args.steps} must be larger than the {child.warmup_steps} warm-up "
+                     f"steps of examples.clip{' --quick' if args.quick else ''}")
+    if towers and min(args.sizes) < child.batch_size:
+        parser.error(f"--sizes {min(args.sizes)} is too small: a training set must hold a batch "
+                     f"of examples.clip's {child.batch_size} pairs (after the held-out "
+                     f"compositions are removed)")
     out = run_dir("clip_experiments", quick=args.quick)
     results = {}
     if not args.only or "norm" in args.only:
         results["norm"] = norm_experiment((2, 128) if args.quick else (2, 8, 32, 128),
-                                          256 if args.quick else args.examples)
+                                          args.examples)
         print("\n| norm | batch | steps | test accuracy (eval) | in training mode | gap |\n"
               "|---|---|---|---|---|---|")
         for r in results["norm"]:
             print(f"| {r['norm']} | {r['batch']} | {r['steps']} | {r['test_accuracy']:.3f} | "
                   f"{r['train_mode_accuracy']:.3f} | {r['gap']:+.3f} |")
-    if not args.only or "towers" in args.only:
-        results["towers"] = towers_experiment((300,) if args.quick else args.sizes,
-                                              args.steps if not args.quick else 5, args.quick)
+    if towers:
+        results["towers"] = towers_experiment(args.sizes, args.steps, args.quick)
         print("\n| training images | tower | zero-shot seen | zero-shot held-out | R@1 i->t |\n"
               "|---|---|---|---|---|")
         for r in results["towers"]:

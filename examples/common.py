@@ -108,7 +108,8 @@ def parse_config(config_cls, description, argv=None, *, prog=None, quick_config=
         extra: additional flags as name=(type, default, help); a bool is a switch.
     Returns:
         (config instance, namespace of all arguments). ``args.error(message)`` ends the
-        program as argparse does (exit code 2), for checks that need the data first.
+        program as argparse does (exit code 2), for checks that need the data first;
+        ``args.given`` is the set of fields given on the command line.
     """
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -158,6 +159,7 @@ def parse_config(config_cls, description, argv=None, *, prog=None, quick_config=
         if not hasattr(args, name):  # flags this example does not offer
             setattr(args, name, absent)
     args.error = parser.error
+    args.given = given  # the fields set on the command line (not by --quick or a default)
     if "device" in values:  # an unknown name, or "cuda" without CuPy or a GPU: say so now
         try:
             mt.backend.xp_for(values["device"])

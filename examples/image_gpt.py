@@ -33,6 +33,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -40,6 +41,7 @@ import numpy as np
 import minitx as mt
 import minitx.functional as F
 from examples.common import (
+    Check,
     Fraction,
     MetricsLog,
     NonNegativeFloat,
@@ -73,6 +75,9 @@ from models.image_gpt import (
     sample,
 )
 
+# §3.2 uses 9-bit colour (512); beyond 12 bits k-means and the (B, T, V) logits grow for nothing
+Palette = Annotated[int, Check("between 1 and 4096 (12-bit colour)", lambda v: 0 < v <= 4096)]
+
 
 @dataclass(frozen=True)
 class Config:
@@ -81,7 +86,7 @@ class Config:
     dataset: OneOf("digits", "mnist_5k", "shapes", "cifar10") = "digits"  # the images
     objective: OneOf("ar", "bert") = "ar"  # pre-training: autoregressive or masked (§2.1)
     image_size: PositiveInt = 8  # H = W after resizing (§3.2 context reduction)
-    colors: PositiveInt = 17  # V, palette size (digits: their 17 grey levels)
+    colors: Palette = 17  # V, palette size (digits: their 17 grey levels)
     dim: PositiveInt = 128  # D
     depth: PositiveInt = 4  # L
     heads: PositiveInt = 4  # h
@@ -138,6 +143,7 @@ CONFIGS = {"digits": Config, "mnist_5k": Mnist5kConfig, "shapes": ShapesConfig,
 QUICK = {"steps": 20, "warmup_steps": 5, "eval_every": 10, "checkpoint_every": 10,
          "log_every": 5, "probe_steps": 30, "finetune_steps": 5, "train_size": 300}
 EVAL_BATCH = 256
+SIDES = {"digits": 8, "mnist_5k": 28, "shapes": 32, "cifar10": 32}  # H = W before resizing
 
 
 def load(cfg):
@@ -157,9 +163,12 @@ def load(cfg):
 
 
 def resize(images, size):
-    """Shrink (N, C, H, W) to size x size by averaging blocks (H a multiple of size), or crop
-    the border first when it is not (28 -> 14 averages 2x2 blocks)."""
+    """Shrink (N, C, H, W) to size x size by averaging f x f blocks, f = H // size; when H is
+    not a multiple of size, the border is cropped first (28 -> 14 averages 2x2 blocks, 28 -> 5
+    averages 5x5 blocks of the central 25x25)."""
     N, C, H, W = images.shape
+    if not 0 < size <= H:  # f = 0 would average empty blocks: NaN images
+        raise ValueError(f"resize: size must be in 1..{H} for images {images.shape}, got {size}")
     f = H // size
     crop = (H - f * size) // 2
     images = images[:, :, crop:crop + f * size, crop:crop + f * size]
@@ -368,17 +377,18 @@ def plot_samples(model, palette, size, rng, path, n=16):
 
 
 def plot_inpainting(model, palette, size, test_tokens, rng, path, images=6, completions=4):
-    """The top half of held-out images given, the bottom half sampled `completions` times."""
-    half = size * size // 2
+    """The top size // 2 rows of held-out images given, the rest sampled `completions` times
+    (an odd size samples the middle row too)."""
+    half = size // 2 * size  # tokens of the given rows, in raster order
     fig, axes = plt.subplots(images, completions + 2, figsize=((completions + 2) * 1.1,
                                                               images * 1.1))
     for row, truth in enumerate(test_tokens[:images]):
-        prefix = np.repeat(truth[None, :half], completions, axis=0)  # (completions, T/2)
+        prefix = np.repeat(truth[None, :half], completions, axis=0)  # (completions, half)
         done = sample(model, completions, size * size, rng, prefix=prefix)
-        given = np.concatenate([truth[:half], np.zeros(half, np.int64)])  # bottom: colour 0
+        given = np.concatenate([truth[:half], np.zeros(size * size - half, np.int64)])  # (T,)
         for col, t in enumerate([given, *done, truth]):
             show(axes[row, col], t, palette, size)
-        axes[row, 0].axhline(size / 2 - 0.5, color="red", linewidth=1)  # below: not given
+        axes[row, 0].axhline(size // 2 - 0.5, color="red", linewidth=1)  # below: not given
     for col, title in enumerate(["given", *["sample"] * completions, "original"]):
         axes[0, col].set_title(title, fontsize=8)
     fig.tight_layout()
@@ -417,11 +427,19 @@ def main(argv=None):
     if cfg.dataset == "shapes" and cfg.train_size < cfg.batch_size:
         args.error(f"--train-size {cfg.train_size} is smaller than --batch-size "
                    f"{cfg.batch_size}")
+    side = SIDES[cfg.dataset]
+    if cfg.image_size > side:  # resize only shrinks
+        args.error(f"--image-size {cfg.image_size} is larger than the {cfg.dataset} images "
+                   f"({side}x{side})")
     x_train, y_train, x_test, y_test = load(cfg)
-    if cfg.batch_size > len(x_train):
-        args.error(f"--batch-size {cfg.batch_size} exceeds the {len(x_train)} training images")
     if args.quick:  # a smoke run trains and evaluates on slices
         x_train, y_train, x_test, y_test = x_train[:300], y_train[:300], x_test[:100], y_test[:100]
+    if cfg.batch_size > len(x_train):
+        args.error(f"--batch-size {cfg.batch_size} exceeds the {len(x_train)} training images")
+    pixels = x_train.shape[0] * cfg.image_size ** 2  # what k-means fits the palette on
+    if not (cfg.dataset == "digits" and cfg.colors == 17) and cfg.colors > pixels:
+        args.error(f"--colors {cfg.colors} exceeds the {pixels} pixels of the {len(x_train)} "
+                   f"training images ({cfg.image_size}x{cfg.image_size}) the palette is fit on")
     palette = make_palette(cfg, x_train)  # (V, C)
     tokens, test_tokens = quantize(x_train, palette), quantize(x_test, palette)  # (N, T)
     root = run_dir("image_gpt", quick=args.quick)

@@ -81,6 +81,8 @@ def test_resnet_tower_on_number_word_captions(tmp_path, monkeypatch):
     (["--quick", "--batch-size", "600"], "training set has 470 pairs, fewer than --batch-size"),
     (["--quick", "--stop-after", "30"], "--stop-after 30 must be smaller than --steps 30"),
     (["--resume"], "--resume: there is no checkpoint"),
+    (["--dataset", "mnist_5k", "--train-size", "100"], "--train-size: for --dataset shapes only"),
+    (["--dataset", "mnist_5k", "--quick", "--test=50"], "--test-size: for --dataset shapes only"),
 ])
 def test_bad_flags_end_the_program_at_once_naming_the_flag(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -91,6 +93,18 @@ def test_bad_flags_end_the_program_at_once_naming_the_flag(tmp_path, capsys, arg
     assert re.search(message, err), err
     if "--resume" not in args:
         assert not (tmp_path / "runs").exists()  # nothing was started
+
+
+def test_a_test_set_smaller_than_the_similarity_figure_still_draws_it(tmp_path):
+    run_main("clip", tmp_path, "--quick", "--steps", "4", "--test-size", "5")
+    assert (tmp_path / "runs" / "clip-quick" / "shapes-vit" / "similarity.png").exists()
+
+
+def test_run_dir_puts_the_whole_run_in_the_folder_it_names(tmp_path):
+    run_main("clip", tmp_path, "--quick", "--steps", "4", "--run-dir", "mine/run")
+    for name in ("checkpoint.npz", "metrics.jsonl", "loss.png", "similarity.png", "probes.png"):
+        assert (tmp_path / "mine" / "run" / name).exists(), name
+    assert not (tmp_path / "runs").exists()
 
 
 def test_tokenizer_pads_after_end_of_text():
@@ -114,13 +128,43 @@ def test_experiments_quick_fill_both_tables(tmp_path, monkeypatch):
             assert abs(r["gap"]) <= 0.002
     assert [(r["train_size"], r["tower"]) for r in results["towers"]] == [
         (300, "vit"), (300, "resnet")]
-    assert (tmp_path / "runs" / "clip_experiments-quick" / "results.json").exists()
+    folder = tmp_path / "runs" / "clip_experiments-quick"
+    assert (folder / "results.json").exists()
+    for tower in ("vit", "resnet"):  # its own runs of examples.clip, apart from the user's
+        assert (folder / "towers" / f"300-{tower}" / "checkpoint.npz").exists()
+    assert not (tmp_path / "runs" / "clip-quick").exists()
+
+
+def test_experiments_quick_keeps_the_flags_given(tmp_path, monkeypatch):
+    from examples import clip_experiments
+
+    calls = []  # the arguments each experiment is run with
+    monkeypatch.setattr(clip_experiments, "norm_experiment", lambda *a: calls.append(a) or [])
+    monkeypatch.setattr(clip_experiments, "towers_experiment", lambda *a: calls.append(a) or [])
+    run_main("clip_experiments", tmp_path, "--quick", "--examples", "300", "--sizes", "40", "50",
+             "--steps", "7")
+    run_main("clip_experiments", tmp_path, "--quick", "--only", "towers")
+    assert calls == [((2, 128), 300), ([40, 50], 7, True), ([300], 5, True)]
+
+
+def test_experiments_report_a_failed_run_in_one_line(tmp_path, capsys):
+    # 33 shapes keep 22 pairs after the held-out compositions go: fewer than a quick batch
+    with pytest.raises(SystemExit) as exit_info:
+        run_main("clip_experiments", tmp_path, "--quick", "--only", "towers", "--sizes", "33")
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("clip_experiments: python -m examples.clip --train-size 33"), err
+    assert "fewer than --batch-size 32" in last and "Traceback" not in err, err
 
 
 @pytest.mark.parametrize("args, message", [
     (["--examples", "100"], "--examples must be at least 128"),
     (["--only", "both"], "argument --only: invalid choice: 'both'"),
     (["--sizes", "0"], "--steps and --sizes must be positive"),
+    (["--only", "towers", "--steps", "20"], "--steps 20 must be larger than the 50 warm-up"),
+    (["--sizes", "10"], "--sizes 10 is too small: a training set must hold a batch"),
+    (["--quick", "--sizes", "7"], "--sizes 7 is too small"),  # --quick keeps the flags given
 ])
 def test_experiments_refuse_bad_flags(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:

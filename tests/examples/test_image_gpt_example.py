@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import minitx as mt
+from examples import image_gpt
 from minitx import serialization
 from models.image_gpt import ImageGPT, ImageGPTConfig, ar_inputs
 from tests.helpers import assert_same_checkpoint, run_example, run_main
@@ -63,6 +64,10 @@ def test_stop_and_resume_in_a_new_process_is_bit_exact(tmp_path, objective, stop
     (["--quick", "--experiment", "objectives", "--resume"], "runs whole"),
     (["--dataset", "shapes", "--train-size", "10"], "--train-size 10 is smaller than"),
     (["--resume"], "--resume: there is no checkpoint"),
+    (["--quick", "--image-size", "16"], r"--image-size 16 is larger than the digits images"),
+    (["--quick", "--colors", "100000"], r"argument --colors: must be between 1 and 4096"),
+    (["--quick", "--image-size", "1", "--colors", "400"], "--colors 400 exceeds the 300 pixels"),
+    (["--quick", "--batch-size", "400"], "--batch-size 400 exceeds the 300 training images"),
 ])
 def test_bad_flags_end_the_program_at_once_naming_the_flag(tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as exit_info:
@@ -71,6 +76,22 @@ def test_bad_flags_end_the_program_at_once_naming_the_flag(tmp_path, capsys, fla
     err = capsys.readouterr().err
     assert "usage: python -m examples.image_gpt" in err
     assert re.search(message, err), err
+    if "--resume" not in flags:
+        assert not (tmp_path / "runs").exists()  # refused before anything was written
+
+
+def test_resize_averages_blocks_crops_the_rest_and_refuses_to_enlarge():
+    images = np.arange(2 * 1 * 8 * 8, dtype=np.float32).reshape(2, 1, 8, 8)
+    np.testing.assert_array_equal(image_gpt.resize(images, 4)[0, 0, 0, :2],
+                                  [images[0, 0, :2, :2].mean(), images[0, 0, :2, 2:4].mean()])
+    np.testing.assert_array_equal(image_gpt.resize(images, 5), images[:, :, 1:6, 1:6])
+    with pytest.raises(ValueError, match="size must be in 1..8"):
+        image_gpt.resize(images, 16)
+
+
+def test_an_odd_image_size_draws_its_inpainting(tmp_path):
+    run_main("image_gpt", tmp_path, "--quick", "--image-size", "5", "--steps", "6", *TINY)
+    assert (tmp_path / "runs" / "image_gpt-quick" / "digits-ar" / "inpainting.png").exists()
 
 
 def test_quick_keeps_the_dataset_s_own_defaults_and_explicit_flags_win(tmp_path):

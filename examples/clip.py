@@ -50,6 +50,7 @@ from examples.common import (
     resume_step,
     run_dir,
     standardize,
+    steps_run,
 )
 from minitx import data, nn, optim, serialization
 from minitx.data import ArrayDataset, DataLoader
@@ -246,7 +247,7 @@ def main(argv=None):
         print(f"clip: stopped after step {step} of {cfg.steps}; wrote {checkpoint} "
               f"(continue with --resume)")
         return {"stopped_at": step, "model": model}
-    return report(model, d, cfg, log, out, step, seconds)
+    return report(model, d, cfg, log, out, step, seconds, steps_run(step, args))
 
 
 # ---- evaluation -------------------------------------------------------------------------
@@ -339,7 +340,7 @@ def probes(model, d, cfg, emb_test):
     return zs, result, worth[-1] if worth else None
 
 
-def report(model, d, cfg, log, out, step, seconds):
+def report(model, d, cfg, log, out, step, seconds, ran):
     emb = embed_images(model, d["x_test"], cfg.device)
     zs = zero_shot(model, d, cfg.device, emb)
     pool = np.flatnonzero(d["held_test"]) if d["held_test"].any() else np.arange(len(emb))
@@ -357,7 +358,7 @@ def report(model, d, cfg, log, out, step, seconds):
     plot_similarity(model, d, cfg.device, out / "similarity.png")
     plot_probes(probe_acc, zs_seen, out / "probes.png", cfg)
     which = "retrieval among held-out pairs" if d["held_test"].any() else "retrieval"
-    print(f"clip[{cfg.dataset}, {cfg.image_encoder}]: {step} steps in {seconds:.1f} s")
+    print(f"clip[{cfg.dataset}, {cfg.image_encoder}]: {ran} in {seconds:.1f} s")
     print("  zero-shot accuracy: seen {:.4f}".format(zs["zero_shot_seen"]) +
           (", held-out compositions {:.4f}".format(zs["zero_shot_held_out"])
            if "zero_shot_held_out" in zs else "") + f" ({len(d['names'])} classes)")

@@ -56,6 +56,7 @@ from examples.common import (
     progress,
     resume_step,
     run_dir,
+    steps_run,
 )
 from minitx import data, nn, optim, serialization
 from minitx.data import ArrayDataset, DataLoader
@@ -468,7 +469,7 @@ def main(argv=None):
         plot_samples(model, palette, size, rng, out / "samples.png")
         plot_inpainting(model, palette, size, test_tokens, rng, out / "inpainting.png")
         figures += ", samples.png, inpainting.png"
-    print(f"image_gpt[{cfg.dataset}, {cfg.objective}]: {cfg.steps} steps in {seconds:.0f} s "
+    print(f"image_gpt[{cfg.dataset}, {cfg.objective}]: {steps_run(step, args)} in {seconds:.0f} s "
           f"({cpu:.0f} s CPU); test {test_bits:.3f} bits/dim; linear probe accuracy per layer "
           f"{' '.join(f'{a:.3f}' for a in single)} (best {max(single):.4f} at layer "
           f"{result['best_layer']}, {len(y_test)} held-out images)")

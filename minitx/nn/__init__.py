@@ -25,14 +25,14 @@ from minitx.nn.dropout import Dropout
 from minitx.nn.embedding import Embedding
 from minitx.nn.linear import Linear
 from minitx.nn.mlp import PositionwiseFeedForward
-from minitx.nn.module import Module, Parameter, StateDictError
+from minitx.nn.module import Module, Parameter, StateDictError, Statistic
 from minitx.nn.norm import LayerNorm
 from minitx.nn.positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding
 from minitx.nn.transformer import TransformerDecoderLayer, TransformerEncoderLayer
 
 __all__ = [
     "GELU", "Dropout", "Embedding", "LayerNorm", "LearnedPositionalEncoding", "Linear",
-    "Module", "ModuleDict", "ModuleList", "MultiHeadAttention", "Parameter",
+    "Module", "ModuleDict", "ModuleList", "MultiHeadAttention", "Parameter", "Statistic",
     "PositionwiseFeedForward", "ReLU", "Sequential", "SinusoidalPositionalEncoding",
     "StateDictError", "TransformerDecoderLayer", "TransformerEncoderLayer", "init",
     "record_attention", "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "MaxPool2d",

@@ -13,7 +13,7 @@ import numpy as np
 from minitx import functional as F
 from minitx.nn import init
 from minitx.nn.linear import empty_parameter
-from minitx.nn.module import Module, Parameter
+from minitx.nn.module import Module, Statistic
 
 
 class _BatchNorm(Module):
@@ -48,14 +48,14 @@ class _BatchNorm(Module):
         self.running_mean = self.running_var = None
         if track_running_stats:
             # DEVIATION: PyTorch keeps these as buffers (and an integer num_batches_tracked for
-            # momentum=None). minitx's state dict holds parameters only, so they are frozen
-            # Parameters (requires_grad=False: no gradient, no optimizer update), saved and
-            # loaded with the weights under PyTorch's names; momentum=None is not supported.
-            # Count trained values with `p.requires_grad` to match PyTorch's parameters().
-            self.running_mean = Parameter(empty_parameter((num_features,), device, dtype),
-                                          requires_grad=False)
-            self.running_var = Parameter(init.ones_(empty_parameter((num_features,), device,
-                                                                    dtype)), requires_grad=False)
+            # momentum=None). minitx's state dict holds parameters only, so they are
+            # Statistics: parameters that never require grad (no gradient, no optimizer
+            # update, not even after requires_grad_(True)), saved and loaded with the weights
+            # under PyTorch's names; momentum=None is not supported. Count trained values with
+            # `p.requires_grad` to match PyTorch's parameters().
+            self.running_mean = Statistic(empty_parameter((num_features,), device, dtype))
+            self.running_var = Statistic(init.ones_(empty_parameter((num_features,), device,
+                                                                    dtype)))
 
     def forward(self, x):  # (B, C, ...)
         if x.ndim not in self.expected_dims or x.shape[1] != self.num_features:

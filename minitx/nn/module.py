@@ -56,6 +56,26 @@ class Parameter(Tensor):
         return "Parameter containing:\n" + super().__repr__()
 
 
+class Statistic(Parameter):
+    """A Parameter that is saved and loaded with the weights but never trained: a running
+    statistic such as BatchNorm's mean and variance (PyTorch's buffers). Its ``requires_grad``
+    stays False: :meth:`Module.requires_grad_` passes it over, and setting it to True is an
+    error (a gradient step would move the statistics the layer keeps itself)."""
+
+    def __init__(self, data):
+        super().__init__(data, requires_grad=False)
+
+    @property
+    def requires_grad(self):
+        return False
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if value:
+            raise ValueError("Statistic: a running statistic is never trained; it cannot "
+                             "require grad")
+
+
 class StateDictError(ValueError):
     """A state dict does not fit a model; ``missing``, ``unexpected`` and ``mismatched`` list
     the offending keys (mismatched: wrong shape or dtype)."""
@@ -281,9 +301,11 @@ class Module:
         return self.train(False)
 
     def requires_grad_(self, requires_grad=True):
-        """Freeze (False) or unfreeze every parameter of the tree; return self."""
+        """Freeze (False) or unfreeze every parameter of the tree (running statistics, which
+        are never trained, stay as they are); return self."""
         for p in self.parameters():
-            p.requires_grad = requires_grad
+            if not isinstance(p, Statistic):
+                p.requires_grad = requires_grad
         return self
 
     def to(self, device):

@@ -100,3 +100,21 @@ def test_conv_layer_equals_torch_from_the_same_weights():
     x = np.random.default_rng(4).standard_normal((2, 3, 7, 6))
     np.testing.assert_allclose(ours(mt.tensor(x)).numpy(),
                                theirs(torch.tensor(x)).detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_running_statistics_stay_untrained_after_unfreezing():
+    from minitx import optim
+    bn = nn.BatchNorm1d(3)
+    bn.requires_grad_(False)
+    bn.requires_grad_(True)  # unfreezing the layer must not make its statistics trainable
+    assert bn.weight.requires_grad and not bn.running_mean.requires_grad
+    opt = optim.SGD(bn.parameters(), lr=0.1)
+    bn.eval()
+    x = mt.tensor(np.random.default_rng(0).random((8, 3), dtype=np.float32))
+    before = bn.running_mean.numpy(), bn.running_var.numpy()
+    (bn(x) ** 2).sum().backward()
+    opt.step()
+    np.testing.assert_array_equal(bn.running_mean.numpy(), before[0])
+    np.testing.assert_array_equal(bn.running_var.numpy(), before[1])
+    with pytest.raises(ValueError, match="a running statistic is never trained"):
+        bn.running_mean.requires_grad = True

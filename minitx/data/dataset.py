@@ -140,6 +140,7 @@ class DataLoader:
         self._batches: list[np.ndarray] = []  # the index batches of the current epoch
         self._done = 0  # how many of them were handed out
         self._resume = False  # the next pass continues the current epoch (after loading)
+        self._pass = None  # the pass started last, whose position state_dict reports
 
     def __len__(self) -> int:
         """Return the number of batches in one epoch."""
@@ -152,14 +153,22 @@ class DataLoader:
         return -(-n // self.batch_size)  # ceiling division
 
     def __iter__(self) -> Iterator[Any]:
-        if not (self._resume and self._done < len(self._batches)):
-            self._batches = self._epoch_batches()
-            self._done = 0
+        """One pass (epoch). Each pass keeps its own position, so two passes may run side by
+        side (an evaluation pass inside a training epoch, ``zip(loader, loader)``) and each
+        sees all of its batches; :meth:`state_dict` follows the pass started last."""
+        if self._resume and self._done < len(self._batches):  # continue the loaded epoch
+            batches, done = self._batches, self._done
+        else:
+            batches, done = self._epoch_batches(), 0
             self.epoch += 1
         self._resume = False
-        while self._done < len(self._batches):
-            indices = self._batches[self._done]
-            self._done += 1  # counted before the yield: a state saved now resumes after it
+        self._batches, self._done = batches, done
+        self._pass = this_pass = object()
+        while done < len(batches):
+            indices = batches[done]
+            done += 1  # counted before the yield: a state saved now resumes after it
+            if self._pass is this_pass:
+                self._done = done
             yield self.collate([self.dataset[int(i)] for i in indices])
 
     def forever(self) -> Iterator[Any]:

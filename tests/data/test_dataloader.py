@@ -191,3 +191,25 @@ def test_stratified_split_keeps_each_class_share():
     assert not np.all(np.diff(labels[train]) >= 0)  # handed back shuffled, not by class
     with pytest.raises(ValueError, match="test_fraction"):
         stratified_split(labels, test_fraction=1.0)
+
+
+def test_two_passes_side_by_side_each_see_every_batch():
+    loader = DataLoader(ArrayDataset(np.arange(6)), 2)
+    outer = []
+    for i, (x,) in enumerate(loader):
+        outer.append(x.tolist())
+        if i == 0:
+            assert sum(1 for _ in loader) == 3  # an inner pass, e.g. an evaluation
+    assert outer == [[0, 1], [2, 3], [4, 5]]
+    assert [(a[0].tolist(), b[0].tolist()) for a, b in zip(loader, loader)] == [
+        ([0, 1], [0, 1]), ([2, 3], [2, 3]), ([4, 5], [4, 5])]
+
+
+def test_the_state_follows_the_pass_started_last():
+    loader = DataLoader(ArrayDataset(np.arange(8)), 2, shuffle=True, rng=0)
+    first = iter(loader)
+    next(first)
+    second = iter(loader)
+    next(second), next(second)
+    next(first)  # the older pass moves on; the saved position is the newer one's
+    assert loader.state_dict()["done"] == 2

@@ -305,24 +305,37 @@ def sample(model, n, length, rng, *, prefix=None, temperature=1.0, top_k=0, use_
     Args:
         rng: a np.random.Generator; one uniform draw per pixel, so the cached and uncached
             paths give the same tokens. prefix: (n, t) known first tokens (in-painting).
-        temperature: logits are divided by it; top_k: keep only the k most likely colours (0:
-            all). use_cache: feed one token per step through the key/value cache.
+        temperature: logits are divided by it; 0 takes the most likely colour (greedy, no
+            draw). top_k: keep only the k most likely colours (0: all). use_cache: feed one
+            token per step through the key/value cache.
     """
     if not model.causal:
         raise ValueError("sample: needs an AR model (objective='ar')")
     device, V = model.head.weight.device, model.config.num_colors
     tokens = np.zeros((n, 0), np.int64) if prefix is None else np.asarray(prefix, np.int64)
+    if not temperature >= 0:
+        raise ValueError(f"sample: temperature must be >= 0 (0: greedy), got {temperature}")
+    if not 0 <= top_k <= V:
+        raise ValueError(f"sample: top_k must be in 0..{V} (0: every colour), got {top_k}")
+    if tokens.ndim != 2 or len(tokens) != n or tokens.shape[1] > length:
+        raise ValueError(f"sample: prefix must be (n, t) = ({n}, t) with t <= length {length}, "
+                         f"got shape {tokens.shape}")
+    if tokens.size and not 0 <= tokens.min() <= tokens.max() < V:
+        raise ValueError(f"sample: prefix colours must lie in [0, {V})")
     ids = np.concatenate([np.full((n, 1), V), tokens], axis=1)  # [SOS, prefix] (n, 1 + t)
     cache = model.new_cache() if use_cache else None
     training = model.training
     model.eval()  # no dropout while sampling
-    with mt.no_grad():
-        while tokens.shape[1] < length:
-            logits = model(mt.tensor(ids, device=device), cache)[:, -1].numpy()  # (n, V)
-            nxt = _draw(logits / temperature, top_k, rng)[:, None]  # (n, 1)
-            tokens = np.concatenate([tokens, nxt], axis=1)
-            ids = nxt if use_cache else np.concatenate([ids, nxt], axis=1)
-    model.train(training)
+    try:
+        with mt.no_grad():
+            while tokens.shape[1] < length:
+                logits = model(mt.tensor(ids, device=device), cache)[:, -1].numpy()  # (n, V)
+                nxt = (logits.argmax(axis=-1) if temperature == 0 else
+                       _draw(logits / temperature, top_k, rng))[:, None]  # (n, 1)
+                tokens = np.concatenate([tokens, nxt], axis=1)
+                ids = nxt if use_cache else np.concatenate([ids, nxt], axis=1)
+    finally:
+        model.train(training)
     return tokens
 
 

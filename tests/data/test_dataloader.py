@@ -213,3 +213,8 @@ def test_the_state_follows_the_pass_started_last():
     next(second), next(second)
     next(first)  # the older pass moves on; the saved position is the newer one's
     assert loader.state_dict()["done"] == 2
+
+
+def test_split_sizes_are_not_cut_short_by_float_sums():
+    assert [len(p) for p in split_indices(1000, (0.7, 0.1, 0.2))] == [700, 100, 200]
+    assert [len(p) for p in split_indices(100, (0.29, 0.71))] == [29, 71]

@@ -136,6 +136,19 @@ def test_top_k_keeps_only_the_k_most_likely_colours():
     assert (tokens[:, 0] == first).all()
 
 
+def test_temperature_zero_is_greedy_and_bad_arguments_are_named():
+    model = small_model()
+    greedy = sample(model, 4, 3, np.random.default_rng(0), temperature=0)
+    np.testing.assert_array_equal(greedy, sample(model, 4, 3, np.random.default_rng(9), top_k=1))
+    for kwargs, message in [({"temperature": -1.0}, "temperature must be >= 0"),
+                            ({"top_k": 8}, r"top_k must be in 0..7"),
+                            ({"prefix": np.zeros((4, 5), np.int64)}, "t <= length 3"),
+                            ({"prefix": np.full((4, 1), 7)}, r"prefix colours must lie in \[0, 7\)")]:
+        with pytest.raises(ValueError, match=message):
+            sample(model, 4, 3, np.random.default_rng(0), **kwargs)
+    assert model.training  # put back as it was, also after an error
+
+
 def test_ensemble_averages_probabilities_over_independent_masks():
     seen, outputs = [], [np.array([[5.0, 0.0]]), np.array([[-1.0, 0.0]])]
 

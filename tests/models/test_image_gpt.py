@@ -143,7 +143,7 @@ def test_temperature_zero_is_greedy_and_bad_arguments_are_named():
     for kwargs, message in [({"temperature": -1.0}, "temperature must be >= 0"),
                             ({"top_k": 8}, r"top_k must be in 0..7"),
                             ({"prefix": np.zeros((4, 5), np.int64)}, "t <= length 3"),
-                            ({"prefix": np.full((4, 1), 7)}, r"prefix colours must lie in \[0, 7\)")]:
+                            ({"prefix": np.full((4, 1), 7)}, r"colours must lie in \[0, 7\)")]:
         with pytest.raises(ValueError, match=message):
             sample(model, 4, 3, np.random.default_rng(0), **kwargs)
     assert model.training  # put back as it was, also after an error

@@ -121,6 +121,7 @@ class VisionTransformer(nn.Module):
             raise ValueError(f"VisionTransformer: image_size {config.image_size} must be a "
                              f"multiple of patch_size {P}")
         N = (config.image_size // P) ** 2
+        self.image_size = config.image_size
         self.conv1 = nn.Conv2d(3, D, P, stride=P, bias=False, **kw)  # patch projection, Eq. 1
         scale = D ** -0.5  # the released code's init scale for the two embeddings below
         self.class_embedding = _normal((D,), scale, generator)  # x_class
@@ -132,10 +133,13 @@ class VisionTransformer(nn.Module):
         init.normal_(self.proj.weight, std=scale, generator=generator)
 
     def forward(self, images):  # (B, 3, H, W)
-        B = images.shape[0]
+        B, S = images.shape[0], self.image_size
+        if images.ndim != 4 or images.shape[1:] != (3, S, S):
+            raise ValueError(f"VisionTransformer: expected images (B, 3, {S}, {S}), got "
+                             f"{images.shape}")
         # patches: one P × P convolution with stride P is the patch projection of Eq. 1
         x = self.conv1(images)  # (B, D, H/P, W/P)
-        x = x.reshape(B, x.shape[1], -1).transpose(0, 2, 1)  # (B, N, D)
+        x = x.reshape(B, x.shape[1], x.shape[2] * x.shape[3]).transpose(0, 2, 1)  # (B, N, D)
         cls = self.class_embedding.reshape(1, 1, -1).broadcast_to((B, 1, x.shape[2]))
         x = F.concat([cls, x], axis=1) + self.positional_embedding  # (B, N+1, D)
         # the Transformer, with CLIP's extra LayerNorm in front

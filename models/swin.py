@@ -368,6 +368,13 @@ def window_labels(regions, M):
 
 def check_config(config):
     """Raise ValueError unless every stage's resolution, width and window fit together."""
+    for name in ("image_size", "in_channels", "embed_dim", "window_size", "mlp_ratio"):
+        if not getattr(config, name) >= 1:
+            raise ValueError(f"SwinConfig: {name} must be a positive integer, got "
+                             f"{getattr(config, name)}")
+    if not all(h >= 1 for h in config.num_heads) or not all(d >= 1 for d in config.depths):
+        raise ValueError(f"SwinConfig: depths {config.depths} and num_heads "
+                         f"{config.num_heads} must be positive")
     P, side = config.patch_size, config.image_size // max(config.patch_size, 1)
     stages = len(config.depths)
     if P < 1 or config.image_size % P:

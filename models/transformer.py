@@ -156,6 +156,11 @@ def make_positional(config, *, device="cpu", dtype=np.float32, generator=None):
 def check_config(config):
     """Raise ValueError for an inconsistent :class:`TransformerConfig`."""
     c = config
+    for name in ("src_vocab_size", "tgt_vocab_size", "d_model", "num_heads", "d_ff",
+                 "num_encoder_layers", "num_decoder_layers", "max_len"):
+        if not getattr(c, name) >= 1:
+            raise ValueError(f"Transformer: {name} must be a positive integer, got "
+                             f"{getattr(c, name)}")
     if c.d_model % c.num_heads:
         raise ValueError(f"Transformer: d_model={c.d_model} must be divisible by "
                          f"num_heads={c.num_heads}")

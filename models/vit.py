@@ -132,7 +132,7 @@ class ViT(nn.Module):
         self._check_images(images)
         B, D = images.shape[0], self.config.dim
         patches = F.patchify(images, self.config.patch_size)  # (B, gh, gw, C·P·P)   x_p
-        x = self.patch_embed(patches.reshape(B, self.config.num_patches, -1))  # (B, N, D)  x_p E
+        x = self.patch_embed(patches.reshape(B, self.config.num_patches, patches.shape[-1]))
         cls = self.cls_token.broadcast_to((B, 1, D))  # (B, 1, D)   one x_class per image
         x = F.concat([cls, x], axis=1)  # (B, T, D)
         return self.dropout(x + self.pos_embed)  # (B, T, D) + (1, T, D)   + E_pos

@@ -37,6 +37,9 @@ class _BatchNorm(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
                  track_running_stats=True, *, device="cpu", dtype=np.float32):
         super().__init__()
+        if momentum is None:  # PyTorch's cumulative average, which needs a batch counter
+            raise ValueError(f"{type(self).__name__}: momentum=None (a cumulative average) is "
+                             f"not supported; give a number in [0, 1]")
         if num_features < 1 or not 0.0 <= momentum <= 1.0:
             raise ValueError(f"{type(self).__name__}: need num_features ≥ 1 and momentum in "
                              f"[0, 1], got {num_features} and {momentum}")

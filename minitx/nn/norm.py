@@ -29,11 +29,12 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True, *,
                  device="cpu", dtype=np.float32):
         super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
+        shape = ((normalized_shape,) if isinstance(normalized_shape, (int, np.integer))
+                 else normalized_shape)
         if len(tuple(shape)) != 1 or tuple(shape)[0] < 1:
             raise ValueError(f"LayerNorm: normalized_shape must be one positive size (the last "
                              f"axis), got {normalized_shape!r}")
-        self.normalized_shape, self.eps = tuple(shape), eps
+        self.normalized_shape, self.eps = (int(tuple(shape)[0]),), eps
         self.weight = self.bias = None
         if elementwise_affine:
             self.weight = init.ones_(empty_parameter(self.normalized_shape, device, dtype))

@@ -22,6 +22,8 @@ The update numbered k = 1, 2, 3, ... (the k-th call of ``opt.step()``) runs with
 
 import math
 
+import numpy as np
+
 from minitx.optim.optimizer import Optimizer
 
 
@@ -173,6 +175,10 @@ class WarmupCosineSchedule(LRScheduler):
     """
 
     def __init__(self, optimizer, warmup_steps, total_steps, min_lr_ratio=0.0):
+        for name, value in (("warmup_steps", warmup_steps), ("total_steps", total_steps)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"WarmupCosineSchedule: {name} must be an int (steps), got "
+                                f"{value!r}")
         if not 0 <= warmup_steps < total_steps:
             raise ValueError(f"WarmupCosineSchedule: need 0 <= warmup_steps < total_steps, got "
                              f"warmup_steps={warmup_steps}, total_steps={total_steps}")

@@ -160,3 +160,13 @@ def test_module_gradcheck_really_differentiates_the_parameters():
     x = rng(1).standard_normal((2, 3))
     with pytest.raises(GradcheckError, match="input 1"):
         module_gradcheck(Broken(3, 2, generator=rng(), **F64), x)
+
+
+def test_constructor_arguments_that_are_numpy_ints_or_unsupported_are_handled():
+    from minitx import optim
+    assert nn.LayerNorm(np.int64(4)).normalized_shape == (4,)
+    with pytest.raises(ValueError, match="momentum=None .* is not supported"):
+        nn.BatchNorm1d(3, momentum=None)
+    opt = optim.SGD([mt.zeros(1, requires_grad=True)], lr=1.0)
+    with pytest.raises(TypeError, match="warmup_steps must be an int"):
+        optim.WarmupCosineSchedule(opt, 0.5, 10)  # int() would have made it no warm-up

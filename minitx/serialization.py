@@ -243,7 +243,7 @@ def _write_file(path, kind, arrays, config=None, skeleton=None):
     texts = {_HEADER: header, _CONFIG: config, _TREE: skeleton}
     members = {key: _json_array(value) for key, value in texts.items() if value is not None}
     members.update(arrays)
-    if not os.fspath(path).endswith(".safetensors"):
+    if not os.fspath(path).lower().endswith(".safetensors"):
         atomic_write(path, lambda file: write_npz(file, members))
         return
     if skeleton is not None:
@@ -257,7 +257,7 @@ def _read_file(path, fn, kinds, names=None):
     """Read a file's arrays (all, or `names` only) and check its header; return ``(meta,
     arrays)``, meta with "kind", "version", "config" and "tree" (None where absent)."""
     wanted = None if names is None else {*_RESERVED, *names}
-    read = _read_safetensors if os.fspath(path).endswith(".safetensors") else _read_npz
+    read = _read_safetensors if os.fspath(path).lower().endswith(".safetensors") else _read_npz
     arrays = read(path, wanted)
     try:
         meta = _from_json_array(arrays.pop(_HEADER)) if _HEADER in arrays else {

@@ -24,6 +24,14 @@ SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>", "<mask>")
 _FORMAT_VERSION = 1
 
 
+def _ids(ids):
+    """Token ids as a flat list of ints; fractional ids are an error, not truncated."""
+    ids = np.asarray(ids)
+    if ids.size and ids.dtype.kind not in "iu":
+        raise TypeError(f"decode: token ids must be integers, got dtype {ids.dtype}")
+    return ids.astype(np.int64).reshape(-1).tolist()
+
+
 class CharTokenizer:
     """Map text to lists of character ids and back.
 
@@ -90,7 +98,7 @@ class CharTokenizer:
             skip_special: drop special tokens; otherwise they appear as ``<pad>``, ``<eos>``...
         """
         out = []
-        for i in np.asarray(ids, dtype=np.int64).reshape(-1).tolist():
+        for i in _ids(ids):
             if not 0 <= i < self.vocab_size:
                 raise ValueError(f"token id {i} is outside the vocabulary [0, {self.vocab_size})")
             if skip_special and i < len(SPECIAL_TOKENS):

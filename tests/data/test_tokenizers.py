@@ -81,3 +81,10 @@ def test_bad_vocabularies_and_ids_raise(tok):
         CharTokenizer.from_corpus("abc")
     with pytest.raises(ValueError, match="outside the vocabulary"):
         tok.decode([tok.vocab_size])
+
+
+def test_decode_refuses_fractional_ids():
+    tok = CharTokenizer.from_corpus(["abc"])
+    assert tok.decode([]) == ""
+    with pytest.raises(TypeError, match="decode: token ids must be integers, got dtype float64"):
+        tok.decode([5.7])

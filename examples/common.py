@@ -23,7 +23,10 @@ Conventions every example follows:
 * **A resumed run is the run its command line describes**: the learning-rate schedule is built
   from the config (its ``steps``, warm-up and lr) and only moved to the checkpoint's step. So
   ``--steps 300 --resume`` after a finished 100-step run continues on the 300-step schedule
-  (the lr rises again from where that schedule is at step 100); the program says so.
+  (the lr rises again from where that schedule is at step 100); the program says so. Settings
+  that decide the data (:data:`DATA_FIELDS`: the seed that draws the split, the dataset, its
+  sizes) must stay as they were: a resumed run would otherwise train on part of its test set.
+* **A diverging run stops** at the first NaN or infinite loss, keeping its last checkpoint.
 """
 
 import argparse

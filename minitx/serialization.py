@@ -313,6 +313,9 @@ def _read_npz(path, names):
             if "Object arrays cannot be loaded" in str(exc):
                 raise CheckpointError(f"{path}: entry {name!r} holds Python objects, which only "
                                       f"pickle can read; minitx never unpickles") from exc
+            if "pickled" in str(exc):  # not an archive at all; NumPy's hint would be to unpickle
+                raise CheckpointError(f"{path} is not an .npz archive (NumPy can read it only as "
+                                      f"pickled data, which minitx never loads)") from exc
             raise CheckpointError(f"{path} is not a complete minitx file (truncated or "
                                   f"corrupt: {type(exc).__name__}: {exc})") from exc
     return arrays

@@ -275,6 +275,8 @@ def beam_search(model, src, bos_id, eos_id, beam_size=4, length_penalty=0.6, max
     if not 1 <= K <= V:
         raise ValueError(f"beam_search: beam_size must be in [1, {V}], got {beam_size}")
     max_len = S + 50 if max_len is None else max_len  # §6.1
+    if B == 0:  # no sentence: nothing to search (greedy_decode's shape, (0, 1) of <bos>'s)
+        return greedy_decode(model, src, bos_id, eos_id, max_len, use_cache)
 
     def lp(length):  # GNMT's length penalty (Wu et al. 2016, Eq. 14)
         return ((5.0 + length) / 6.0) ** length_penalty

@@ -251,6 +251,13 @@ def test_beam_search_with_beam_1_equals_greedy(device, seed, overfitted):
         assert np.array_equal(beam, greedy)
 
 
+def test_decoders_take_an_empty_batch(device):
+    net = model(device)
+    src = mt.tensor(np.zeros((0, 6), np.int64), device=device)
+    assert greedy_decode(net, src, BOS, EOS, max_len=5).shape == (0, 1)
+    assert beam_search(net, src, BOS, EOS, beam_size=3, max_len=5).shape == (0, 1)
+
+
 def test_decoders_reproduce_the_learned_batch_and_restore_mode(overfitted):
     net, (src, _, tgt_out), _ = overfitted
     net.train()

@@ -57,6 +57,9 @@ class ModuleList(Module):
         return getattr(self, self._position(index))
 
     def __setitem__(self, index, module):
+        if isinstance(index, slice):
+            raise TypeError(f"{type(self).__name__}: assign one module at a time "
+                            f"(l[i] = module); slices are not supported")
         if not isinstance(module, Module):
             raise TypeError(f"{type(self).__name__}: items must be Modules, got "
                             f"{type(module).__name__}")

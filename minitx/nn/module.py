@@ -95,7 +95,16 @@ def _members(name, value):
             yield from _members(f"{name}.{i}", item)
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _members(f"{name}.{key}", item)
+            members = list(_members(f"{name}.{key}", item))
+            if members and "." in str(key):  # "a.b" would read as a path in the names
+                raise ValueError(f"Module: the key {key!r} of {name!r} holds a module or tensor "
+                                 f"and has a dot, which would make its state-dict names "
+                                 f"ambiguous; use a key without dots")
+            yield from members
+    elif isinstance(value, (set, frozenset)) and any(
+            isinstance(item, (Module, Tensor)) for item in value):
+        raise TypeError(f"Module: {name!r} is a set of modules or tensors, which has no order "
+                        f"to name them by; use a list")
 
 
 def _join(prefix, name):

@@ -267,3 +267,18 @@ def test_forward_must_be_written():
 
     with pytest.raises(NotImplementedError, match="Empty"):
         Empty()(1)
+
+
+def test_containers_that_cannot_name_their_modules_are_refused():
+    class Holder(nn.Module):
+        def __init__(self, value):
+            super().__init__()
+            self.value = value
+
+    with pytest.raises(ValueError, match="key 'x.y' of 'value' .* has a dot"):
+        list(Holder({"x.y": nn.Linear(2, 2)}).parameters())
+    with pytest.raises(TypeError, match="'value' is a set of modules or tensors"):
+        list(Holder({nn.Linear(2, 2)}).parameters())
+    assert list(Holder({"a.b": 1}).parameters()) == []  # a dotted key of plain settings is fine
+    with pytest.raises(TypeError, match="assign one module at a time"):
+        nn.ModuleList([nn.Linear(2, 2)])[0:1] = nn.Linear(2, 2)

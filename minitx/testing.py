@@ -53,7 +53,7 @@ def _make_tensor(array, device, layout, requires_grad):
             view = np.asfortranarray(array)  # the same values, the first axis varying fastest
         data = view if device == "cpu" else backend.StrictArray(view)
     else:
-        data = backend.to_device(array, device)
+        data = backend.to_device(array.copy(), device)  # fn must not reach gradcheck's copy
     return Tensor(data, requires_grad=requires_grad)
 
 
@@ -83,7 +83,7 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, device="cpu",
         True; raises :class:`GradcheckError` naming the input, element and both values.
     """
     rng = np.random.default_rng(seed)
-    host = [x.numpy() if isinstance(x, Tensor) else np.asarray(x) for x in inputs]
+    host = [x.numpy() if isinstance(x, Tensor) else np.array(x) for x in inputs]  # copies
     diff = [x.dtype.kind == "f" for x in host]
     for i, x in enumerate(host):
         if diff[i] and x.dtype != np.float64:
@@ -96,6 +96,10 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, device="cpu",
 
     tensors = [_make_tensor(x, device, layout, d) for x, d in zip(host, diff)]
     out = fn(*tensors)
+    for i, (x, t) in enumerate(zip(host, tensors)):
+        if not np.array_equal(backend.to_numpy(t._data), x, equal_nan=x.dtype.kind == "f"):
+            raise GradcheckError(f"gradcheck: fn wrote into input {i}; an op must not change "
+                                 f"its inputs (earlier ops may have saved them for backward)")
     if not isinstance(out, Tensor):
         raise TypeError(f"gradcheck: fn must return a Tensor, got {type(out).__name__}")
     v = rng.standard_normal(out.shape)
@@ -119,24 +123,29 @@ def gradcheck(fn, *inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0, device="cpu",
                 e[j] = step
                 e = e.reshape(x.shape)
                 numeric.flat[j] = (loss(shifted(e), v) - loss(shifted(-e), v)) / (2 * step)
-            _compare(f"input {i} (shape {x.shape})", analytic, numeric, atol, rtol, x)
+            _compare(f"input {i} (shape {x.shape})", analytic, numeric, atol, rtol)
         else:
             for _ in range(directions):
                 u = rng.standard_normal(x.shape)
                 numeric = (loss(shifted(step * u), v) - loss(shifted(-step * u), v)) / (2 * step)
                 _compare(f"input {i} (shape {x.shape}) along a random direction",
-                         np.array([np.sum(analytic * u)]), np.array([numeric]), atol, rtol, x)
+                         np.array([np.sum(analytic * u)]), np.array([numeric]), atol, rtol,
+                         where=False)
     return True
 
 
-def _compare(what, analytic, numeric, atol, rtol, x):
+def _compare(what, analytic, numeric, atol, rtol, where=True):
+    """A GradcheckError unless |analytic − numeric| ≤ atol + rtol·|numeric| everywhere. A NaN on
+    either side is a mismatch (a NaN compares False with everything, so it would pass a plain
+    `error > 0` test); equal infinities agree. `where`: name the element (not for a direction)."""
     error = np.abs(analytic - numeric) - (atol + rtol * np.abs(numeric))
+    error = np.where(analytic == numeric, -1.0, np.where(np.isnan(error), np.inf, error))
     if error.size and error.max() > 0:
         worst = np.unravel_index(int(np.argmax(error)), error.shape)
+        at = f" at element {tuple(int(w) for w in worst)}" if where else ""
         raise GradcheckError(
-            f"gradient mismatch for {what} at element {tuple(int(w) for w in worst)}: "
-            f"analytic {analytic[worst]:.8g} vs numeric {numeric[worst]:.8g} "
-            f"(atol {atol}, rtol {rtol})")
+            f"gradient mismatch for {what}{at}: analytic {analytic[worst]:.8g} vs numeric "
+            f"{numeric[worst]:.8g} (atol {atol}, rtol {rtol})")
 
 
 # --------------------------------------------------------------------------------------------

@@ -95,3 +95,30 @@ def test_ci_runs_draw_the_same_examples():
     out = [subprocess.run([sys.executable, "-c", code], env=e, capture_output=True, text=True,
                           check=True).stdout.split() for e in (dict(env, CI="1"), env)]
     assert out == [["True", "True"], ["False", "True"]]
+
+
+def test_gradcheck_reports_nan_on_either_side_and_ops_that_write_into_inputs():
+    class NanGrad(Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, gy):
+            return gy * np.nan
+
+    class Doubles(Function):  # doubles its input in place: wrong for any op
+        def forward(self, x):
+            x *= 2
+            return x.copy()
+
+        def backward(self, gy):
+            return 2 * gy
+
+    for x in (np.array([0.5, 1.0]), np.linspace(0.1, 1.0, 300)):  # elementwise, by direction
+        with pytest.raises(GradcheckError, match="analytic nan"):
+            gradcheck(lambda t: NanGrad.apply(t), x)
+    with np.errstate(invalid="ignore"), pytest.raises(GradcheckError, match="numeric nan"):
+        gradcheck(lambda t: t.log(), np.array([-1.0, 1.0]))
+    a = np.linspace(-1.0, 1.0, 6)
+    with pytest.raises(GradcheckError, match="fn wrote into input 0"):
+        gradcheck(lambda t: Doubles.apply(t), a)
+    np.testing.assert_array_equal(a, np.linspace(-1.0, 1.0, 6))  # the caller's array untouched

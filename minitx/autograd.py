@@ -165,13 +165,14 @@ class Edge:
     arrays were changed in place since (:func:`_check_versions`).
     """
 
-    __slots__ = ("requires_grad", "creator", "leaf", "shape", "dtype", "kind", "counter",
-                 "version", "owner")
+    __slots__ = ("requires_grad", "creator", "leaf", "shape", "dtype", "kind", "device",
+                 "counter", "version", "owner")
 
     def __init__(self, t):
         self.requires_grad, self.creator = t.requires_grad, t.creator
         self.leaf = t if t.requires_grad and t.creator is None else None
         self.shape, self.dtype, self.kind = t.shape, t.dtype, type(t).__name__
+        self.device = t.device
         self.counter, self.version = t._version_counter, t._version_counter.value
         self.owner = id(backend.memory_owner(t._data))  # compared only while fn's arrays live
 
@@ -276,11 +277,16 @@ def backward(root, grad=None, retain_graph=False):
         in_grads = fn.backward(g)
         if not isinstance(in_grads, tuple):
             in_grads = (in_grads,)
+        if len(in_grads) != len(fn.edges):
+            raise RuntimeError(f"{type(fn).__name__}.backward returned {len(in_grads)} "
+                               f"gradient(s) for {len(fn.edges)} input(s); return one per "
+                               f"input of forward (None for one without a gradient), as a "
+                               f"tuple when there are several")
         for edge, gx in zip(fn.edges, in_grads):
             if edge is None or not edge.requires_grad or gx is None:
                 continue
-            _check_grad(fn, edge, gx)
             gx = _as_array(gx)
+            _check_grad(fn, edge, gx)
             if edge.creator is not None:
                 key = id(edge.creator)
                 grads[key] = gx if key not in grads else _as_array(grads[key] + gx)
@@ -339,6 +345,13 @@ def _accumulate(t, g, given):
 
 def _check_grad(fn, x, gx):
     name = type(fn).__name__
+    if not backend.is_array(gx):
+        raise TypeError(f"{name}.backward returned a {type(gx).__name__} as a gradient; return "
+                        f"raw arrays of the input's backend (a tuple of them for several "
+                        f"inputs), not Tensors, lists or numbers")
+    if backend.device_of(gx) != x.device:
+        raise RuntimeError(f"{name}.backward returned a gradient on {backend.device_of(gx)} for "
+                           f"an input on {x.device}")
     if gx.shape != x.shape or gx.dtype != x.dtype:
         raise RuntimeError(f"{name}.backward returned a gradient of shape {gx.shape} and dtype "
                            f"{gx.dtype} for an input of shape {x.shape} and dtype {x.dtype}")

@@ -319,3 +319,36 @@ def test_an_operand_without_grad_gets_none_and_the_other_its_gradient(op, consta
     one = grads(tuple(i != constant for i in range(2)))
     assert one[constant] is None
     np.testing.assert_allclose(one[1 - constant], both[1 - constant], rtol=1e-12)
+
+
+def test_backward_must_return_one_array_per_input_on_the_inputs_device():
+    class Three(Function):
+        def forward(self, a, b):
+            return a + b
+
+        def backward(self, g):
+            return g, g, g
+
+    class Number(Function):
+        def forward(self, a):
+            return a * 2
+
+        def backward(self, g):
+            return 3.0
+
+    class OnTheHost(Function):
+        def forward(self, a):
+            return a * 2
+
+        def backward(self, g):
+            return backend.to_numpy(g) * 2
+
+    a, b = (mt.tensor([1.0, 2.0], requires_grad=True) for _ in range(2))
+    with pytest.raises(RuntimeError, match=r"Three.backward returned 3 gradient\(s\) for 2"):
+        Three.apply(a, b).sum().backward()
+    with pytest.raises(TypeError, match="Number.backward returned a float as a gradient"):
+        Number.apply(a).sum().backward()
+    s = mt.tensor([1.0, 2.0], device="strict", requires_grad=True)
+    with pytest.raises(RuntimeError, match="OnTheHost.backward returned a gradient on cpu for an "
+                                           "input on strict"):
+        OnTheHost.apply(s).sum().backward()

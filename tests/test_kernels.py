@@ -2,6 +2,8 @@
 blocked and threaded runs bit for bit equal to one whole-array pass."""
 
 import math
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -210,6 +212,50 @@ def test_thread_count_is_one_unless_asked(monkeypatch):
     kernels.set_thread_count(None)
     with pytest.raises(ValueError, match="set_thread_count"):
         kernels.set_thread_count(0)
+    with pytest.raises(ValueError, match="set_thread_count"):
+        kernels.set_thread_count(True)
+    for bad in ("abc", "0", "-1", "2.5"):
+        monkeypatch.setenv("MINITX_NUM_THREADS", bad)
+        kernels.set_thread_count(None)
+        with pytest.raises(ValueError, match="MINITX_NUM_THREADS must be a positive integer"):
+            kernels.thread_count()
+    monkeypatch.delenv("MINITX_NUM_THREADS")
+    kernels.set_thread_count(None)
+
+
+def test_the_compiled_switch_reads_words_and_refuses_others(monkeypatch):
+    for value, on in (("0", False), ("off", False), ("False", False), ("1", True), ("", True)):
+        monkeypatch.setenv("MINITX_COMPILED", value)
+        assert kernels.runtime._compiled_wanted() is on
+    monkeypatch.setenv("MINITX_COMPILED", "maybe")
+    with pytest.raises(ValueError, match="MINITX_COMPILED must be 0 or 1"):
+        kernels.runtime._compiled_wanted()
+
+
+def test_changing_the_thread_count_while_kernels_run_elsewhere(monkeypatch):
+    monkeypatch.setattr(kernels.runtime, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(kernels.runtime, "BLOCK", 7)
+    x = RNG.standard_normal((40, 50)).astype(np.float32)
+    errors, stop = [], threading.Event()
+
+    def work():
+        while not stop.is_set():
+            try:
+                kernels.blockwise(lambda a: a * 2, x, cache=True)
+            except Exception as error:  # noqa: BLE001 (any failure is the finding)
+                errors.append(error)
+                return
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    end, i = time.perf_counter() + 1.0, 0  # a race: give it a second to show
+    while time.perf_counter() < end and not errors:
+        kernels.set_thread_count(2 + i % 2)
+        i += 1
+    stop.set()
+    worker.join()
+    kernels.set_thread_count(None)
+    assert not errors, errors[0]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -1,6 +1,7 @@
 """How a kernel runs: compiled or in NumPy, on one thread or several, in cache-sized blocks."""
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -43,27 +44,39 @@ def thread_count():
     threads hold both cores between products (docs/performance.md)."""
     global _threads
     if _threads is None:
-        chosen = os.environ.get("MINITX_NUM_THREADS", "1")
-        _threads = _blas_threads() if chosen == "blas" else max(1, int(chosen))
+        chosen = os.environ.get("MINITX_NUM_THREADS", "").strip() or "1"
+        if chosen == "blas":
+            _threads = _blas_threads()
+        elif chosen.isdigit() and int(chosen) > 0:
+            _threads = int(chosen)
+        else:
+            raise ValueError(f"MINITX_NUM_THREADS must be a positive integer or 'blas', got "
+                             f"{chosen!r}")
     return _threads
 
 
 def set_thread_count(n):
     """Use `n` threads for element-wise kernels from now on (None: the default again)."""
     global _threads, _pool
-    if n is not None and (not isinstance(n, int) or n < 1):
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
         raise ValueError(f"set_thread_count: n must be a positive int or None, got {n!r}")
-    if _pool is not None:
-        _pool.shutdown()
-    _threads, _pool = n, None
+    with _pool_lock:  # no kernel submits to the pool while it is replaced
+        if _pool is not None:
+            _pool.shutdown()  # the tasks already submitted still run
+        _threads, _pool = None if n is None else int(n), None
+
+
+_pool_lock = threading.Lock()
 
 
 def _run_parallel(tasks):
     """Run the zero-argument callables `tasks` on the pool and wait for all of them."""
     global _pool
-    if _pool is None:
-        _pool = ThreadPoolExecutor(thread_count(), thread_name_prefix="minitx-kernel")
-    for future in [_pool.submit(task) for task in tasks]:
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(thread_count(), thread_name_prefix="minitx-kernel")
+        futures = [_pool.submit(task) for task in tasks]
+    for future in futures:
         future.result()  # re-raises a task's exception here
 
 
@@ -131,8 +144,20 @@ def compiled_enabled():
     """True when the compiled loops are in use (for C-contiguous float32 NumPy arrays)."""
     global _compiled
     if _compiled is None:
-        _compiled = os.environ.get("MINITX_COMPILED", "1") != "0" and _load_compiled()
+        _compiled = _compiled_wanted() and _load_compiled()
     return bool(_compiled)
+
+
+def _compiled_wanted():
+    """MINITX_COMPILED as a switch: 0/false/off/no turn the loops off, 1/true/on/yes or unset
+    leave them on; anything else is an error rather than silently "on"."""
+    value = os.environ.get("MINITX_COMPILED", "").strip().lower()
+    if value in ("0", "false", "off", "no"):
+        return False
+    if value in ("", "1", "true", "on", "yes"):
+        return True
+    raise ValueError(f"MINITX_COMPILED must be 0 or 1 (or false/true, off/on, no/yes), got "
+                     f"{os.environ['MINITX_COMPILED']!r}")
 
 
 def _load_compiled(required=False):

@@ -75,7 +75,7 @@ class Adam(Optimizer):
                     if p.grad is None:
                         continue
                     xp = backend.xp_of(p.data)
-                    state = self.state.setdefault(p, {})
+                    state = self.state_of(p)
                     if not state:                                    # m_0 = v_0 = 0, t = 0
                         state["step"] = 0
                         state["exp_avg"] = xp.zeros_like(p.data)

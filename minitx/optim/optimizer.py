@@ -166,6 +166,16 @@ class Optimizer:
             group.update({k: v for k, v in saved.items() if k != "params"})
         self.state = state
 
+    def state_of(self, p):
+        """Parameter `p`'s state dict (empty at first), its arrays on p's device: a model moved
+        with ``Module.to`` after some steps takes its optimizer's moments along at the next
+        step, as ``Module.to`` keeps the parameters themselves."""
+        state = self.state.setdefault(p, {})
+        for key, value in state.items():
+            if backend.is_array(value) and backend.device_of(value) != p.device:
+                state[key] = backend.to_device(backend.to_numpy(value), p.device)
+        return state
+
     def __repr__(self):
         lines = [f"{type(self).__name__} ("]
         for i, group in enumerate(self.param_groups):

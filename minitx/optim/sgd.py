@@ -86,7 +86,7 @@ class SGD(Optimizer):
                     if wd != 0:
                         g = g + wd * p.data                                       # (1)
                     if mu != 0:
-                        state = self.state.setdefault(p, {})
+                        state = self.state_of(p)
                         b = state.get("momentum_buffer")
                         if b is None:
                             b = state["momentum_buffer"] = g.copy()                 # (2)

@@ -234,3 +234,26 @@ def test_state_of_another_optimizer_class_is_refused(saver, loader):
     if {saver, loader} != {Adam, AdamW}:  # a state without the class name: its keys tell
         with pytest.raises(ValueError, match=f"another optimizer class than {loader.__name__}"):
             target.load_state_dict(legacy)
+
+
+@pytest.mark.parametrize("make", [lambda ps: Adam(ps, lr=0.1),
+                                  lambda ps: SGD(ps, lr=0.1, momentum=0.9)])
+def test_the_state_follows_a_model_moved_between_steps(make):
+    """Steps on cpu, strict, cpu give the same weights as three steps on cpu."""
+    import minitx.functional as F
+    from minitx import nn
+    rng = np.random.default_rng(0)
+    data = [(rng.standard_normal((4, 3)).astype(np.float32),
+             rng.standard_normal((4, 2)).astype(np.float32)) for _ in range(3)]
+    weights = []
+    for devices in (("cpu",) * 3, ("cpu", "strict", "cpu")):
+        model = nn.Linear(3, 2, generator=np.random.default_rng(1))
+        opt = make(list(model.parameters()))
+        for device, (x, y) in zip(devices, data):
+            model.to(device)
+            F.mse_loss(model(mt.tensor(x, device=device)), mt.tensor(y, device=device)).backward()
+            opt.step()
+            opt.zero_grad()
+        model.to("cpu")
+        weights.append(model.weight.numpy())
+    np.testing.assert_allclose(weights[1], weights[0], rtol=1e-6)

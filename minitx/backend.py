@@ -114,8 +114,22 @@ class StrictArray:
         return id(self)
 
 
+def _no_host_arrays(values, what):
+    """A TypeError for a NumPy array among `values`: CuPy refuses host arrays as operands of
+    device arithmetic ("Unsupported type numpy.ndarray"), so the stand-in does too. Numbers and
+    NumPy scalars are fine on both."""
+    for value in values:
+        if isinstance(value, np.ndarray):
+            raise TypeError(f"strict: {what} got a NumPy array (shape {value.shape}) beside "
+                            f"device data; move it first with minitx.backend.to_device(x, "
+                            f"'strict') (CuPy refuses host arrays too)")
+        if isinstance(value, (list, tuple)):
+            _no_host_arrays(value, what)
+
+
 def _binary(name):
     def method(self, other):
+        _no_host_arrays([other], name)
         return _wrap(getattr(self._a, name)(_unwrap(other)))
     method.__name__ = name
     return method
@@ -151,7 +165,16 @@ class _StrictNamespace:
         attr = getattr(np, name)
         if isinstance(attr, type) or not callable(attr):
             return attr  # dtypes (xp.float32), constants (xp.inf), classes
-        return lambda *args, **kwargs: _wrap(attr(*_unwrap(args), **_unwrap(kwargs)))
+        if name in _FROM_HOST:
+            return lambda *args, **kwargs: _wrap(attr(*_unwrap(args), **_unwrap(kwargs)))
+
+        def device_function(*args, **kwargs):
+            _no_host_arrays([*args, *kwargs.values()], f"xp.{name}")
+            return _wrap(attr(*_unwrap(args), **_unwrap(kwargs)))
+        return device_function
+
+
+_FROM_HOST = {"asarray", "array", "ascontiguousarray", "asanyarray"}  # copy host data over
 
 
 strict = _StrictNamespace()

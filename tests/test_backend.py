@@ -100,3 +100,16 @@ def test_keep_host_memory_takes_effect_on_glibc():
                          check=True).stdout.strip()  # its own process: the setting is global
     glibc = sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
     assert out == ("True" if glibc else "False")
+
+
+def test_strict_refuses_host_arrays_beside_device_data_as_cupy_does():
+    s = backend.to_device(np.arange(3.0), "strict")
+    host = np.ones(3)
+    for mix in (lambda: s + host, lambda: host * s, lambda: s @ host,
+                lambda: backend.strict.where(host > 0, s, 0),
+                lambda: backend.strict.matmul(s, host)):
+        with pytest.raises(TypeError, match="strict: .* got a NumPy array .*CuPy refuses"):
+            mix()
+    assert backend.to_numpy(s + 1.0).tolist() == [1.0, 2.0, 3.0]  # numbers are fine
+    assert backend.to_numpy(s * np.float32(2)).tolist() == [0.0, 2.0, 4.0]
+    assert backend.to_numpy(backend.strict.asarray(host)).tolist() == [1.0, 1.0, 1.0]  # a copy in

@@ -59,10 +59,11 @@ class no_grad:
     """
 
     def __enter__(self):
-        self._previous, _mode.grad_enabled = _mode.grad_enabled, False
+        self._previous = [*getattr(self, "_previous", []), _mode.grad_enabled]  # a stack: one
+        _mode.grad_enabled = False  # instance may be entered again inside itself
 
     def __exit__(self, *exc):
-        _mode.grad_enabled = self._previous
+        _mode.grad_enabled = self._previous.pop()
 
     def __call__(self, fn):
         """As a decorator, ``@mt.no_grad()``: `fn` runs without recording a graph."""
@@ -88,10 +89,11 @@ class detect_anomaly:
     """
 
     def __enter__(self):
-        self._previous, _mode.anomaly = _mode.anomaly, True
+        self._previous = [*getattr(self, "_previous", []), _mode.anomaly]  # as no_grad
+        _mode.anomaly = True
 
     def __exit__(self, *exc):
-        _mode.anomaly = self._previous
+        _mode.anomaly = self._previous.pop()
 
 
 def _all_finite(array):

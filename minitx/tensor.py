@@ -174,8 +174,13 @@ class Tensor:
     __hash__ = object.__hash__  # == is elementwise, so hashing stays by identity
 
     # ---- autodiff ----------------------------------------------------------------------------
-    def backward(self, grad=None, retain_graph=False):
-        """Back-propagate from this tensor; see :func:`minitx.autograd.backward`."""
+    def backward(self, grad=None, retain_graph=False, create_graph=False):
+        """Back-propagate from this tensor; see :func:`minitx.autograd.backward`. The engine is
+        first order: gradients are arrays, not a graph to differentiate again."""
+        if create_graph:
+            raise NotImplementedError("backward: create_graph=True (gradients of gradients) is "
+                                      "not supported; minitx's backward passes are written on "
+                                      "raw arrays, so the gradient records no graph")
         autograd.backward(self, grad, retain_graph)
 
     def retain_grad(self):

@@ -352,3 +352,14 @@ def test_backward_must_return_one_array_per_input_on_the_inputs_device():
     with pytest.raises(RuntimeError, match="OnTheHost.backward returned a gradient on cpu for an "
                                            "input on strict"):
         OnTheHost.apply(s).sum().backward()
+
+
+def test_one_context_instance_entered_inside_itself_restores_the_state():
+    ctx, anomaly = mt.no_grad(), mt.detect_anomaly()
+    with ctx, anomaly:
+        with ctx, anomaly:
+            assert not mt.is_grad_enabled()
+    assert mt.is_grad_enabled()
+    x = mt.tensor([1.0], requires_grad=True)
+    with pytest.raises(NotImplementedError, match="create_graph=True .* is not supported"):
+        (x * 2).sum().backward(create_graph=True)

@@ -346,6 +346,10 @@ def main(argv=None):
                        "--stop-after")
         return pe_experiment(cfg, args)
     out = run_dir("translate", quick=args.quick)
+    full = [f"{low:,}-{high:,}" for low, high, share in BANDS if share * cfg.count > high - low + 1]
+    if full:  # a band holds only so many numbers
+        print(f"note: --count {cfg.count:,} asks for more numbers than the bands {', '.join(full)} "
+              f"hold; each gives all it has")
 
     de, en, _ = load_pairs(cfg, "train")
     val_de, val_en, _ = load_pairs(cfg, "validation")
@@ -472,6 +476,9 @@ def pe_experiment(cfg, args):
     `short` characters, then test each on held-out numbers, grouped by source length."""
     quick = args.quick
     out, short = run_dir("translate_pe", quick=quick), 45
+    if "count" in args.given:
+        print("note: --pe-experiment draws its own numbers (100,000, or 4,000 with --quick); "
+              "--count is not used")
     cfg = dataclasses.replace(cfg, count=4000 if quick else 100_000)
     de, en, _ = load_pairs(cfg, "train")
     val_de, val_en, _ = load_pairs(cfg, "validation")

@@ -68,3 +68,9 @@ def test_translate_refuses_a_text_longer_than_the_learned_positions(tmp_path):
     err = run_example("translate", tmp_path, "--quick", "--positional", "learned",
                       "--translate", "sieben" * 30, returncode=2)
     assert "--translate: 180 characters, but the model learned positions for 128" in err
+
+
+def test_a_count_beyond_a_band_says_so(tmp_path, capsys):
+    run_main("translate", tmp_path, "--quick", "--count", "40000", "--steps", "6")
+    out = capsys.readouterr().out
+    assert "--count 40,000 asks for more numbers than the bands 0-999 hold" in out

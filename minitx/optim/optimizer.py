@@ -167,13 +167,16 @@ class Optimizer:
         self.state = state
 
     def state_of(self, p):
-        """Parameter `p`'s state dict (empty at first), its arrays on p's device: a model moved
-        with ``Module.to`` after some steps takes its optimizer's moments along at the next
-        step, as ``Module.to`` keeps the parameters themselves."""
+        """Parameter `p`'s state dict (empty at first), its arrays on p's device and in p's
+        dtype: a model moved with ``Module.to`` or cast with ``Module.astype`` after some steps
+        takes its optimizer's moments along at the next step (both keep the parameters
+        themselves, so the optimizer still holds the right ones)."""
         state = self.state.setdefault(p, {})
         for key, value in state.items():
             if backend.is_array(value) and backend.device_of(value) != p.device:
-                state[key] = backend.to_device(backend.to_numpy(value), p.device)
+                value = state[key] = backend.to_device(backend.to_numpy(value), p.device)
+            if backend.is_array(value) and value.dtype != p.dtype and value.dtype.kind == "f":
+                state[key] = value.astype(p.dtype)
         return state
 
     def __repr__(self):

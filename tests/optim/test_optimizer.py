@@ -257,3 +257,18 @@ def test_the_state_follows_a_model_moved_between_steps(make):
         model.to("cpu")
         weights.append(model.weight.numpy())
     np.testing.assert_allclose(weights[1], weights[0], rtol=1e-6)
+
+
+def test_the_state_follows_a_model_cast_between_steps():
+    import minitx.functional as F
+    from minitx import nn
+    model = nn.Linear(3, 2, generator=np.random.default_rng(1))
+    opt = Adam(list(model.parameters()), lr=0.1)
+    for dtype in ("float32", "float64"):
+        model.astype(np.dtype(dtype))
+        x, y = mt.randn(4, 3).astype(dtype), mt.randn(4, 2).astype(dtype)
+        F.mse_loss(model(x), y).backward()
+        opt.step()
+        opt.zero_grad()
+    moments = [v for s in opt.state.values() for v in s.values() if hasattr(v, "dtype")]
+    assert moments and all(m.dtype == np.float64 for m in moments)

@@ -69,6 +69,8 @@ def stratified_split(
         raise ValueError(f"labels must be one-dimensional, got shape {labels.shape}")
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction}")
+    if labels.size == 0:
+        raise ValueError("stratified_split: no labels to split")
     rng = np.random.default_rng(seed)
     train_parts, test_parts = [], []
     for c in np.unique(labels):

@@ -218,3 +218,8 @@ def test_the_state_follows_the_pass_started_last():
 def test_split_sizes_are_not_cut_short_by_float_sums():
     assert [len(p) for p in split_indices(1000, (0.7, 0.1, 0.2))] == [700, 100, 200]
     assert [len(p) for p in split_indices(100, (0.29, 0.71))] == [29, 71]
+
+
+def test_stratified_split_of_nothing_is_named():
+    with pytest.raises(ValueError, match="stratified_split: no labels to split"):
+        stratified_split(np.zeros(0, np.int64))

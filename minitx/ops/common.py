@@ -37,11 +37,7 @@ def operand(value, like, op_name):
     than True/False a bool tensor (NumPy's cast would truncate or wrap it without a word)."""
     if isinstance(value, Tensor):
         return value
-    check_scalar(value, op_name)
-    if not scalar_fits(value, like.dtype):
-        raise TypeError(f"{op_name}: the number {value!r} does not fit a tensor of dtype "
-                        f"{like.dtype} (it would be cast to it); convert the tensor first, "
-                        f"e.g. t.astype('float32')")
+    check_scalar(value, op_name, like.dtype)
     xp = backend.xp_of(like._data)
     return Tensor(xp.asarray(value, dtype=like.dtype))
 
@@ -56,11 +52,16 @@ def check_float(op_name, *tensors):
                             f"it first, e.g. t.astype('float32')")
 
 
-def check_scalar(value, op_name):
-    """A TypeError unless `value` is a host number (bool, int, float, a NumPy scalar)."""
+def check_scalar(value, op_name, dtype=None):
+    """A TypeError unless `value` is a host number (bool, int, float, a NumPy scalar) and,
+    with a `dtype`, one that dtype holds (:func:`scalar_fits`)."""
     if not isinstance(value, (bool, int, float, np.generic)):
         raise TypeError(f"{op_name}: cannot combine a Tensor with {type(value).__name__}; "
                         f"wrap arrays with minitx.tensor(..., device=...) first")
+    if dtype is not None and not scalar_fits(value, dtype):
+        raise TypeError(f"{op_name}: the number {value!r} does not fit a tensor of dtype "
+                        f"{dtype} (it would be cast to it); convert the tensor first, "
+                        f"e.g. t.astype('float32')")
 
 
 def scalar_fits(value, dtype):

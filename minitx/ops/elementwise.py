@@ -338,7 +338,7 @@ def where(cond, a, b):
 def masked_fill(x, mask, value):
     """Return x with the entries where `mask` is True replaced by the constant `value`."""
     mask = mask_array(mask, x.device, x.shape, "masked_fill")
-    operand(value, x, "masked_fill")  # a number that x's dtype holds
+    check_scalar(value, "masked_fill", x.dtype)
     return MaskedFill.apply(x, mask=mask, value=float(value))
 
 

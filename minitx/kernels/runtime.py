@@ -70,14 +70,19 @@ _pool_lock = threading.Lock()
 
 
 def _run_parallel(tasks):
-    """Run the zero-argument callables `tasks` on the pool and wait for all of them."""
+    """Run the zero-argument callables `tasks`: the first on the calling thread, the others on
+    the pool; return when all of them are done."""
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(thread_count(), thread_name_prefix="minitx-kernel")
-        futures = [_pool.submit(task) for task in tasks]
-    for future in futures:
-        future.result()  # re-raises a task's exception here
+            _pool = ThreadPoolExecutor(max(1, thread_count() - 1),
+                                       thread_name_prefix="minitx-kernel")
+        futures = [_pool.submit(task) for task in tasks[1:]]
+    try:
+        tasks[0]()
+    finally:
+        for future in futures:
+            future.result()  # re-raises a task's exception here
 
 
 def blockwise(fn, x, *others, row=1, cache=False):

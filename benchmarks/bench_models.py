@@ -21,9 +21,10 @@ A new family needs nothing here: drop a ``step_<name>.py`` into ``benchmarks/``.
 How it measures:
 
 - **time**: the two contenders' steps are interleaved (minitx, torch, minitx, ...) after
-  `--warmup` untimed rounds, and the table shows the median of `--repeat` (at least 20) steps
-  and the interquartile spread (see :mod:`benchmarks.common`). The ratio is minitx / torch:
-  below 1.0, minitx is faster;
+  `--warmup` untimed rounds, each timed step after `--settle` seconds of quiet (so it does not
+  share its cores with the other framework's spinning threads), and the table shows the median
+  of `--repeat` (at least 20) steps and the interquartile spread (see :mod:`benchmarks.common`).
+  The ratio is minitx / torch: below 1.0, minitx is faster;
 - **peak memory**: each framework runs in a fresh subprocess, which builds the step, notes its
   resident set size (RSS), runs three steps and reports the peak RSS (VmHWM, reset after the
   build) minus that baseline: the memory the training steps added (activations, gradients,
@@ -72,11 +73,13 @@ from pathlib import Path
 from benchmarks.bench_ops import limit_threads
 from benchmarks.common import (
     PEAK_GEMM,
+    SETTLE,
     describe_environment,
     format_table,
     gemm_contenders,
     gemm_gflops,
     interleaved_samples,
+    non_negative_float,
     non_negative_int,
     peak_traced_bytes,
     positive_int,
@@ -241,7 +244,8 @@ def bench(module, args, torch):
     cpu = {name: [] for name in contenders}
     timed = {name: with_cpu_time(step, cpu[name]) for name, step in contenders.items()}
     gemms = gemm_contenders(torch)
-    samples = interleaved_samples({**timed, **gemms}, args.repeat, max(args.warmup - 1, 0))
+    samples = interleaved_samples({**timed, **gemms}, args.repeat, max(args.warmup - 1, 0),
+                                  args.settle)
     gflops = {name: gemm_gflops(statistics.median(samples.pop(name))) for name in gemms}
     peak = max(gflops.values())
     medians = {name: statistics.median(times) for name, times in samples.items()}
@@ -309,6 +313,10 @@ def parse_args(argv=None):
                              "machine: 1 avoids threads waiting for each other's cores; "
                              "default: leave them at one per core)")
     parser.add_argument("--no-torch", action="store_true", help="time minitx alone")
+    parser.add_argument("--settle", type=non_negative_float, default=None, metavar="SECONDS",
+                        help=f"pause before each timed call, so that the other framework's "
+                             f"spinning threads are asleep (default: {SETTLE}, or 0 with "
+                             f"--quick)")
     parser.add_argument("--os-allocator", action="store_true",
                         help="leave glibc's malloc settings alone (by default freed memory is "
                              "kept for reuse: minitx.backend.keep_host_memory)")
@@ -320,6 +328,8 @@ def parse_args(argv=None):
         args.repeat = 3 if args.quick else 20
     if args.warmup is None:
         args.warmup = 1 if args.quick else 3
+    if args.settle is None:
+        args.settle = 0.0 if args.quick else SETTLE
     args.no_memory = args.no_memory or args.quick
     if args.memory_child:  # a child of peak_rss_growth imports its one family itself
         return args, {}
@@ -354,9 +364,9 @@ def main(argv=None):
         "memory: peak RSS growth over 3 steps in a fresh process, and traced NumPy peak (MB)")
     n, k, m = PEAK_GEMM
     print(f"training steps: median of {args.repeat} interleaved steps after {args.warmup} "
-          f"warm-up, wall and CPU time; {memory}; peak GFLOP/s: float32 ({n}, {k}) @ ({k}, "
-          f"{m}) in NumPy/torch, timed among the steps; % peak = step FLOPs / time / the "
-          f"faster\n")
+          f"warm-up, each after {args.settle:g} s of quiet, wall and CPU time; {memory}; peak "
+          f"GFLOP/s: float32 ({n}, {k}) @ ({k}, {m}) in NumPy/torch, timed among the steps; "
+          f"% peak = step FLOPs / time / the faster\n")
     headers = ["model", "configuration", "params", "minitx ms", "torch ms", "ratio",
                "minitx CPU ms", "torch CPU ms", "CPU ratio", "minitx MB", "torch MB",
                "traced MB", "GFLOP/step", "peak GFLOP/s", "minitx % peak", "torch % peak"]

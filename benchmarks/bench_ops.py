@@ -13,9 +13,10 @@ contenders run the same step on copies of the same float32 inputs:
 - **torch**: ``torch.nn.functional`` on the CPU, when PyTorch is installed.
 
 Before any timing, outputs and input gradients are checked against PyTorch (or, without it,
-fused against composite); a mismatch stops the run. Timings are medians of interleaved repeats
-(see :mod:`benchmarks.common`). Peak memory is tracemalloc's peak during one minitx step: NumPy
-reports its buffers there, PyTorch does not, so torch has no memory column.
+fused against composite); a mismatch stops the run. Timings are medians of interleaved repeats,
+each after `--settle` seconds of quiet (see :mod:`benchmarks.common`). Peak memory is
+tracemalloc's peak during one minitx step: NumPy reports its buffers there, PyTorch does not,
+so torch has no memory column.
 """
 
 import argparse
@@ -34,10 +35,12 @@ import numpy as np
 import minitx as mt
 import minitx.functional as F
 from benchmarks.common import (
+    SETTLE,
     describe_environment,
     format_table,
     interleaved_samples,
     max_scaled_error,
+    non_negative_float,
     non_negative_int,
     peak_traced_bytes,
     positive_int,
@@ -223,12 +226,17 @@ def parse_args(argv=None):
                              "two busy-waiting pools (OpenBLAS, torch's OpenMP) in one process "
                              "otherwise fight over the cores")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    parser.add_argument("--settle", type=non_negative_float, default=None, metavar="SECONDS",
+                        help=f"pause before each timed call, so that the other framework's "
+                             f"spinning threads are asleep (default: {SETTLE}, or 0 with "
+                             f"--quick)")
     parser.add_argument("--os-allocator", action="store_true",
                         help="leave glibc's allocator settings alone (default: freed memory is "
                              "kept for reuse, for both frameworks, as in bench_models)")
     args = parser.parse_args(argv)
     args.repeat = args.repeat if args.repeat is not None else (3 if args.quick else 20)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+    args.settle = args.settle if args.settle is not None else (0.0 if args.quick else SETTLE)
     names = [case.name for case in make_cases(True, np.random.default_rng(0))]  # tiny: cheap
     chosen = [name for name in names if args.only is None or args.only in name]
     if not chosen:
@@ -290,10 +298,11 @@ def main(argv=None):
         raise SystemExit(1)
 
     print(f"\nTiming: forward + backward, median of {args.repeat} interleaved repeats after "
-          f"{args.warmup} warm-up, in ms. Peak: tracemalloc peak of one minitx step (MiB).")
+          f"{args.warmup} warm-up, each after {args.settle:g} s of quiet, in ms. Peak: "
+          f"tracemalloc peak of one minitx step (MiB).")
     rows = []
     for case, steps in zip(cases, all_steps, strict=True):
-        samples = interleaved_samples(steps, args.repeat, args.warmup)
+        samples = interleaved_samples(steps, args.repeat, args.warmup, args.settle)
         ms = {name: 1e3 * statistics.median(times) for name, times in samples.items()}
         noise = max(relative_spread(times) for times in samples.values())
         peak = {name: peak_traced_bytes(steps[name]) / 2**20 for name in ("fused", "composite")}

@@ -6,7 +6,13 @@ clocks down). Two habits keep comparisons honest:
 - report the **median** of many repeats after a warm-up, never the mean (one slow outlier,
   such as the first touch of freshly mapped memory, cannot move it);
 - run the contenders **interleaved** (minitx, torch, minitx, torch, ...), so a slow stretch of
-  the machine hits both alike instead of whichever happened to run then.
+  the machine hits both alike instead of whichever happened to run then;
+- let each timed call start on **quiet cores** (``settle``): after a matrix product, OpenBLAS's
+  worker threads keep spinning on their cores for a while (about 2²⁸ clock ticks, 0.1 s here)
+  waiting for the next one, and PyTorch's OpenMP threads do the same after a parallel region.
+  Interleaved without a pause, each framework's step would share its cores with the other's
+  spinning threads, which no user of one framework ever sees (it made PyTorch's ViT step 473
+  instead of 419 ms here, and minitx's not measurably slower).
 
 The flag types at the end (:func:`int_at_least`, :func:`int_list`) make a bad count or size end
 a benchmark at once with argparse's one-line error (exit code 2), before any timing.
@@ -67,7 +73,10 @@ def median_time(fn, repeat=20, warmup=2):
     return interleaved_medians({"fn": fn}, repeat, warmup)["fn"]
 
 
-def interleaved_samples(fns, repeat=20, warmup=2):
+SETTLE = 0.3  # seconds of quiet before a timed call: OpenBLAS's spin, 2²⁸ ticks, at ≥ 1 GHz
+
+
+def interleaved_samples(fns, repeat=20, warmup=2, settle=0.0):
     """Time several callables in turns and return every timed sample of each, in seconds.
 
     Round r calls every function once, starting with a different one each round (a rotation),
@@ -77,6 +86,8 @@ def interleaved_samples(fns, repeat=20, warmup=2):
         fns: dict name -> zero-argument callable (one full measured step).
         repeat: timed rounds; each function is timed `repeat` times.
         warmup: untimed rounds first (allocator, BLAS thread pool, caches).
+        settle: seconds to sleep before each timed call (outside the timing), so that the
+            thread pools of the call before have stopped spinning (:data:`SETTLE`).
     Returns:
         dict name -> list of `repeat` seconds, in the order of `fns`.
 
@@ -92,6 +103,7 @@ def interleaved_samples(fns, repeat=20, warmup=2):
     for r in range(repeat):
         for i in range(len(names)):
             name = names[(r + i) % len(names)]
+            time.sleep(settle)
             samples[name].append(time_once(fns[name]))
     return samples
 
@@ -311,6 +323,24 @@ def int_at_least(low):
 
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
+
+
+def non_negative_float(text):
+    """An argparse ``type=`` for a finite number >= 0, such as a pause in seconds.
+
+    >>> non_negative_float("0.3")
+    0.3
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+non_negative_float.__name__ = "float"
 
 
 def int_list(text):

@@ -4,10 +4,12 @@ defaults, and flags given explicitly win over --quick's values."""
 
 import importlib
 import re
+import time
 
 import pytest
 
 from benchmarks import bench_attention_scaling, bench_models, bench_ops
+from benchmarks.common import SETTLE, interleaved_samples
 
 BENCHMARKS = ["bench_attention_scaling", "bench_ops", "bench_models", "bench_threads"]
 
@@ -35,6 +37,9 @@ BENCHMARKS = ["bench_attention_scaling", "bench_ops", "bench_models", "bench_thr
     ("bench_models", ["--quick", "--warmup", "-1"], "argument --warmup: must be an integer >= 0"),
     ("bench_models", ["--threads", "0"], "argument --threads: must be an integer >= 1"),
     ("bench_models", ["--model", "nothing"], "unknown --model nothing; available: "),
+    ("bench_models", ["--settle", "-1"], "argument --settle: must be a finite number >= 0"),
+    ("bench_ops", ["--settle", "inf"], "argument --settle: must be a finite number >= 0"),
+    ("bench_ops", ["--settle", "x"], "argument --settle: expected a number, got 'x'"),
     ("bench_threads", ["--repeat", "0"], "argument --repeat: must be an integer >= 1, got 0"),
     ("bench_threads", ["--rounds", "0"], "argument --rounds: must be an integer >= 1, got 0"),
 ])
@@ -55,8 +60,9 @@ def test_bad_input_ends_with_one_line_and_exit_code_2(tmp_path, monkeypatch, cap
 # every flag that takes a value, per benchmark
 VALUE_FLAGS = {"bench_attention_scaling": ["--sides", "--dim", "--heads", "--window", "--repeat",
                                            "--warmup", "--out"],
-               "bench_ops": ["--repeat", "--warmup", "--only", "--profile", "--threads"],
-               "bench_models": ["--model", "--repeat", "--warmup", "--threads"],
+               "bench_ops": ["--repeat", "--warmup", "--only", "--profile", "--threads",
+                             "--settle"],
+               "bench_models": ["--model", "--repeat", "--warmup", "--threads", "--settle"],
                "bench_threads": ["--model", "--config", "--repeat", "--rounds"]}
 
 
@@ -96,9 +102,22 @@ def test_models_and_ops_flags_given_explicitly_win_over_quick():
                                              "--model", "vit"])
     assert (args.repeat, args.warmup, args.no_memory, list(modules)) == (5, 0, True, ["vit"])
     args, _ = bench_models.parse_args(["--quick"])
-    assert (args.repeat, args.warmup, args.no_memory) == (3, 1, True)
+    assert (args.repeat, args.warmup, args.no_memory, args.settle) == (3, 1, True, 0.0)
     args, _ = bench_models.parse_args([])
-    assert (args.repeat, args.warmup, args.no_memory) == (20, 3, False)
-    args = bench_ops.parse_args(["--quick", "--repeat", "4", "--warmup", "0"])
-    assert (args.repeat, args.warmup) == (4, 0)
+    assert (args.repeat, args.warmup, args.no_memory, args.settle) == (20, 3, False, SETTLE)
+    assert bench_models.parse_args(["--quick", "--settle", "0.5"])[0].settle == 0.5
+    args = bench_ops.parse_args(["--quick", "--repeat", "4", "--warmup", "0", "--settle", "1"])
+    assert (args.repeat, args.warmup, args.settle) == (4, 0, 1.0)
     assert (bench_ops.parse_args(["--quick"]).repeat, bench_ops.parse_args([]).repeat) == (3, 20)
+    assert [bench_ops.parse_args(a).settle for a in (["--quick"], [])] == [0, SETTLE]
+
+
+def test_settle_pauses_before_every_timed_call_outside_its_timing():
+    calls = []
+    fns = {name: (lambda name=name: calls.append((name, time.perf_counter()))) for name in "ab"}
+    start = time.perf_counter()
+    samples = interleaved_samples(fns, repeat=3, warmup=1, settle=0.05)
+    assert [name for name, _ in calls] == ["a", "b", "a", "b", "b", "a", "a", "b"]
+    timed = [t for _, t in calls[2:]]  # after the warm-up round, each call 0.05 s after the last
+    assert min(later - earlier for earlier, later in zip([start] + timed, timed)) >= 0.05
+    assert max(max(times) for times in samples.values()) < 0.05  # the pause is not timed

@@ -14,9 +14,9 @@ contenders run the same step on copies of the same float32 inputs:
 
 Before any timing, outputs and input gradients are checked against PyTorch (or, without it,
 fused against composite); a mismatch stops the run. Timings are medians of interleaved repeats,
-each after `--settle` seconds of quiet (see :mod:`benchmarks.common`). Peak memory is
-tracemalloc's peak during one minitx step: NumPy reports its buffers there, PyTorch does not,
-so torch has no memory column.
+each after `--settle` seconds of quiet and one untimed call (see :mod:`benchmarks.common`).
+Peak memory is tracemalloc's peak during one minitx step: NumPy reports its buffers there,
+PyTorch does not, so torch has no memory column.
 """
 
 import argparse
@@ -298,11 +298,12 @@ def main(argv=None):
         raise SystemExit(1)
 
     print(f"\nTiming: forward + backward, median of {args.repeat} interleaved repeats after "
-          f"{args.warmup} warm-up, each after {args.settle:g} s of quiet, in ms. Peak: "
-          f"tracemalloc peak of one minitx step (MiB).")
+          f"{args.warmup} warm-up, each after {args.settle:g} s of quiet and an untimed call, "
+          f"in ms. Peak: tracemalloc peak of one minitx step (MiB).")
     rows = []
     for case, steps in zip(cases, all_steps, strict=True):
-        samples = interleaved_samples(steps, args.repeat, args.warmup, args.settle)
+        samples = interleaved_samples(steps, args.repeat, args.warmup, args.settle,
+                                      rewarm=args.settle > 0)
         ms = {name: 1e3 * statistics.median(times) for name, times in samples.items()}
         noise = max(relative_spread(times) for times in samples.values())
         peak = {name: peak_traced_bytes(steps[name]) / 2**20 for name in ("fused", "composite")}

@@ -76,7 +76,7 @@ def median_time(fn, repeat=20, warmup=2):
 SETTLE = 0.3  # seconds of quiet before a timed call: OpenBLAS's spin, 2²⁸ ticks, at ≥ 1 GHz
 
 
-def interleaved_samples(fns, repeat=20, warmup=2, settle=0.0):
+def interleaved_samples(fns, repeat=20, warmup=2, settle=0.0, rewarm=False):
     """Time several callables in turns and return every timed sample of each, in seconds.
 
     Round r calls every function once, starting with a different one each round (a rotation),
@@ -88,6 +88,11 @@ def interleaved_samples(fns, repeat=20, warmup=2, settle=0.0):
         warmup: untimed rounds first (allocator, BLAS thread pool, caches).
         settle: seconds to sleep before each timed call (outside the timing), so that the
             thread pools of the call before have stopped spinning (:data:`SETTLE`).
+        rewarm: after the pause, call the function once untimed before its timed call, so
+            that it starts as it would in a loop of calls: its own threads awake, the core's
+            clock up. For calls of a few milliseconds (single ops), where waking a sleeping
+            pool is a large part of one call; a training step wakes them once in hundreds of
+            products.
     Returns:
         dict name -> list of `repeat` seconds, in the order of `fns`.
 
@@ -104,6 +109,8 @@ def interleaved_samples(fns, repeat=20, warmup=2, settle=0.0):
         for i in range(len(names)):
             name = names[(r + i) % len(names)]
             time.sleep(settle)
+            if rewarm:
+                fns[name]()
             samples[name].append(time_once(fns[name]))
     return samples
 

@@ -121,3 +121,11 @@ def test_settle_pauses_before_every_timed_call_outside_its_timing():
     timed = [t for _, t in calls[2:]]  # after the warm-up round, each call 0.05 s after the last
     assert min(later - earlier for earlier, later in zip([start] + timed, timed)) >= 0.05
     assert max(max(times) for times in samples.values()) < 0.05  # the pause is not timed
+
+
+def test_rewarm_calls_each_function_once_untimed_before_its_timed_call():
+    calls = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in "ab"}
+    samples = interleaved_samples(fns, repeat=2, warmup=0, settle=0.0, rewarm=True)
+    assert "".join(calls) == "aabbbbaa"  # round 2 starts with b (the rotation)
+    assert [len(times) for times in samples.values()] == [2, 2]

@@ -331,15 +331,17 @@ def _topological_order(root_fn):
 
 
 def _accumulate(t, g, given):
-    """Add g into t.grad. The first time, t.grad takes g itself when g spans all of its memory
-    and no other .grad of this pass (nor the caller's grad=) holds that memory; else a copy. One
+    """Add g into t.grad. The first time, t.grad takes g itself when g spans all of its memory,
+    may be written (a ``broadcast_to`` view may not) and no other .grad of this pass (nor the
+    caller's grad=) holds that memory; else a copy. One
     gradient may reach several tensors (Add passes it to both inputs), and a later ``+=`` or
     ``zero_grad`` on one .grad must not change another. `given` collects the memory handed out.
     """
     if t.grad is None:
         owner = backend.memory_owner(g)  # g, or the array g is a view of (a reshape, .T)
         whole = getattr(g, "nbytes", None) == getattr(owner, "nbytes", 0)  # not a slice
-        t.grad = g if whole and id(owner) not in given else g.copy()
+        writeable = getattr(g.flags, "writeable", True)  # not a read-only broadcast view
+        t.grad = g if whole and writeable and id(owner) not in given else g.copy()
         given.add(id(backend.memory_owner(t.grad)))
     else:
         t.grad += g

@@ -45,6 +45,21 @@ def test_backward_accumulates_across_calls_until_reset(device):
     np.testing.assert_allclose(grad(x), [3.0, 3.0])
 
 
+@pytest.mark.parametrize("shape, loss", [((1,), lambda w: w.mean()), ((), lambda w: w.sum() * 2),
+                                         ((4, 1), lambda w: w.sum(1) * 2)])
+def test_a_gradient_from_a_broadcast_view_accumulates_and_can_be_clipped(device, shape, loss):
+    """Sum's backward over axes of size 1 (or a 0-d input) hands back a read-only broadcast
+    view; the leaf's .grad must still be an array that the next pass and clipping write into."""
+    from minitx import optim
+    w = leaf(np.ones(shape), device)
+    loss(w).sum().backward()
+    first = grad(w).copy()
+    loss(w).sum().backward()  # accumulates into .grad
+    np.testing.assert_allclose(grad(w), 2 * first)
+    optim.clip_grad_norm_([w], 1e-3)
+    assert np.linalg.norm(grad(w)) == pytest.approx(1e-3)
+
+
 def test_broadcasting_gradient_sums_over_broadcast_axes(device):
     a = leaf(np.ones((2, 3)), device)
     b = leaf(np.ones((3,)), device)

@@ -79,6 +79,31 @@ def test_index_out_of_range_names_the_shape():
         mt.ones((3, 3))[5]
 
 
+@pytest.mark.parametrize("index, axis, covered", [
+    ([True], 0, r"\(2,\)"),  # too short: NumPy's length check, not the rows it names
+    ((slice(None), [True, False]), 1, r"\(3,\)"),
+    ((Ellipsis, [False, True, False]), 2, r"\(4,\)"),
+    ((None, np.ones((3, 4), bool)), 0, r"\(2, 3\)")])
+def test_a_boolean_mask_must_have_the_shape_of_the_axes_it_covers(device, index, axis, covered):
+    x = mt.tensor(np.arange(24.0).reshape(2, 3, 4), device=device)
+    with pytest.raises(IndexError, match=rf"getitem: a boolean mask .* at axis {axis} .* "
+                                         rf"{covered}"):
+        x[index]
+
+
+@pytest.mark.parametrize("index", [[True, False], (slice(None), [True, False, True]),
+                                   (Ellipsis, [True, False, False, True]),
+                                   (0, [False, True, True], [1, 3]), np.ones((2, 3), bool)])
+def test_boolean_masks_select_what_numpy_selects(device, index):
+    data = np.arange(24.0).reshape(2, 3, 4)
+    x = mt.tensor(data, device=device)
+    parts = index if isinstance(index, tuple) else (index,)
+    wrapped = tuple(mt.tensor(np.array(p), device=device) if isinstance(p, (list, np.ndarray))
+                    else p for p in parts)
+    np.testing.assert_array_equal(x[wrapped].numpy(), data[tuple(
+        np.array(p) if isinstance(p, list) else p for p in parts)])
+
+
 def test_cross_entropy_checks_targets():
     logits = mt.ones((4, 3))
     with pytest.raises(ValueError, match=r"targets of shape \(4,\)"):

@@ -217,9 +217,9 @@ def _index_part(part, x):
     else:
         raise TypeError(f"getitem: index of type {type(part).__name__} is not supported; "
                         f"{_INDEX_HELP}")
-    if part.dtype == bool:
-        return xp.nonzero(part), True  # a mask is the tuple of the positions it selects
-    if part.dtype.kind not in "iu":
+    if part.dtype == bool and part.ndim == 0:
+        raise TypeError(f"getitem: a 0-d boolean mask is not supported; {_INDEX_HELP}")
+    if part.dtype.kind not in "iub":
         raise TypeError(f"getitem: index arrays must be integer or boolean, got {part.dtype}; "
                         f"{_INDEX_HELP}")
     return part, True
@@ -228,11 +228,27 @@ def _index_part(part, x):
 def getitem(x, index):
     """x[index] with NumPy's rules; repeated integer indices accumulate their gradients."""
     parts = index if isinstance(index, tuple) else (index,)
-    raw, advanced = [], False
-    for part in parts:
-        value, is_advanced = _index_part(part, x)
+    values = [_index_part(part, x) for part in parts]
+    is_mask = [advanced and value.dtype == bool for value, advanced in values]
+    used = sum(value.ndim if mask else value is not None and value is not Ellipsis
+               for (value, _), mask in zip(values, is_mask))  # the axes of x the index names
+    raw, advanced, axis = [], False, 0
+    for (value, is_advanced), mask in zip(values, is_mask):
         advanced |= is_advanced
-        raw.extend(value) if isinstance(value, tuple) else raw.append(value)
+        if value is Ellipsis:
+            axis += x.ndim - used
+        elif mask:  # a mask stands for the axes it covers and selects its True positions
+            covered = x.shape[axis:axis + value.ndim]
+            if value.shape != covered:
+                raise IndexError(f"getitem: a boolean mask of shape {value.shape} at axis "
+                                 f"{axis} of a tensor of shape {x.shape} must have the shape "
+                                 f"of the axes it covers, {covered}")
+            axis += value.ndim
+            raw.extend(backend.xp_of(value).nonzero(value))
+            continue
+        elif value is not None:
+            axis += 1
+        raw.append(value)
     try:
         return GetItem.apply(x, index=tuple(raw), advanced=advanced)
     except IndexError as exc:

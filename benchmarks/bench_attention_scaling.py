@@ -1,7 +1,7 @@
 """How attention's cost grows with the token grid: ViT's global MSA against Swin's W-MSA.
 
     python -m benchmarks.bench_attention_scaling [--sides 8,16,24,32,40,48,56,64] [--dim 96]
-        [--heads 3] [--window 8] [--repeat 5] [--warmup 1] [--quick] [--out runs/attention_scaling]
+        [--heads 3] [--window 8] [--repeat 5] [--warmup 1] [--quick] [--out DIR]
 
 The lecture (Swin, Liu et al. 2021, Eq. 1-2) says, for an h×w grid of C-dimensional tokens:
 
@@ -155,9 +155,13 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: sides 8,16,24 and 2 repeats (flags given explicitly "
                              "win)")
-    parser.add_argument("--out", default="runs/attention_scaling",
-                        help="the folder of scaling.png and scaling.csv (default: %(default)s)")
+    parser.add_argument("--out",
+                        help="the folder of scaling.png and scaling.csv (default: "
+                             "runs/attention_scaling, or runs/attention_scaling-quick with "
+                             "--quick, so a smoke run never replaces a real run's figure)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = "runs/attention_scaling" + ("-quick" if args.quick else "")
     for name, value in (QUICK if args.quick else FULL).items():
         if getattr(args, name) is None:  # not given on the command line
             setattr(args, name, value)

@@ -79,11 +79,11 @@ from benchmarks.common import (
     gemm_contenders,
     gemm_gflops,
     interleaved_samples,
-    non_negative_float,
     non_negative_int,
     peak_traced_bytes,
     positive_int,
     relative_spread,
+    seconds,
 )
 from minitx import backend, count_macs, kernels
 
@@ -313,7 +313,7 @@ def parse_args(argv=None):
                              "machine: 1 avoids threads waiting for each other's cores; "
                              "default: leave them at one per core)")
     parser.add_argument("--no-torch", action="store_true", help="time minitx alone")
-    parser.add_argument("--settle", type=non_negative_float, default=None, metavar="SECONDS",
+    parser.add_argument("--settle", type=seconds, default=None, metavar="SECONDS",
                         help=f"pause before each timed call, so that the other framework's "
                              f"spinning threads are asleep (default: {SETTLE}, or 0 with "
                              f"--quick)")

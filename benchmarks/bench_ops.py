@@ -40,11 +40,11 @@ from benchmarks.common import (
     format_table,
     interleaved_samples,
     max_scaled_error,
-    non_negative_float,
     non_negative_int,
     peak_traced_bytes,
     positive_int,
     relative_spread,
+    seconds,
 )
 from minitx import backend, composites
 
@@ -226,7 +226,7 @@ def parse_args(argv=None):
                              "two busy-waiting pools (OpenBLAS, torch's OpenMP) in one process "
                              "otherwise fight over the cores")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
-    parser.add_argument("--settle", type=non_negative_float, default=None, metavar="SECONDS",
+    parser.add_argument("--settle", type=seconds, default=None, metavar="SECONDS",
                         help=f"pause before each timed call, so that the other framework's "
                              f"spinning threads are asleep (default: {SETTLE}, or 0 with "
                              f"--quick)")

@@ -20,6 +20,7 @@ from minitx.ops import (
     tanh,
 )
 from minitx.ops import scaled_dot_product_attention as scaled_dot_product_attention
+from minitx.ops.conv import check_batch_norm_inputs
 from minitx.ops.elementwise import masked_fill, where
 from minitx.ops.shape import (
     broadcast_to,
@@ -113,6 +114,8 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, t
         return ops.batch_norm(x, weight, bias, eps, running_mean, running_var, momentum)
     if running_mean is None or running_var is None:
         raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
+    check_batch_norm_inputs(x, weight=weight, bias=bias, running_mean=running_mean,
+                            running_var=running_var)
     keep = (1, x.shape[1]) + (1,) * (x.ndim - 2)
     scale = 1.0 / ops.sqrt(running_var + eps)  # (C,)
     if weight is not None:

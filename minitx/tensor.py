@@ -269,6 +269,9 @@ class Tensor:
                 or not base > 0:
             raise TypeError(f"pow: a number base must be positive for base ** tensor, got "
                             f"{base!r}")
+        if self.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"pow: base ** tensor needs a float tensor, got dtype {self.dtype}; "
+                            f"convert it first, e.g. t.astype('float32')")
         return ops.exp(self * math.log(base))
 
     def __abs__(self):
@@ -361,19 +364,33 @@ class Tensor:
 
     def argmax(self, axis=None):
         """Indices of the maxima (an int64 tensor; not differentiable)."""
-        return Tensor(self._data.argmax(axis=axis))
+        return Tensor(self._data.argmax(axis=self._arg_axis(axis, "argmax")))
 
     def argmin(self, axis=None):
         """Indices of the minima (an int64 tensor; not differentiable)."""
-        return Tensor(self._data.argmin(axis=axis))
+        return Tensor(self._data.argmin(axis=self._arg_axis(axis, "argmin")))
+
+    def _arg_axis(self, axis, name):
+        """argmax's / argmin's axis, checked: None (all of x) or one axis, over some values."""
+        if axis is not None:
+            axis = ops.common.normalize_axes(ops.common.integer(axis, "axis", name), self.ndim,
+                                             name)
+            axis = axis[0] if axis else None  # a 0-d tensor's axis 0 is all of it
+        if (self.size if axis is None else self.shape[axis]) == 0:
+            along = "" if axis is None else f" along axis {axis}"
+            raise ValueError(f"{name}: a tensor of shape {self.shape} has no values{along} to "
+                             f"pick from")
+        return axis
 
     def any(self, axis=None, keepdims=False):
         """True where any element along `axis` is nonzero (a bool tensor; not differentiable)."""
-        return Tensor(self._data.any(axis=axis, keepdims=keepdims))
+        axes = ops.common.normalize_axes(axis, self.ndim, "any")
+        return Tensor(self._data.any(axis=axes, keepdims=keepdims))
 
     def all(self, axis=None, keepdims=False):
         """True where every element along `axis` is nonzero (a bool tensor; not differentiable)."""
-        return Tensor(self._data.all(axis=axis, keepdims=keepdims))
+        axes = ops.common.normalize_axes(axis, self.ndim, "all")
+        return Tensor(self._data.all(axis=axes, keepdims=keepdims))
 
     def softmax(self, axis=-1):
         return ops.softmax(self, axis)

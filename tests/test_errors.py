@@ -190,7 +190,9 @@ def test_mse_loss_checks_reduction_and_shapes():
     ("softmax", F.softmax), ("log_softmax", F.log_softmax), ("layer_norm", F.layer_norm),
     ("rms_norm", F.rms_norm), ("gelu", F.gelu), ("sigmoid", F.sigmoid), ("tanh", mt.tanh),
     ("exp", mt.exp), ("log", mt.log), ("sqrt", mt.sqrt), ("dropout", F.dropout),
-    ("var", lambda t: t.var()),
+    ("var", lambda t: t.var()), ("mean", lambda t: t.mean()),
+    ("logsumexp", lambda t: t.logsumexp()), ("div", lambda t: t / 2), ("div", lambda t: 1 / t),
+    ("div", lambda t: t / t),
     ("cross_entropy", lambda t: F.cross_entropy(t.reshape(1, 3), mt.tensor([0]))),
     ("scaled_dot_product_attention",
      lambda t: F.scaled_dot_product_attention(*[t.reshape(1, 3, 1)] * 3)),
@@ -198,6 +200,107 @@ def test_mse_loss_checks_reduction_and_shapes():
 def test_float_ops_name_an_integer_input(name, call):
     with pytest.raises(TypeError, match=f"{name}: expected a float tensor, got dtype int64"):
         call(mt.tensor([1, 2, 3]))
+
+
+@pytest.mark.parametrize("exponent", [0.5, -1, 2.0])
+def test_integer_tensors_take_only_powers_of_their_dtype(exponent):
+    t = mt.tensor([1, 2, 3])
+    with pytest.raises(TypeError, match=rf"pow: a tensor of dtype int64 to the power "
+                                        rf"{exponent} is not of its dtype"):
+        t ** exponent
+    with pytest.raises(TypeError, match="pow: base \\*\\* tensor needs a float tensor"):
+        2 ** t
+    np.testing.assert_array_equal((t ** 2).numpy(), [1, 4, 9])  # stays int64
+    assert (t ** 2).dtype == np.int64
+
+
+@pytest.mark.parametrize("name, call", [("neg", lambda m: -m), ("abs", abs),
+                                        ("relu", F.relu)])
+def test_ops_without_a_boolean_version_name_a_mask(name, call):
+    with pytest.raises(TypeError, match=f"{name}: expected a numeric tensor, got dtype bool"):
+        call(mt.tensor([True, False]))
+
+
+def test_where_takes_two_numbers_and_masks_combine_only_when_they_broadcast(device):
+    cond = mt.tensor([True, False], device=device)
+    picked = mt.where(cond, 1.0, 0.0)  # the first number sets the dtype, as mt.tensor(1.0)
+    assert picked.dtype == np.float32 and picked.device == device
+    np.testing.assert_array_equal(picked.numpy(), [1.0, 0.0])
+    assert mt.where(cond, 2, 0).dtype == np.int64
+    with pytest.raises(TypeError, match="where: the number 0.5 does not fit .* int64"):
+        mt.where(cond, 1, 0.5)
+    with pytest.raises(ValueError, match=r"logical_and: shapes \(2,\), \(3,\) do not "):
+        cond & mt.tensor([True, False, True], device=device)
+    with pytest.raises(ValueError, match=r"logical_or: shapes \(2,\), \(3,\) do not "):
+        cond | mt.tensor([True, False, True], device=device)
+
+
+@pytest.mark.parametrize("data, value", [(np.array([1, 2], np.uint8), -1),
+                                         (np.array([True, False]), 5), (np.array([1, 2]), 1.5)])
+def test_pad_refuses_a_value_the_dtype_would_change(data, value):
+    with pytest.raises(TypeError, match=f"pad: the number {value} does not fit"):
+        F.pad(mt.tensor(data), ((1, 1),), value)
+
+
+@pytest.mark.parametrize("widths", [((1.5, 1),), (1, 1), ((1, -1),), ((True, 1),), ((1, 1, 1),)])
+def test_pad_widths_are_pairs_of_non_negative_integers(widths):
+    with pytest.raises(ValueError, match="pad: pad_width needs one pair of non-negative integers"):
+        F.pad(mt.tensor([1.0, 2.0]), widths)
+
+
+def test_pad_of_a_scalar_and_with_numpy_integers(device):
+    assert F.pad(mt.tensor(3.0, device=device), ()).item() == 3.0
+    padded = F.pad(mt.tensor([1, 2], device=device), ((1, np.int64(1)),), 7)
+    np.testing.assert_array_equal(padded.numpy(), [7, 1, 2, 7])
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_checks_its_statistics_dtype_device_and_the_channels(training):
+    x = mt.randn(4, 3, dtype=np.float64)
+    with pytest.raises(TypeError, match="batch_norm: running_mean is float32 on cpu, the input "
+                                        "float64 on cpu; they must match"):
+        F.batch_norm(x, mt.zeros(3), mt.ones(3), training=training)
+    with pytest.raises(TypeError, match="batch_norm: running_mean is float32 on cpu, the input "
+                                        "float32 on strict"):
+        F.batch_norm(mt.randn(4, 3, device="strict"), mt.zeros(3), mt.ones(3),
+                     training=training)
+    with pytest.raises(ValueError, match=r"batch_norm: input \(2, 0, 3\) has no channels"):
+        F.batch_norm(mt.zeros((2, 0, 3)), mt.zeros(0), mt.ones(0), training=training)
+    with pytest.raises(ValueError, match=r"batch_norm: expected a float Tensor \(B, C, ...\), "
+                                         r"got \(3,\)"):
+        F.batch_norm(mt.zeros(3), mt.zeros(3), mt.ones(3), training=training)
+
+
+def test_argmax_argmin_any_all_check_their_axes(device):
+    x = mt.tensor(np.arange(6.0).reshape(2, 3), device=device)
+    for name in ("argmax", "argmin", "any", "all"):
+        with pytest.raises(ValueError, match=f"{name}: axis 5 is out of range for a 2-d"):
+            getattr(x, name)(5)
+    with pytest.raises(TypeError, match="argmax: axis must be an int, got tuple"):
+        x.argmax((0, 1))
+    with pytest.raises(ValueError, match=r"argmin: a tensor of shape \(0, 3\) has no values "
+                                         r"to pick from"):
+        mt.zeros((0, 3), device=device).argmin()
+    with pytest.raises(ValueError, match="along axis 0"):
+        mt.zeros((0, 3), device=device).argmax(0)
+    assert mt.zeros((0, 3), device=device).argmax(1).shape == (0,)  # nothing to pick, per row
+    assert x.argmax(-1).numpy().tolist() == [2, 2] and x.all((0, 1)).item() is False
+    assert mt.tensor(3.0, device=device).argmax(0).item() == 0  # a 0-d tensor's one axis
+
+
+@pytest.mark.parametrize("stride", [1.5, None, True, (1, 2, 3)])
+def test_conv_and_pool_strides_are_ints_or_pairs(stride):
+    x, w = mt.randn(1, 1, 5, 5), mt.randn(1, 1, 3, 3)
+    with pytest.raises(ValueError, match="conv2d: stride must be an int or a pair of ints"):
+        F.conv2d(x, w, stride=stride)
+    if stride is not None:  # a pool's stride None is its kernel size
+        with pytest.raises(ValueError, match="max_pool2d: stride must be an int or a pair"):
+            F.max_pool2d(x, 2, stride)
+
+
+def test_split_takes_a_numpy_integer():
+    pieces = mt.randn(4, 5).split(np.int64(2), 1)
+    assert [p.shape for p in pieces] == [(4, 2), (4, 2), (4, 1)]
 
 
 def test_generators_reshape_sizes_and_stack_shapes_are_named():

@@ -75,6 +75,8 @@ def sigmoid(x):
 
 
 def relu(x):
+    if x.dtype == bool:  # max(x, 0) of a bool array is an integer array in NumPy
+        raise TypeError("relu: expected a numeric tensor, got dtype bool")
     return ReLU.apply(x)
 
 

@@ -22,8 +22,12 @@ from minitx.tensor import Tensor
 
 
 def _pair(value, name, op):
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) for v in pair):
+    try:
+        pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    except TypeError:  # not a sequence: a float, None, ...
+        pair = (value,)
+    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                 for v in pair):
         raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
     return int(pair[0]), int(pair[1])
 
@@ -287,6 +291,27 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     return _pool(MaxPool2d, "max_pool2d", x, kernel_size, stride, padding)
 
 
+def check_batch_norm_inputs(x, **per_channel):
+    """A clear error unless x is a float Tensor (B, C, ...) with C ≥ 1 and each of the
+    per-channel Tensors given (None is skipped) is (C,), of x's dtype and on x's device."""
+    if not isinstance(x, Tensor) or x.ndim < 2 or x.dtype.kind != "f":
+        raise ValueError(f"batch_norm: expected a float Tensor (B, C, ...), got "
+                         f"{getattr(x, 'shape', type(x).__name__)}"
+                         f"{'' if not isinstance(x, Tensor) else f' of dtype {x.dtype}'}")
+    C = x.shape[1]
+    if C == 0:
+        raise ValueError(f"batch_norm: input {x.shape} has no channels")
+    for name, t in per_channel.items():
+        if t is None:
+            continue
+        if not isinstance(t, Tensor) or t.shape != (C,):
+            raise ValueError(f"batch_norm: {name} must be ({C},) (a Tensor) for input "
+                             f"{x.shape}, got {getattr(t, 'shape', type(t).__name__)}")
+        if t.dtype != x.dtype or t.device != x.device:
+            raise TypeError(f"batch_norm: {name} is {t.dtype} on {t.device}, the input "
+                            f"{x.dtype} on {x.device}; they must match")
+
+
 def batch_norm(x, weight=None, bias=None, eps=1e-5, running_mean=None, running_var=None,
                momentum=0.1):
     """Normalize each channel of x (B, C, ...) with the batch's mean and variance.
@@ -294,16 +319,9 @@ def batch_norm(x, weight=None, bias=None, eps=1e-5, running_mean=None, running_v
     `running_mean`/`running_var` (Tensors (C,), or None) are updated in place with `momentum`,
     as by PyTorch's ``F.batch_norm(..., training=True)``.
     """
-    if not isinstance(x, Tensor) or x.ndim < 2 or x.dtype.kind != "f":
-        raise ValueError(f"batch_norm: expected a float Tensor (B, C, ...), got "
-                         f"{getattr(x, 'shape', type(x).__name__)}")
-    C = x.shape[1]
-    for name, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
-                    ("running_var", running_var)):
-        if t is not None and t.shape != (C,):
-            raise ValueError(f"batch_norm: {name} must be ({C},) for input {x.shape}, "
-                             f"got {t.shape}")
-    if x.size // C < 2:
+    check_batch_norm_inputs(x, weight=weight, bias=bias, running_mean=running_mean,
+                            running_var=running_var)
+    if x.size // x.shape[1] < 2:
         raise ValueError(f"batch_norm: need more than one value per channel, got input {x.shape}")
     if (running_mean is None) != (running_var is None):
         raise ValueError("batch_norm: give both running_mean and running_var, or neither")

@@ -7,6 +7,8 @@ In the docstrings, g is dL/dy, the gradient arriving from above.
 import math
 import operator
 
+import numpy as np
+
 from minitx import backend
 from minitx.autograd import Function
 from minitx.ops.common import (
@@ -123,7 +125,8 @@ def mul(a, b):
 
 
 def div(a, b):
-    """a / b with broadcasting."""
+    """a / b with broadcasting, for float tensors (the quotient of integers is not one)."""
+    check_float("div", *(v for v in (a, b) if isinstance(v, Tensor)))
     return _binary(Div, a, b, "div")
 
 
@@ -236,15 +239,26 @@ class Tanh(Function):
         return g * (1 - self.y * self.y)
 
 
+def _check_numeric(name, x, hint=""):
+    if x.dtype == bool:  # NumPy has no negative or sign of a bool
+        raise TypeError(f"{name}: expected a numeric tensor, got dtype bool{hint}")
+
+
 def neg(x):
+    _check_numeric("neg", x, " (a mask's complement is ~mask)")
     return Neg.apply(x)
 
 
 def pow(x, exponent):  # noqa: A001 (the public name mirrors Python's ** operator)
     """xᵖ for a constant Python-number exponent p."""
-    if not isinstance(exponent, (int, float)):
+    if isinstance(exponent, bool) or not isinstance(exponent, (int, float)):
         raise TypeError(f"pow: the exponent must be a Python number, got "
                         f"{type(exponent).__name__}; for a tensor exponent b use exp(b · log x)")
+    if x.dtype not in FLOAT_DTYPES and not (x.dtype.kind in "iu" and isinstance(exponent, int)
+                                            and exponent >= 0):
+        raise TypeError(f"pow: a tensor of dtype {x.dtype} to the power {exponent!r} is not "
+                        f"of its dtype (only integers to powers 0, 1, 2, ... are); convert it "
+                        f"first, e.g. t.astype('float32')")
     return Pow.apply(x, exponent=exponent)
 
 
@@ -259,6 +273,7 @@ def log(x):
 
 
 def abs(x):  # noqa: A001 (the op's name, as in NumPy)
+    _check_numeric("abs", x)
     return Abs.apply(x)
 
 
@@ -329,6 +344,12 @@ class MaskedFill(Function):
 
 def where(cond, a, b):
     """Pick a where cond is True and b elsewhere (all three broadcast together)."""
+    if not isinstance(cond, Tensor):
+        raise TypeError(f"where: cond must be a boolean Tensor, got {type(cond).__name__}")
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):  # two numbers: a sets the dtype
+        check_scalar(a, "where")
+        xp = backend.xp_of(cond._data)
+        a = Tensor(xp.asarray(a, dtype=np.float32 if isinstance(a, float) else None))
     like = a if isinstance(a, Tensor) else b
     a, b = operand(a, like, "where"), operand(b, like, "where")
     shape = broadcast_shapes("where", cond.shape, a.shape, b.shape)
@@ -432,10 +453,12 @@ def logical_not(a):
 def logical_and(a, b):
     """a & b for boolean masks (not differentiable)."""
     _check_bool("logical_and", a, b)
+    broadcast_shapes("logical_and", a.shape, b.shape)
     return _mask(a._data & b._data, a._data)
 
 
 def logical_or(a, b):
     """a | b for boolean masks (not differentiable)."""
     _check_bool("logical_or", a, b)
+    broadcast_shapes("logical_or", a.shape, b.shape)
     return _mask(a._data | b._data, a._data)

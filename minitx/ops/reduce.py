@@ -127,6 +127,7 @@ def mean(x, axis=None, keepdims=False):
 
     The mean of nothing is 0/0 = NaN, as in NumPy and PyTorch.
     """
+    check_float("mean", x)
     axes = normalize_axes(axis, x.ndim, "mean")
     return div(sum(x, axes, keepdims), _count(x.shape, axes))
 
@@ -170,4 +171,5 @@ def var(x, axis=None, keepdims=False, correction=1):
 
 def logsumexp(x, axis=-1, keepdims=False):
     """log Σ exp(x) over `axis`, stable for large and −inf inputs."""
+    check_float("logsumexp", x)
     return _reduce(LogSumExp, x, axis, keepdims, "logsumexp")

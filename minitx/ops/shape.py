@@ -11,6 +11,7 @@ from minitx import backend
 from minitx.autograd import Function
 from minitx.ops.common import (
     broadcast_shapes,
+    check_scalar,
     integer,
     normalize_axes,
     register,
@@ -129,6 +130,8 @@ class Pad(Function):
 
     def forward(self, x, *, pad_width, value):
         self.inside = tuple(slice(b, b + n) for (b, _), n in zip(pad_width, x.shape))
+        if x.ndim == 0:  # no axis to pad (NumPy's pad refuses an empty pad_width)
+            return x.copy()
         return backend.xp_of(x).pad(x, pad_width, mode="constant", constant_values=value)
 
     def backward(self, g):
@@ -312,10 +315,17 @@ def stack(xs, axis=0):
 
 def pad(x, pad_width, value=0.0):
     """Pad with a constant; pad_width is ((before, after), ...) per axis, as in NumPy."""
-    pad_width = tuple((int(b), int(a)) for b, a in pad_width)
-    if len(pad_width) != x.ndim or any(b < 0 or a < 0 for b, a in pad_width):
-        raise ValueError(f"pad: pad_width needs one non-negative (before, after) pair per axis "
-                         f"of shape {x.shape}, got {pad_width}")
+    check_scalar(value, "pad", x.dtype)
+    try:
+        pairs = tuple((b, a) for b, a in pad_width)
+    except (TypeError, ValueError):
+        pairs = None
+    if (pairs is None or len(pairs) != x.ndim
+            or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0
+                       for pair in pairs for n in pair)):
+        raise ValueError(f"pad: pad_width needs one pair of non-negative integers (before, "
+                         f"after) per axis of shape {x.shape}, got {pad_width!r}")
+    pad_width = tuple((int(b), int(a)) for b, a in pairs)
     return Pad.apply(x, pad_width=pad_width, value=value)
 
 
@@ -373,6 +383,8 @@ def split(x, sections, axis=0):
     """Cut along `axis` into pieces of size `sections` (an int) or of the listed sizes."""
     axis = single_axis(axis, x.ndim, "split")
     n = x.shape[axis]
+    if isinstance(sections, np.integer):
+        sections = int(sections)
     if isinstance(sections, int) and sections < 1:
         raise ValueError(f"split: pieces of size {sections} do not cut axis {axis} of {x.shape}")
     sizes = [sections] * -(-n // sections) if isinstance(sections, int) else list(sections)

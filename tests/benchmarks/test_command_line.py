@@ -37,8 +37,10 @@ BENCHMARKS = ["bench_attention_scaling", "bench_ops", "bench_models", "bench_thr
     ("bench_models", ["--quick", "--warmup", "-1"], "argument --warmup: must be an integer >= 0"),
     ("bench_models", ["--threads", "0"], "argument --threads: must be an integer >= 1"),
     ("bench_models", ["--model", "nothing"], "unknown --model nothing; available: "),
-    ("bench_models", ["--settle", "-1"], "argument --settle: must be a finite number >= 0"),
-    ("bench_ops", ["--settle", "inf"], "argument --settle: must be a finite number >= 0"),
+    ("bench_models", ["--settle", "-1"], "argument --settle: must be a number of seconds from"),
+    ("bench_models", ["--settle", "1e9"], "argument --settle: must be a number of seconds from"),
+    ("bench_ops", ["--settle", "inf"], "argument --settle: must be a number of seconds from 0"),
+    ("bench_ops", ["--settle", "nan"], "argument --settle: must be a number of seconds from 0"),
     ("bench_ops", ["--settle", "x"], "argument --settle: expected a number, got 'x'"),
     ("bench_threads", ["--repeat", "0"], "argument --repeat: must be an integer >= 1, got 0"),
     ("bench_threads", ["--rounds", "0"], "argument --rounds: must be an integer >= 1, got 0"),
@@ -129,3 +131,12 @@ def test_rewarm_calls_each_function_once_untimed_before_its_timed_call():
     samples = interleaved_samples(fns, repeat=2, warmup=0, settle=0.0, rewarm=True)
     assert "".join(calls) == "aabbbbaa"  # round 2 starts with b (the rotation)
     assert [len(times) for times in samples.values()] == [2, 2]
+
+
+def test_attention_scaling_quick_writes_beside_a_real_run_not_over_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert str(bench_attention_scaling.parse_args(["--quick"]).out).endswith(
+        "runs/attention_scaling-quick")
+    assert str(bench_attention_scaling.parse_args([]).out).endswith("runs/attention_scaling")
+    assert str(bench_attention_scaling.parse_args(["--quick", "--out", "here"]).out).endswith(
+        "here")

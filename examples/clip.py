@@ -193,8 +193,9 @@ def main(argv=None):
         args.error(f"the training set has {len(tokens_train)} pairs, fewer than --batch-size "
                    f"{cfg.batch_size}: an epoch would have no batch")
     folder = Path(args.run_dir)  # run_dir(name, root) makes the folder, as for the default
-    out = run_dir(folder.name, folder.parent) if args.run_dir else \
-        run_dir(f"clip/{cfg.dataset}-{cfg.image_encoder}", quick=args.quick)
+    out = run_dir(folder.name, folder.parent, error=args.error, flag="--run-dir") \
+        if args.run_dir else \
+        run_dir(f"clip/{cfg.dataset}-{cfg.image_encoder}", quick=args.quick, error=args.error)
     loader_rng = np.random.default_rng(cfg.seed + 1)  # the order of the training pairs
     loader = DataLoader(ArrayDataset(d["x_train"], tokens_train), cfg.batch_size, shuffle=True,
                         drop_last=True, rng=loader_rng)  # (B, 3, 32, 32), (B, CONTEXT)

@@ -112,12 +112,13 @@ def norm_experiment(batch_sizes, examples, seed=0):
     return rows
 
 
-def towers_experiment(sizes, steps, quick):
+def towers_experiment(sizes, steps, quick, error):
     """Run ``python -m examples.clip`` per (size, tower) and read its final metrics."""
     rows = []
     for size in sizes:
         for tower in ("vit", "resnet"):
-            folder = run_dir(f"clip_experiments/towers/{size}-{tower}", quick=quick)
+            folder = run_dir(f"clip_experiments/towers/{size}-{tower}", quick=quick,
+                             error=error)
             args = ["--train-size", str(size), "--image-encoder", tower, "--steps", str(steps),
                     "--eval-every", str(steps), "--probe-draws", "1", "--probe-steps", "100",
                     "--run-dir", str(folder), *(["--quick"] if quick else [])]
@@ -173,6 +174,7 @@ def main(argv=None):
                              f"{', '.join(f'{k}={v}' for k, v in QUICK.items())} (flags given "
                              f"explicitly win)")
     args = parser.parse_args(argv)
+    args.error = parser.error
     for name, value in (QUICK if args.quick else DEFAULTS).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -190,7 +192,7 @@ def main(argv=None):
         parser.error(f"--sizes {min(args.sizes)} is too small: a training set must hold a batch "
                      f"of examples.clip's {child.batch_size} pairs (after the held-out "
                      f"compositions are removed)")
-    out = run_dir("clip_experiments", quick=args.quick)
+    out = run_dir("clip_experiments", quick=args.quick, error=args.error)
     results = {}
     if not args.only or "norm" in args.only:
         results["norm"] = norm_experiment((2, 128) if args.quick else (2, 8, 32, 128),
@@ -201,7 +203,7 @@ def main(argv=None):
             print(f"| {r['norm']} | {r['batch']} | {r['steps']} | {r['test_accuracy']:.3f} | "
                   f"{r['train_mode_accuracy']:.3f} | {r['gap']:+.3f} |")
     if towers:
-        results["towers"] = towers_experiment(args.sizes, args.steps, args.quick)
+        results["towers"] = towers_experiment(args.sizes, args.steps, args.quick, args.error)
         print("\n| training images | tower | zero-shot seen | zero-shot held-out | R@1 i->t |\n"
               "|---|---|---|---|---|")
         for r in results["towers"]:

@@ -31,6 +31,7 @@ Conventions every example follows:
 
 import argparse
 import ast
+import contextlib
 import csv
 import dataclasses
 import inspect
@@ -253,18 +254,32 @@ def _value_parser(kind, check):
     return parse
 
 
-def run_dir(name, root="runs", quick=False):
+@contextlib.contextmanager
+def downloading(args, dataset):
+    """Around loading `dataset`: a download that no mirror answered (no network) ends the
+    program with one line, a usage error naming ``--dataset`` and where to copy the files,
+    instead of a traceback."""
+    try:
+        yield
+    except ConnectionError as failure:  # minitx.data.download.fetch's: report, then the hint
+        lines = str(failure).splitlines()
+        args.error(f"--dataset {dataset}: {lines[0].rstrip(':')}: no mirror answered. "
+                   f"{lines[-1]}")
+
+
+def run_dir(name, root="runs", quick=False, *, error, flag=None):
     """The folder ``runs/<name>/`` (``runs/<name>-quick/`` for a smoke run) for checkpoints,
     logs and figures (created). A `name` with a slash puts ``-quick`` on its first part. A
     folder that cannot be made (a read-only place, a file named ``runs``) ends the program
-    with one line, before any training."""
+    before any training through `error` (``args.error``: a usage error, exit code 2), naming
+    `flag` when the folder came from one."""
     first, _, rest = str(name).partition("/")
     path = Path(root) / (first + "-quick" if quick else first) / rest
     try:
         path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise SystemExit(f"error: cannot create the run folder {path.resolve()}: "
-                         f"{error.strerror or error}") from None
+    except OSError as failure:
+        error(f"{flag + ': ' if flag else ''}cannot create the run folder {path.resolve()}: "
+              f"{failure.strerror or failure}")
     return path
 
 

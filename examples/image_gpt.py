@@ -50,6 +50,7 @@ from examples.common import (
     PositiveFloat,
     PositiveInt,
     StopRequest,
+    downloading,
     log_progress,
     parse_dataset_config,
     plot_curves,
@@ -432,7 +433,8 @@ def main(argv=None):
     if cfg.image_size > side:  # resize only shrinks
         args.error(f"--image-size {cfg.image_size} is larger than the {cfg.dataset} images "
                    f"({side}x{side})")
-    x_train, y_train, x_test, y_test = load(cfg)
+    with downloading(args, cfg.dataset):
+        x_train, y_train, x_test, y_test = load(cfg)
     if args.quick:  # a smoke run trains and evaluates on slices
         x_train, y_train, x_test, y_test = x_train[:300], y_train[:300], x_test[:100], y_test[:100]
     if cfg.batch_size > len(x_train):
@@ -443,11 +445,11 @@ def main(argv=None):
                    f"training images ({cfg.image_size}x{cfg.image_size}) the palette is fit on")
     palette = make_palette(cfg, x_train)  # (V, C)
     tokens, test_tokens = quantize(x_train, palette), quantize(x_test, palette)  # (N, T)
-    root = run_dir("image_gpt", quick=args.quick)
+    root = run_dir("image_gpt", quick=args.quick, error=args.error)
     if args.experiment:
         return objectives(cfg, args, tokens, y_train, test_tokens, y_test, palette, root)
 
-    out = run_dir(f"image_gpt/{cfg.dataset}-{cfg.objective}", quick=args.quick)
+    out = run_dir(f"image_gpt/{cfg.dataset}-{cfg.objective}", quick=args.quick, error=args.error)
     np.save(out / "palette.npy", palette)
     model, log, step, seconds, cpu = pretrain(cfg, args, cfg.objective, tokens, test_tokens,
                                               palette, out)
@@ -488,7 +490,7 @@ def objectives(cfg, args, tokens, labels, test_tokens, test_labels, palette, roo
         accuracy = float((probe(pixels[1]).numpy().argmax(-1) == test_labels).mean())
     rows, curves = {"pixels": {"best_probe": accuracy}}, {}
     for objective in ("ar", "bert"):
-        out = run_dir(f"objectives/{cfg.dataset}-{objective}", root)
+        out = run_dir(f"objectives/{cfg.dataset}-{objective}", root, error=args.error)
         model, log, _, seconds, cpu = pretrain(cfg, args, objective, tokens, test_tokens,
                                                palette, out)
         single, ensemble = probe_layers(model, cfg, tokens, labels, test_tokens, test_labels)

@@ -87,7 +87,7 @@ def main(argv=None):
     mt.backend.keep_host_memory()  # reuse freed memory step after step (see its docstring)
     cfg, args = parse_config(Config, __doc__, argv, prog="python -m examples.mlp_digits",
                              quick_config=QUICK, resumable=True)
-    out = run_dir("mlp_digits", quick=args.quick)
+    out = run_dir("mlp_digits", quick=args.quick, error=args.error)
     mt.random.seed(cfg.seed)
     x_train, y_train = load_digits("train", seed=cfg.seed)
     x_test, y_test = load_digits("test", seed=cfg.seed)

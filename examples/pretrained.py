@@ -51,6 +51,7 @@ from examples.common import (
     PositiveInt,
     accuracy,
     channel_stats,
+    downloading,
     load_images_32,
     parse_config,
     progress,
@@ -175,8 +176,9 @@ def fine_tune(argv):
     made_by = {PRETRAINED: "pretrain", QUICK_PRETRAINED: "pretrain --quick"}
     hint = f" (make it with: {PROG} {made_by[cfg.model]})" if cfg.model in made_by else ""
     pretrained, ckpt = load_model(cfg.model, cfg.device, args, "fine-tune", ViT, "a ViT", hint)
-    x_train, y_train, x_test, y_test, K = load_images_32(cfg.dataset, cfg.seed,
-                                                         (cfg.train_size, cfg.test_size))
+    with downloading(args, cfg.dataset):
+        x_train, y_train, x_test, y_test, K = load_images_32(cfg.dataset, cfg.seed,
+                                                             (cfg.train_size, cfg.test_size))
     for flag, n, have in (("--train-size", cfg.train_size, len(y_train)),
                           ("--test-size", cfg.test_size, len(y_test))):
         if n > have:  # the downloads and their splits have a fixed size

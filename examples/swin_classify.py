@@ -33,6 +33,7 @@ from examples.common import (
     PositiveInt,
     StopRequest,
     accuracy,
+    downloading,
     load_images_32,
     log_progress,
     parse_dataset_config,
@@ -117,10 +118,11 @@ def main(argv=None):
     if cfg.embed_dim % cfg.head_dim:  # C_i = 2^i C: d dividing C divides every stage
         args.error(f"--head-dim {cfg.head_dim} does not divide --embed-dim {cfg.embed_dim}: "
                    f"stage i has C_i / d heads of d features each")
-    out = run_dir(f"swin_classify/{cfg.dataset}", quick=args.quick)
+    out = run_dir(f"swin_classify/{cfg.dataset}", quick=args.quick, error=args.error)
     mt.random.seed(cfg.seed)
-    x_train, y_train, x_test, y_test, classes = load_images_32(
-        cfg.dataset, cfg.seed, (cfg.train_size, cfg.test_size or 1000))
+    with downloading(args, cfg.dataset):
+        x_train, y_train, x_test, y_test, classes = load_images_32(
+            cfg.dataset, cfg.seed, (cfg.train_size, cfg.test_size or 1000))
     train, test = slice(0, cfg.train_size or None), slice(0, cfg.test_size or None)
     x_train, y_train, x_test, y_test = x_train[train], y_train[train], x_test[test], y_test[test]
     if cfg.batch_size > len(x_train):

@@ -35,6 +35,7 @@ from examples.common import (
     PositiveFloat,
     PositiveInt,
     StopRequest,
+    downloading,
     load_images_32,
     log_progress,
     parse_config,
@@ -129,9 +130,10 @@ def main(argv=None):
     if cfg.embed_dim % cfg.head_dim:  # C_i = 2^i C: d dividing C divides every stage
         args.error(f"--head-dim {cfg.head_dim} does not divide --embed-dim {cfg.embed_dim}: "
                    f"stage i has C_i / d heads of d features each")
-    out = run_dir("swin_segment", quick=args.quick)
+    out = run_dir("swin_segment", quick=args.quick, error=args.error)
     mt.random.seed(cfg.seed)
-    x_train, m_train, x_test, m_test, names = load_segmentation(cfg)
+    with downloading(args, cfg.dataset):
+        x_train, m_train, x_test, m_test, names = load_segmentation(cfg)
     for flag, asked, got in (("--train-images", cfg.train_images, len(x_train)),
                              ("--test-images", cfg.test_images, len(x_test))):
         if got < asked:

@@ -345,7 +345,7 @@ def main(argv=None):
             args.error("--pe-experiment trains two models from scratch: no --resume or "
                        "--stop-after")
         return pe_experiment(cfg, args)
-    out = run_dir("translate", quick=args.quick)
+    out = run_dir("translate", quick=args.quick, error=args.error)
     full = [f"{low:,}-{high:,}" for low, high, share in BANDS if share * cfg.count > high - low + 1]
     if full:  # a band holds only so many numbers
         print(f"note: --count {cfg.count:,} asks for more numbers than the bands {', '.join(full)} "
@@ -432,7 +432,7 @@ def translate_saved(cfg, args):
     if args.resume or args.pe_experiment or args.stop_after:
         args.error("--translate uses the saved model: no --resume, --stop-after or "
                    "--pe-experiment")
-    out = run_dir("translate", quick=args.quick)
+    out = run_dir("translate", quick=args.quick, error=args.error)
     checkpoint = out / "checkpoint.npz"
     if not checkpoint.exists():
         args.error(f"--translate: no trained model in {checkpoint}; train one first with "
@@ -475,7 +475,7 @@ def pe_experiment(cfg, args):
     encountered during training". Train both on numbers whose German spelling has at most
     `short` characters, then test each on held-out numbers, grouped by source length."""
     quick = args.quick
-    out, short = run_dir("translate_pe", quick=quick), 45
+    out, short = run_dir("translate_pe", quick=quick, error=args.error), 45
     if "count" in args.given:
         print("note: --pe-experiment draws its own numbers (100,000, or 4,000 with --quick); "
               "--count is not used")
@@ -492,7 +492,7 @@ def pe_experiment(cfg, args):
     for positional in ("sinusoidal", "learned"):
         run_cfg = dataclasses.replace(cfg, positional=positional)
         data = (src_tok, tgt_tok, (de, en), (val_de, val_en))
-        folder = run_dir(f"translate_pe/{positional}", quick=quick)
+        folder = run_dir(f"translate_pe/{positional}", quick=quick, error=args.error)
         model, _, (seconds, _), step = train(run_cfg, data, folder, positional, args, quick)
         if step < run_cfg.steps:  # Ctrl-C: no comparison from a half-trained model
             print(f"positional encodings: stopped while training {positional}")

@@ -42,6 +42,7 @@ from examples.common import (
     StopRequest,
     accuracy,
     channel_stats,
+    downloading,
     log_progress,
     parse_dataset_config,
     plot_curves,
@@ -165,9 +166,10 @@ def main(argv=None):
     cfg, args = parse_dataset_config(CONFIGS, "digits", __doc__, argv,
                                      prog="python -m examples.vit_classify",
                                      quick_config=QUICK, resumable=True)
-    out = run_dir(f"vit_classify/{cfg.dataset}", quick=args.quick)
+    out = run_dir(f"vit_classify/{cfg.dataset}", quick=args.quick, error=args.error)
     mt.random.seed(cfg.seed)
-    x_train, y_train, x_test, y_test, names = load(cfg)
+    with downloading(args, cfg.dataset):
+        x_train, y_train, x_test, y_test, names = load(cfg)
     if cfg.batch_size > len(x_train):
         args.error(f"the training set has {len(x_train)} images, fewer than --batch-size "
                    f"{cfg.batch_size}: an epoch would have no batch")

@@ -144,7 +144,8 @@ def test_experiments_quick_keeps_the_flags_given(tmp_path, monkeypatch):
     run_main("clip_experiments", tmp_path, "--quick", "--examples", "300", "--sizes", "40", "50",
              "--steps", "7")
     run_main("clip_experiments", tmp_path, "--quick", "--only", "towers")
-    assert calls == [((2, 128), 300), ([40, 50], 7, True), ([300], 5, True)]
+    assert [call[:3] for call in calls] == [((2, 128), 300), ([40, 50], 7, True),
+                                            ([300], 5, True)]  # the towers' also get args.error
 
 
 def test_experiments_report_a_failed_run_in_one_line(tmp_path, capsys):
@@ -172,3 +173,11 @@ def test_experiments_refuse_bad_flags(tmp_path, capsys, args, message):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "usage: python -m examples.clip_experiments" in err and message in err, err
+
+
+def test_a_run_dir_that_cannot_be_made_is_a_usage_error_naming_the_flag(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        run_main("clip", tmp_path, "--quick", "--run-dir", "a_file/sub")
+    assert exit_info.value.code == 2
+    assert "error: --run-dir: cannot create the run folder" in capsys.readouterr().err

@@ -132,3 +132,26 @@ def test_a_resumed_metrics_log_drops_rows_past_the_checkpoint(tmp_path):
     resumed = MetricsLog(tmp_path, resume=True, step=20)  # the run went on past step 20
     assert [row["step"] for row in resumed.rows] == [10, 20]
     assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("module, dataset, loader", [
+    ("vit_classify", "mnist", "load_mnist"), ("swin_classify", "fashion_mnist",
+                                              "load_fashion_mnist"),
+    ("swin_segment", "mnist", "load_mnist"), ("image_gpt", "cifar10", "load_cifar10")])
+def test_a_dataset_that_cannot_be_downloaded_ends_in_one_line(tmp_path, capsys, monkeypatch,
+                                                              module, dataset, loader):
+    from minitx import data
+    from tests.helpers import run_main
+
+    def offline(*args, **kwargs):  # what fetch raises when no mirror answers
+        raise ConnectionError(f"could not download {dataset}/file.gz:\n  https://a/file.gz: "
+                              f"no route\nWithout a network, copy file.gz into /cache/{dataset} "
+                              f"from a machine that has one.")
+
+    monkeypatch.setattr(data, loader, offline)
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(module, tmp_path, "--quick", "--dataset", dataset)
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert f"error: --dataset {dataset}: could not download {dataset}/file.gz: no mirror " \
+           f"answered. Without a network, copy file.gz into /cache/{dataset}" in last

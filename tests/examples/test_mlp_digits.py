@@ -135,9 +135,9 @@ def test_a_device_that_cannot_run_is_refused_before_training(tmp_path, capsys):
 
 def test_a_run_folder_that_cannot_be_made_ends_in_one_line(tmp_path, capsys):
     (tmp_path / "runs").write_text("a file where the run folder would go")
-    with pytest.raises(SystemExit) as exit_info:
-        run_main("mlp_digits", tmp_path, "--quick")
-    assert str(exit_info.value.code).startswith("error: cannot create the run folder")
+    err = _refused(capsys, tmp_path, "--quick")  # a usage error: exit code 2
+    assert err.splitlines()[-1].startswith("python -m examples.mlp_digits: error: cannot create "
+                                           "the run folder")
 
 
 def test_a_half_written_last_metrics_line_is_dropped_on_resume(tmp_path):

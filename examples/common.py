@@ -267,6 +267,23 @@ def downloading(args, dataset):
                    f"{lines[-1]}")
 
 
+def check_loaded(args, cfg, x_train, x_test, shift=None):
+    """Usage errors (exit code 2) for sizes that the loaded images cannot honour:
+    ``--train-size``/``--test-size`` above what the dataset holds (the images would be cut to
+    what there is without a word) and a random shift of `shift` pixels (the flag's name) that
+    is not smaller than the images (almost every crop would be padding)."""
+    for flag, asked, have in (("--train-size", cfg.train_size, len(x_train)),
+                              ("--test-size", cfg.test_size, len(x_test))):
+        if asked and asked > have:
+            args.error(f"{flag} {asked}: the {cfg.dataset} {flag[2:-5]} set holds {have:,} images")
+    if shift is not None:
+        side = min(x_train.shape[-2:])
+        value = getattr(cfg, shift.lstrip("-").replace("-", "_"))
+        if value >= side:
+            args.error(f"{shift} {value} is not smaller than the {side}x{side} images: almost "
+                       f"every shifted crop would be padding")
+
+
 def run_dir(name, root="runs", quick=False, *, error, flag=None):
     """The folder ``runs/<name>/`` (``runs/<name>-quick/`` for a smoke run) for checkpoints,
     logs and figures (created). A `name` with a slash puts ``-quick`` on its first part. A

@@ -426,6 +426,8 @@ def main(argv=None):
     if args.experiment and (args.resume or args.stop_after):
         args.error("--experiment objectives runs whole: it takes neither --resume nor "
                    "--stop-after")
+    if args.experiment and cfg.finetune_steps == 0:
+        args.error("--finetune-steps 0: --experiment objectives reports fine-tuned accuracy")
     if cfg.dataset == "shapes" and cfg.train_size < cfg.batch_size:
         args.error(f"--train-size {cfg.train_size} is smaller than --batch-size "
                    f"{cfg.batch_size}")
@@ -444,6 +446,10 @@ def main(argv=None):
         args.error(f"--colors {cfg.colors} exceeds the {pixels} pixels of the {len(x_train)} "
                    f"training images ({cfg.image_size}x{cfg.image_size}) the palette is fit on")
     palette = make_palette(cfg, x_train)  # (V, C)
+    distinct = len(np.unique(palette, axis=0))  # k-means repeats centres when k > the colours
+    if distinct < cfg.colors:
+        args.error(f"--colors {cfg.colors}: the training images hold only {distinct} distinct "
+                   f"colours (a palette of {cfg.colors} would repeat them)")
     tokens, test_tokens = quantize(x_train, palette), quantize(x_test, palette)  # (N, T)
     root = run_dir("image_gpt", quick=args.quick, error=args.error)
     if args.experiment:

@@ -33,6 +33,7 @@ from examples.common import (
     PositiveInt,
     StopRequest,
     accuracy,
+    check_loaded,
     downloading,
     load_images_32,
     log_progress,
@@ -125,6 +126,7 @@ def main(argv=None):
             cfg.dataset, cfg.seed, (cfg.train_size, cfg.test_size or 1000))
     train, test = slice(0, cfg.train_size or None), slice(0, cfg.test_size or None)
     x_train, y_train, x_test, y_test = x_train[train], y_train[train], x_test[test], y_test[test]
+    check_loaded(args, cfg, x_train, x_test, shift="--shift-augment")
     if cfg.batch_size > len(x_train):
         args.error(f"the training set has {len(x_train)} images, fewer than --batch-size "
                    f"{cfg.batch_size}: an epoch would have no batch")

@@ -42,6 +42,7 @@ from examples.common import (
     StopRequest,
     accuracy,
     channel_stats,
+    check_loaded,
     downloading,
     log_progress,
     parse_dataset_config,
@@ -170,6 +171,7 @@ def main(argv=None):
     mt.random.seed(cfg.seed)
     with downloading(args, cfg.dataset):
         x_train, y_train, x_test, y_test, names = load(cfg)
+    check_loaded(args, cfg, x_train, x_test, shift="--shift")
     if cfg.batch_size > len(x_train):
         args.error(f"the training set has {len(x_train)} images, fewer than --batch-size "
                    f"{cfg.batch_size}: an epoch would have no batch")

@@ -68,6 +68,9 @@ def test_stop_and_resume_in_a_new_process_is_bit_exact(tmp_path, objective, stop
     (["--quick", "--colors", "100000"], r"argument --colors: must be between 1 and 4096"),
     (["--quick", "--image-size", "1", "--colors", "400"], "--colors 400 exceeds the 300 pixels"),
     (["--quick", "--batch-size", "400"], "--batch-size 400 exceeds the 300 training images"),
+    (["--quick", "--colors", "40"], "--colors 40: the training images hold only 17 distinct"),
+    (["--quick", "--experiment", "objectives", "--finetune-steps", "0"],
+     "--finetune-steps 0: --experiment objectives reports fine-tuned accuracy"),
 ])
 def test_bad_flags_end_the_program_at_once_naming_the_flag(tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as exit_info:

@@ -42,6 +42,9 @@ def test_stop_and_resume_in_a_new_process_is_bit_exact(tmp_path):
     (["--activation", "relu"], "argument --activation: invalid choice: 'relu'"),
     (["--window-size", "0"], "argument --window-size: must be a positive integer, got 0"),
     (["--head-dim", "1000"], "--head-dim 1000 does not divide --embed-dim 8"),
+    (["--shift-augment", "32"], "--shift-augment 32 is not smaller than the 32x32 images"),
+    (["--dataset", "digits", "--train-size", "2000"], "--train-size 2000: the digits train set "
+                                                      "holds 1,438 images"),
 ])
 def test_bad_flags_end_the_program_at_once_naming_the_flag(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit_info:

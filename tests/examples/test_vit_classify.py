@@ -66,6 +66,10 @@ def test_resume_to_train_longer_does_not_train_at_lr_0(tmp_path):
     (["--heads", "5"], "ViT: dim=96 must be divisible by heads=5"),
     (["--device", "tpu"], "unknown device 'tpu'"),
     (["--quick", "--stop-after", "10"], "--stop-after 10 must be smaller than --steps 10"),
+    (["--quick", "--shift", "8"], "--shift 8 is not smaller than the 8x8 images"),
+    (["--quick", "--train-size", "100000"], "--train-size 100000: the digits train set holds "
+                                            "1,438 images"),
+    (["--quick", "--test-size", "360"], "--test-size 360: the digits test set holds 359 images"),
 ])
 def test_bad_flags_end_the_program_at_once_naming_the_flag(tmp_path, capsys, args, message):
     pytest.importorskip("sklearn")

@@ -14,22 +14,23 @@ import argparse
 import importlib
 import time
 
-# (name, example module, arguments of the short run, metric to report, what it measures)
+# (name, example module, arguments of the short run, metric to report, what it measures, and
+# on which test data in the short run; a --quick run may test on fewer, as its output says)
 TOUR = [
     ("mlp_digits", "examples.mlp_digits", ["--steps", "800"],
-     "test_accuracy", "test accuracy, 359 held-out 8x8 digits"),
+     "test_accuracy", "test accuracy", "359 held-out 8x8 digits"),
     ("transformer", "examples.translate", ["--steps", "400", "--eval-every", "400"],
-     "greedy_exact_match", "exact match, German->English test numbers (greedy)"),
+     "greedy_exact_match", "exact match (greedy)", "German->English test numbers"),
     ("vit", "examples.vit_classify", ["--dataset", "digits", "--steps", "600"],
-     "test_accuracy", "test accuracy, 359 held-out 8x8 digits"),
+     "test_accuracy", "test accuracy", "359 held-out 8x8 digits"),
     ("swin", "examples.swin_classify", ["--dataset", "mnist_5k", "--steps", "300"],
-     "test_accuracy", "test accuracy, 1,000 held-out MNIST digits (32x32)"),
+     "test_accuracy", "test accuracy", "1,000 held-out MNIST digits (32x32)"),
     ("swin_segment", "examples.swin_segment", ["--steps", "600", "--train-images", "8000"],
-     "test_miou", "mean IoU, shapes segmentation (500 held-out images)"),
+     "test_miou", "mean IoU", "shapes segmentation, 500 held-out images"),
     ("image_gpt", "examples.image_gpt", ["--steps", "500"],
-     "best_probe", "best linear probe accuracy, 359 held-out 8x8 digits (AR pre-training)"),
+     "best_probe", "best linear probe accuracy (AR pre-training)", "359 held-out 8x8 digits"),
     ("clip", "examples.clip", ["--steps", "400", "--eval-every", "400"],
-     "held_out_accuracy", "zero-shot accuracy, 30 colour-shape names, held-out compositions"),
+     "held_out_accuracy", "zero-shot accuracy", "30 colour-shape names, held-out compositions"),
 ]
 
 
@@ -41,7 +42,7 @@ def main(argv=None):
                         help="run only this stop (repeatable; default: every stop)")
     args = parser.parse_args(argv)
     rows = []
-    for name, module, run_args, metric, meaning in TOUR:
+    for name, module, run_args, metric, what, test_data in TOUR:
         if args.only and name not in args.only:
             continue
         argv = ["--quick"] if args.quick else run_args
@@ -52,6 +53,7 @@ def main(argv=None):
             print(f"tour stopped during {name}; continue it with python -m {module} "
                   f"{' '.join(argv)} --resume")
             break
+        meaning = f"{what}, {'the test set in its line above' if args.quick else test_data}"
         rows.append((name, result[metric], meaning, time.perf_counter() - start))
 
     if args.quick:

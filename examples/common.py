@@ -168,7 +168,7 @@ def parse_config(config_cls, description, argv=None, *, prog=None, quick_config=
         try:
             mt.backend.xp_for(values["device"])
         except (ValueError, RuntimeError, ImportError) as error:
-            parser.error(f"--device {values['device']}: {_shortened(error)}")
+            parser.error(f"--device {values['device']}: {one_line(error)}")
     if resumable and args.stop_after is not None and args.stop_after >= values["steps"]:
         parser.error(f"--stop-after {args.stop_after} must be smaller than --steps "
                      f"{values['steps']}")
@@ -323,7 +323,7 @@ def resume_step(checkpoint, args, cfg, *, model, optimizer, schedule, loader, rn
         saved = serialization.load_checkpoint(checkpoint, model=model, optimizer=optimizer,
                                               rngs=rngs)
     except ValueError as error:  # a truncated file, another model's, other sizes
-        args.error(f"--resume: {checkpoint} does not fit this run: {_shortened(error)}")
+        args.error(f"--resume: {checkpoint} does not fit this run: {one_line(error)}")
     for group, settings in zip(optimizer.param_groups, own):  # this run's lr, weight decay, ...
         group.update(settings)
     step, extra = saved["step"], saved["extra"] or {}
@@ -359,7 +359,7 @@ DATA_FIELDS = ("seed", "dataset", "count", "train_size", "test_size", "train_ima
                "test_images", "image_size", "colors")
 
 
-def _shortened(error, limit=300):
+def one_line(error, limit=300):
     """An exception's message on one line, cut to `limit` characters (a state dict's key list
     can run to thousands)."""
     text = " ".join(str(error).split())

@@ -53,6 +53,7 @@ from examples.common import (
     channel_stats,
     downloading,
     load_images_32,
+    one_line,
     parse_config,
     progress,
 )
@@ -414,8 +415,8 @@ def load_model(name, device, args, command, kind, what, hint=""):
         for file in (hub.CONFIG, hub.PREPROCESSOR, "vocab.json", "special_tokens_map.json"):
             check_json(folder / file)
         model, ckpt = hub.load_pretrained(folder, device=device)
-    except (hub.CheckpointError, OSError) as error:
-        args.error(f"{error}{hint}")
+    except (hub.CheckpointError, OSError) as error:  # the hub's messages may span lines
+        args.error(f"{one_line(error, limit=600)}{hint}")
     except (ValueError, TypeError) as error:  # values in config.json the model cannot take
         args.error(f"{folder / hub.CONFIG}: cannot build the model from it ({error})")
     if not isinstance(model, kind):

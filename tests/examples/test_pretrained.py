@@ -386,3 +386,17 @@ def test_the_help_of_each_field_is_its_own_comment(capsys, monkeypatch):
     assert lines["--steps"].split(maxsplit=2)[2] == "optimizer steps (default: 1500)"
     assert lines["--train-size"].split(maxsplit=2)[2] == (
         "shapes to pretrain on, seeded apart from fine-tune's (default: 20000)")
+
+
+def test_a_hub_name_that_cannot_be_fetched_ends_with_one_line(tmp_path, capsys, monkeypatch):
+    def offline(name):  # huggingface_hub's messages run over several lines
+        raise OSError(f"{name}: could not fetch it (LocalEntryNotFoundError: no network\n"
+                      f"Please check your internet connection.)")
+
+    monkeypatch.setattr(hub, "resolve", offline)
+    err = fails(capsys, tmp_path, "classify", str(a_png(tmp_path / "x.png")), "--model",
+                "org/model")
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("python -m examples.pretrained classify IMAGE: error: org/model: "
+                           "could not fetch it")
+    assert "no network Please check your internet connection.)" in line

@@ -68,11 +68,42 @@ class CLIPConfig:
     max_logit_scale: float = 100.0  # "clipped to prevent scaling the logits by more than 100"
 
 
+def check_config(c):
+    """A ValueError naming the fields of a CLIPConfig that cannot build a model."""
+    sizes = dict(embed_dim=c.embed_dim, image_size=c.image_size, patch_size=c.patch_size,
+                 vision_width=c.vision_width, vision_layers=c.vision_layers,
+                 vision_heads=c.vision_heads, context_length=c.context_length,
+                 vocab_size=c.vocab_size, text_width=c.text_width, text_layers=c.text_layers,
+                 text_heads=c.text_heads)
+    bad = {k: v for k, v in sizes.items()
+           if isinstance(v, bool) or not isinstance(v, int) or v < 1}
+    if bad:
+        raise ValueError(f"CLIP: sizes must be positive integers, got {bad}")
+    if c.image_encoder == "resnet" and (len(c.resnet_layers) != 4 or any(
+            isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in c.resnet_layers)):
+        raise ValueError(f"CLIP: resnet_layers must be four positive block counts, got "
+                         f"{c.resnet_layers}")
+    if not 0 <= c.eot_token < c.vocab_size:
+        raise ValueError(f"CLIP: eot_token {c.eot_token} is not an id of the vocabulary "
+                         f"(vocab_size {c.vocab_size})")
+    if not (math.isfinite(c.logit_scale_init) and c.max_logit_scale > 0
+            and math.isfinite(c.max_logit_scale)):
+        raise ValueError(f"CLIP: logit_scale_init must be finite and max_logit_scale positive "
+                         f"and finite, got {c.logit_scale_init} and {c.max_logit_scale}")
+    for width, heads, tower in ((c.vision_width, c.vision_heads, "vision"),
+                                (c.text_width, c.text_heads, "text")):
+        if tower == "text" or c.image_encoder == "vit":  # the ResNet's heads split 32·width
+            if width % heads:
+                raise ValueError(f"CLIP: {tower}_width {width} must be divisible by "
+                                 f"{tower}_heads {heads}")
+
+
 class CLIP(nn.Module):
     """An image tower, a text tower and a learnable temperature (Fig. 3)."""
 
     def __init__(self, config, *, generator=None):
         super().__init__()
+        check_config(config)
         self.config = config
         if config.image_encoder == "vit":
             self.visual = VisionTransformer(config, generator)

@@ -34,6 +34,7 @@ class ModifiedResNet(nn.Module):
     def __init__(self, config, generator=None):
         super().__init__()
         w, kw = config.vision_width, dict(generator=generator)
+        self.image_size = config.image_size
         if config.image_size % 32:
             raise ValueError(f"ModifiedResNet: image_size must be a multiple of 32 (the "
                              f"network downsamples 32-fold), got {config.image_size}")
@@ -69,6 +70,10 @@ class ModifiedResNet(nn.Module):
         return self.avgpool(x)  # (B, w, H/4, W/4)
 
     def forward(self, images):  # (B, 3, H, W)
+        S = self.image_size
+        if images.ndim != 4 or images.shape[1:] != (3, S, S):
+            raise ValueError(f"ModifiedResNet: expected images (B, 3, {S}, {S}), got "
+                             f"{images.shape}")
         x = self.stem(images)  # (B, w, H/4, W/4)
         x = self.layer1(x)  # (B, 4w, H/4, W/4)
         x = self.layer2(x)  # (B, 8w, H/8, W/8)

@@ -312,9 +312,14 @@ def sample(model, n, length, rng, *, prefix=None, temperature=1.0, top_k=0, use_
     if not model.causal:
         raise ValueError("sample: needs an AR model (objective='ar')")
     device, V = model.head.weight.device, model.config.num_colors
-    tokens = np.zeros((n, 0), np.int64) if prefix is None else np.asarray(prefix, np.int64)
+    tokens = np.zeros((n, 0), np.int64) if prefix is None else np.asarray(prefix)
+    if tokens.dtype.kind not in "iu":  # a colour id of 1.7 is an error, not colour 1
+        raise TypeError(f"sample: prefix must hold integer colour ids, got dtype {tokens.dtype}")
+    tokens = tokens.astype(np.int64)
     if not temperature >= 0:
         raise ValueError(f"sample: temperature must be >= 0 (0: greedy), got {temperature}")
+    if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
+        raise TypeError(f"sample: top_k must be an int, got {type(top_k).__name__}")
     if not 0 <= top_k <= V:
         raise ValueError(f"sample: top_k must be in 0..{V} (0: every colour), got {top_k}")
     if tokens.ndim != 2 or len(tokens) != n or tokens.shape[1] > length:
@@ -330,8 +335,16 @@ def sample(model, n, length, rng, *, prefix=None, temperature=1.0, top_k=0, use_
         with mt.no_grad():
             while tokens.shape[1] < length:
                 logits = model(mt.tensor(ids, device=device), cache)[:, -1].numpy()  # (n, V)
-                nxt = (logits.argmax(axis=-1) if temperature == 0 else
-                       _draw(logits / temperature, top_k, rng))[:, None]  # (n, 1)
+                if not np.isfinite(logits).all():
+                    raise FloatingPointError("sample: the model's logits hold NaN or inf")
+                # the maximum subtracted first: a tiny temperature then gives 0 for the most
+                # likely colours and −∞ for the others (greedy in the limit), not ∞ − ∞
+                shifted = (logits - logits.max(axis=-1, keepdims=True)).astype(np.float64)
+                if temperature == 0:
+                    nxt = logits.argmax(axis=-1)[:, None]  # (n, 1)
+                else:
+                    with np.errstate(over="ignore"):  # −large / tiny is −∞, as meant
+                        nxt = _draw(shifted / temperature, top_k, rng)[:, None]
                 tokens = np.concatenate([tokens, nxt], axis=1)
                 ids = nxt if use_cache else np.concatenate([ids, nxt], axis=1)
     finally:

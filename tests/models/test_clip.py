@@ -148,6 +148,29 @@ def test_runs_on_the_strict_device_with_the_same_numbers():
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("change, message", [
+    ({"vision_layers": -1}, r"sizes must be positive integers, got \{'vision_layers': -1\}"),
+    ({"text_layers": 0, "context_length": 0}, "'context_length': 0, 'text_layers': 0"),
+    ({"max_logit_scale": 0.0}, "max_logit_scale positive and finite"),
+    ({"eot_token": 1000, "vocab_size": 1000}, "eot_token 1000 is not an id of the vocabulary"),
+    ({"eot_token": -1}, "eot_token -1 is not an id"),
+    ({"text_heads": 5}, "text_width 16 must be divisible by text_heads 5"),
+    ({"image_encoder": "resnet", "image_size": 32, "resnet_layers": (1, 0, 1, 1)},
+     "resnet_layers must be four positive block counts"),
+])
+def test_a_config_that_cannot_build_a_model_names_the_fields(change, message):
+    with pytest.raises(ValueError, match=f"^CLIP: .*{message}"):
+        CLIP(dataclasses.replace(TINY, **change))
+
+
+def test_the_resnet_tower_names_the_image_size_it_expects():
+    config = dataclasses.replace(TINY, image_encoder="resnet", image_size=32, vision_width=8,
+                                 vision_heads=2)
+    with pytest.raises(ValueError, match=r"ModifiedResNet: expected images \(B, 3, 32, 32\), "
+                                         r"got \(2, 3, 64, 64\)"):
+        CLIP(config).encode_image(mt.tensor(np.zeros((2, 3, 64, 64), np.float32)))
+
+
 # ---- the released configurations ------------------------------------------------------------
 
 @pytest.mark.parametrize("name, count", [("ViT-B/32", 151_277_313), ("RN50", 102_007_137)])

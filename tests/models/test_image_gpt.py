@@ -147,6 +147,20 @@ def test_temperature_zero_is_greedy_and_bad_arguments_are_named():
         with pytest.raises(ValueError, match=message):
             sample(model, 4, 3, np.random.default_rng(0), **kwargs)
     assert model.training  # put back as it was, also after an error
+    for kwargs, message in [({"prefix": np.full((4, 1), 1.7)}, "prefix must hold integer"),
+                            ({"top_k": 2.5}, "top_k must be an int")]:
+        with pytest.raises(TypeError, match=message):
+            sample(model, 4, 3, np.random.default_rng(0), **kwargs)
+
+
+@pytest.mark.parametrize("temperature", [1e-30, 1e-38, 1e-320])
+def test_a_tiny_temperature_is_greedy_in_the_limit_without_overflow(temperature):
+    model = small_model()
+    model.head.weight.data[...] *= 50  # confident logits: divided by 1e-38 they overflow
+    with np.errstate(invalid="raise"):  # ∞ − ∞ would be NaN
+        tokens = sample(model, 4, 3, np.random.default_rng(0), temperature=temperature)
+    np.testing.assert_array_equal(tokens, sample(model, 4, 3, np.random.default_rng(0),
+                                                 temperature=0))
 
 
 def test_ensemble_averages_probabilities_over_independent_masks():

@@ -297,9 +297,11 @@ def main(argv=None):
         print("\n".join(f"  {f}" for f in failures))
         raise SystemExit(1)
 
+    pause = (f"each after {args.settle:g} s of quiet and an untimed call" if args.settle
+             else "back to back")
     print(f"\nTiming: forward + backward, median of {args.repeat} interleaved repeats after "
-          f"{args.warmup} warm-up, each after {args.settle:g} s of quiet and an untimed call, "
-          f"in ms. Peak: tracemalloc peak of one minitx step (MiB).")
+          f"{args.warmup} warm-up, {pause}, in ms. Peak: tracemalloc peak of one minitx step "
+          f"(MiB).")
     rows = []
     for case, steps in zip(cases, all_steps, strict=True):
         samples = interleaved_samples(steps, args.repeat, args.warmup, args.settle,

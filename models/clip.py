@@ -15,6 +15,7 @@ Paper map:
                                                  combined patch and position embeddings before
                                                  the transformer" (ln_pre); [class] output after
                                                  ln_post, projected by a bias-free matrix
+                                                 (Fig. 3's W_i)
     §2.4 ResNet changes  -> models/clip_resnet.py  the modified ResNet (stem, anti-aliased
                                                  blocks, attention pooling)
     §2.4 text encoder    -> TextTransformer      causal pre-LN Transformer; the [EOS] token's
@@ -31,6 +32,9 @@ Deviations (from the released code, github.com/openai/CLIP, model.py):
       The parameters are the same numbers, so weights load by a name map (``hf_name_map``).
     - DEVIATION: the [EOS] position is the first occurrence of ``config.eot_token``; the
       released code takes the argmax of the token ids (its EOS has the highest id).
+    - DEVIATION: both towers' blocks start from the released text tower's initialisation
+      (``_blocks``); the released code leaves the image tower's blocks at PyTorch's default
+      initialisation of their layers.
     - The exp(t) ≤ 100 clip is applied in the forward pass (OpenAI released no training code;
       open_clip clamps t in place after each step); either way the logits are scaled by at
       most 100, and past the clip t receives no gradient.
@@ -142,8 +146,9 @@ class CLIP(nn.Module):
 
 
 class VisionTransformer(nn.Module):
-    """ViT (Dosovitskiy et al. 2021) with CLIP's two changes (§2.4): LayerNorm before the
-    Transformer, and the [class] output projected by a bias-free matrix into the joint space."""
+    """ViT (Dosovitskiy et al. 2021) with CLIP's change of §2.4, a LayerNorm before the
+    Transformer; the [class] output is projected into the joint space by a bias-free matrix,
+    Fig. 3's W_i (the paper's linear projection, bias-free in the released code)."""
 
     def __init__(self, config, generator=None):
         super().__init__()
@@ -230,8 +235,9 @@ class QuickGELU(nn.Module):
 
 def _blocks(D, heads, layers, config, generator):
     """`layers` pre-LN Transformer blocks of width D with a 4·D MLP (no dropout, as released),
-    initialised as in the released code: attention std D^-½, residual outputs
-    D^-½ (2·layers)^-½, MLP input (2D)^-½."""
+    initialised as the released code initialises its text tower: attention std D^-½, residual
+    outputs D^-½ (2·layers)^-½, MLP input (2D)^-½. DEVIATION: the released image tower keeps
+    PyTorch's default initialisation; here both towers start the same way."""
     blocks = nn.ModuleList()
     attn_std, proj_std, fc_std = D ** -0.5, D ** -0.5 * (2 * layers) ** -0.5, (2 * D) ** -0.5
     for _ in range(layers):

@@ -26,7 +26,8 @@ Shapes: B batch, C/H/W image, T = H·W tokens, D width, h heads, V palette colou
 The released code (src/model.py) departs from GPT-2 in two places, and minitx follows it by
 default (``norm="rms"``, ``activation="quick_gelu"``): its normalisation divides by the root mean
 square without subtracting the mean and has no bias (RMSNorm below), and its MLP uses
-x·σ(1.702x). ``norm="layer"`` and ``activation="gelu"`` give GPT-2's LayerNorm and exact GELU.
+x·σ(1.702x). ``norm="layer"`` gives GPT-2's LayerNorm; ``activation="gelu"`` gives the exact GELU
+(erf), where GPT-2 itself uses GELU's tanh approximation.
 
 Deviations:
     - DEVIATION: one extra embedding row (index V) serves as [SOS] for the AR objective and as
@@ -63,7 +64,7 @@ class ImageGPTConfig:
     norm: str = "rms"  # "rms": released code (no mean, no bias); "layer": GPT-2 LayerNorm
     activation: str = "quick_gelu"  # released x·σ(1.702x), or "gelu" (exact, erf)
     num_classes: int = 0  # K of the fine-tuning classifier (§2.3); 0: none
-    dropout: float = 0.0  # on residual branches and attention weights
+    dropout: float = 0.0  # on the embeddings, residual branches and attention weights
     norm_eps: float = 1e-5  # ε of every normalisation (released code)
 
 
@@ -182,7 +183,7 @@ class MLP(nn.Module):
         z = self.fc(x)  # (B, T, 4D)
         if self.activation == "quick_gelu":  # released code; Hendrycks & Gimpel 2016, §2:
             z = F.gelu(z, approximate="sigmoid")  # GELU(x) ≈ x·σ(1.702x)
-        else:  # DEVIATION: GPT-2's GELU, exact (erf), in place of the released approximation
+        else:  # DEVIATION: exact GELU (erf; GPT-2's is the tanh form), not the released x·σ(1.702x)
             z = F.gelu(z)
         return self.proj(z)  # (B, T, D)
 

@@ -10,9 +10,10 @@ Each kernel has two spellings of its formula:
 
 - **compiled loops** (:mod:`minitx.kernels.compiled`, when numba is installed: ``pip install
   minitx[fast]``): the formula element by element, one pass over a row where NumPy makes many.
-  They run on C-contiguous float32 NumPy arrays, the training case;
+  They run on float32 NumPy arrays, the training case (a strided view is first copied into a
+  contiguous array);
 - **NumPy passes** for everything else (float64 gradient checks, CuPy, the strict stand-in,
-  strided views, no numba), with three tricks that do not change the result:
+  no numba), with three tricks that do not change the result:
 
   - *blocks* (:func:`blockwise`): a long chain of element-wise passes (GELU) runs over one
     cache-sized block after another, so every pass after the first reads cache, not memory;

@@ -28,7 +28,9 @@ Three details make the loops vectorize:
 
 Everything runs in float32, as NumPy does for float32 arrays; a row's sums are vector lanes of
 partial sums added at the end (so rounding grows like NumPy's pairwise sums, not like one long
-chain). Only the column sums of layer norm's dL/dw and dL/db, over all rows, use float64. Loops
+chain). Two exceptions use float64: the column sums of layer norm's dL/dw and dL/db, over all
+rows, and Adam's update, whose scalars (β1, β2, the step size) are float64, so each element is
+worked out in float64 and rounded to float32 when it is stored. Loops
 with ``nogil=True`` release Python's lock, so the thread pool of
 :func:`minitx.kernels.blockwise` can run pieces of them side by side.
 

@@ -49,8 +49,8 @@ class MultiHeadAttention(Module):
             another model's features); None means D.
         device, dtype, generator: as for :class:`~minitx.nn.Linear`.
 
-    Parameters: ``q_proj``, ``k_proj``, ``v_proj`` (W^Q, W^K, W^V: Linear kdim/vdim -> D) and
-    ``out_proj`` (W^O: Linear D -> D). Initialization follows PyTorch's
+    Parameters: ``q_proj`` (W^Q: Linear D -> D), ``k_proj`` (W^K: kdim -> D), ``v_proj`` (W^V:
+    vdim -> D) and ``out_proj`` (W^O: D -> D). Initialization follows PyTorch's
     ``nn.MultiheadAttention``: Xavier-uniform (Glorot & Bengio 2010) for W^Q, W^K, W^V (PyTorch
     applies it to the three stacked into one (3D × D) matrix, which gives a smaller bound), the
     default Linear init for W^O, and zero biases.

@@ -22,10 +22,10 @@ class PositionwiseFeedForward(Module):
     """FFN(x) = max(0, x W₁ + b₁) W₂ + b₂, applied to each position separately (§3.3, Eq. 2).
 
     In Linear's layout W₁ is ``linear1.weight`` transposed: (d_ff, D). The paper uses D = 512,
-    d_ff = 2048. ``activation="gelu"`` swaps max(0, ·) for GELU (BERT, GPT-2, ViT). The dropout
-    between the two layers is the one PyTorch's Transformer layers apply (tensor2tensor's
-    "relu_dropout"); §5.4 of the paper only names the dropout on each sub-layer's output, which
-    the Transformer layers apply around this module.
+    d_ff = 2048. ``activation="gelu"`` swaps max(0, ·) for the exact GELU, ``"gelu_tanh"`` for its
+    tanh approximation (GPT-2's). The dropout between the two layers is the one PyTorch's
+    Transformer layers apply (tensor2tensor's "relu_dropout"); §5.4 of the paper only names the
+    dropout on each sub-layer's output, which the Transformer layers apply around this module.
 
     Args:
         d_model: D; d_ff: the hidden width; dropout: on the hidden activations while training;

@@ -3,7 +3,8 @@
 Clipping by the global norm (Pascanu et al., ICML 2013, "On the difficulty of training recurrent
 neural networks", Algorithm 1) rescales all gradients together, so the update keeps its direction
 and only its length is capped. Both functions work in place on ``p.grad``: the engine gives every
-leaf its own gradient array (it copies the first contribution), so nothing else shares it.
+leaf a gradient array that nothing else holds (it copies the first contribution when that
+shares memory with another ``.grad``, is read-only or is a slice of a larger array).
 """
 
 import math

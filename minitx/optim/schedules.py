@@ -163,8 +163,9 @@ class WarmupCosineSchedule(LRScheduler):
 
     The cosine part is one cycle of SGDR (Loshchilov & Hutter, ICLR 2017, Eq. 5) without
     restarts, η_min = r·η_max; the warm-up is linear (Goyal et al. 2017, §2.2). This is the
-    formula of Hugging Face's ``get_cosine_with_min_lr_schedule_with_warmup``: in particular the
-    first update (t = 0) has lr 0 when w > 0, and f(w) = 1 is the peak.
+    formula of Hugging Face's ``get_cosine_with_min_lr_schedule_with_warmup`` for t ≤ T (past T
+    that one climbs the cosine again, where f stays at r): in particular the first update (t = 0)
+    has lr 0 when w > 0, and f(w) = 1 is the peak.
 
     >>> from minitx.optim import SGD
     >>> import minitx as mt

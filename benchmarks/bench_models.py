@@ -40,8 +40,10 @@ How it measures:
   GEMM of the steps' typical shape, timed interleaved with the steps (so under the same load;
   :func:`benchmarks.common.gemm_contenders`), and "% peak" is FLOPs / step time / peak: the
   share of the machine's matmul speed a framework reaches;
-- ``--profile`` prints cProfile's top functions of five minitx steps, and the wall and CPU
-  time of each op and kernel in a step (:func:`profile_by_op`);
+- ``--profile`` prints cProfile's top functions of five minitx steps, the wall and CPU
+  time of each op and kernel in a step (:func:`profile_by_op`), and the step's limit: the
+  time inside BLAS's products, and the step's time if everything else ran perfectly split
+  over the cores (:func:`product_floor`);
 - the C allocator keeps freed memory for reuse (``minitx.backend.keep_host_memory``, as the
   examples do; it speeds up both frameworks); ``--os-allocator`` leaves glibc's defaults.
 
@@ -61,6 +63,7 @@ import gc
 import importlib
 import io
 import json
+import os
 import pkgutil
 import pstats
 import resource
@@ -180,6 +183,22 @@ def profile(step, count=5, top=15):
     return text.getvalue()
 
 
+# The kernels that run BLAS's matrix products: Linear's forward and both its gradients, its
+# bias gradient (a matrix-vector product), attention's output and its gradients. Attention's
+# scores Q Kᵀ and dL/dP' are products too, written inline in the op (not counted here).
+PRODUCT_KERNELS = ("matmul", "matmul_summed", "matmul_like", "sum_leading")
+
+
+def product_floor(wall, per_wall, cores):
+    """What the profile says about the step's limit: (products, rest, floor) in seconds a step,
+    where products is the wall time inside :data:`PRODUCT_KERNELS`, rest everything else, and
+    floor = products + rest / cores, the step's time if every other pass were split perfectly
+    over `cores` while the products ran as fast as they do now."""
+    products = sum(per_wall.get(f"kernels.{name}", 0.0) for name in PRODUCT_KERNELS)
+    rest = wall - products
+    return products, rest, products + rest / cores
+
+
 def profile_by_op(step, count=5):
     """Seconds per step in each op's forward and backward (and in the optimizer), from `count`
     steps: every Function subclass's methods and each kernel are wrapped with a timer for the
@@ -214,7 +233,7 @@ def profile_by_op(step, count=5):
     originals += [(kernels, name, getattr(kernels, name)) for name in (
         "softmax", "softmax_backward", "layer_norm", "layer_norm_backward", "cross_entropy",
         "cross_entropy_backward", "gelu", "gelu_backward", "masked_scale", "adam_update",
-        "matmul", "matmul_summed")]
+        *PRODUCT_KERNELS)]
     for owner, name, fn in originals:
         label = (f"kernels.{name}" if owner is kernels else f"{owner.__name__}.{name}")
         setattr(owner, name, timed(label, fn))
@@ -388,6 +407,15 @@ def main(argv=None):
             for label, t in sorted(per_wall.items(), key=lambda item: -item[1]):
                 print(f"  {label:40s} {1e3 * t:8.1f} ms wall {1e3 * per_cpu[label]:8.1f} ms CPU"
                       f"  {100 * t / wall:5.1f}%")
+            cores = args.threads or os.cpu_count() or 1
+            products, rest, floor = product_floor(wall, per_wall, cores)
+            torch_s = result["median_s"].get("torch")
+            print(f"Matrix products ({', '.join(PRODUCT_KERNELS)}): {1e3 * products:.1f} ms a "
+                  f"step, the rest {1e3 * rest:.1f} ms; with the rest split perfectly over "
+                  f"{cores} cores the step would take {1e3 * floor:.1f} ms"
+                  + ("" if torch_s is None else
+                     f", {floor / torch_s:.2f} of PyTorch's step ({products / torch_s:.2f} "
+                     f"for the products alone)"))
     return results
 
 

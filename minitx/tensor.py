@@ -99,6 +99,30 @@ class Tensor:
         self._data = array
 
     @property
+    def grad(self):
+        """dL/d(this tensor) after ``backward()``: an array of the tensor's shape, dtype and
+        device, or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, array):
+        """Set the gradient by hand (or None). It must match the tensor, as an optimizer reads
+        it element for element: a gradient of another shape is refused, not broadcast."""
+        if isinstance(array, np.generic):  # NumPy's scalar for a 0-d result
+            array = np.asarray(array)
+        if array is not None and not backend.is_array(array):
+            raise TypeError(f"Tensor.grad must be an array of a backend or None, got "
+                            f"{type(array).__name__}")
+        if array is not None and (
+                array.shape != self._data.shape or array.dtype != self._data.dtype
+                or backend.device_of(array) != backend.device_of(self._data)):
+            raise ValueError(f"Tensor.grad: a gradient of shape {tuple(array.shape)}, dtype "
+                             f"{array.dtype} on {backend.device_of(array)} for a tensor of shape "
+                             f"{self.shape}, dtype {self._data.dtype} on "
+                             f"{backend.device_of(self._data)}; they must be the same")
+        self._grad = array
+
+    @property
     def _version(self):
         """How often the array may have been changed in place (as PyTorch's ``_version``)."""
         return self._version_counter.value

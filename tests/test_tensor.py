@@ -1,10 +1,10 @@
-"""The Tensor object itself: truth values, len, and what numpy() hands out."""
+"""The Tensor object itself: truth values, len, what numpy() hands out, and a hand-set .grad."""
 
 import numpy as np
 import pytest
 
 import minitx as mt
-from minitx import backend
+from minitx import backend, optim
 
 # ---- truth values, as in NumPy and PyTorch ---------------------------------------------------
 
@@ -115,3 +115,21 @@ def test_numpy_integers_serve_as_axes_sizes_and_indices(device):
     assert t[[]].shape == (0,)  # an empty list selects nothing
     with pytest.raises(TypeError, match="sum: axis must be an int, got bool"):
         t.sum(True)  # not axis 1
+
+
+def test_a_gradient_set_by_hand_must_match_the_tensor(device):
+    w = mt.zeros(8, device=device, requires_grad=True)
+    xp = backend.xp_for(device)
+    # Adam's compiled loop read past the end of a (2,) gradient; SGD broadcast a (3,) one
+    for wrong in (xp.ones(2, np.float32), xp.ones((2, 4), np.float32), xp.ones(8, np.float64)):
+        with pytest.raises(ValueError, match=r"Tensor.grad: a gradient of shape .* for a tensor "
+                                             r"of shape \(8,\), dtype float32"):
+            w.grad = wrong
+    with pytest.raises(TypeError, match="Tensor.grad must be an array of a backend or None"):
+        w.grad = [0.0] * 8
+    w.grad = xp.ones(8, np.float32)
+    optim.Adam([w], lr=0.1).step()
+    assert np.allclose(w.numpy(), -0.1)
+    scalar = mt.tensor(1.0, requires_grad=True)
+    scalar.grad = np.float32(2.0)  # NumPy's scalar becomes a 0-d array
+    assert isinstance(scalar.grad, np.ndarray) and scalar.grad.shape == ()

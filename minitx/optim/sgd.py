@@ -1,5 +1,6 @@
 """Stochastic gradient descent with momentum, Nesterov momentum and L2 weight decay."""
 
+from minitx import backend
 from minitx.autograd import no_grad
 from minitx.optim.optimizer import Optimizer
 
@@ -88,8 +89,9 @@ class SGD(Optimizer):
                     if mu != 0:
                         state = self.state_of(p)
                         b = state.get("momentum_buffer")
-                        if b is None:
-                            b = state["momentum_buffer"] = g.copy()                 # (2)
+                        if b is None:  # xp.copy: an array even where g + λθ of 0-d
+                            # arrays gave NumPy a scalar (which b *= μ would not update)
+                            b = state["momentum_buffer"] = backend.xp_of(p.data).copy(g)  # (2)
                         else:
                             b *= mu                                               # (2)
                             b += g if tau == 0 else (1.0 - tau) * g

@@ -10,6 +10,8 @@ from minitx import nn, optim
 
 OPTIMIZERS = [
     (optim.SGD, {"lr": 0.1, "momentum": 0.9}),
+    (optim.SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01}),  # g + λθ is a NumPy scalar
+    (optim.SGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.01, "nesterov": True}),
     (optim.Adam, {"lr": 0.1}),
     (optim.Adam, {"lr": 0.1, "amsgrad": True}),
     (optim.AdamW, {"lr": 0.1, "weight_decay": 0.1}),
@@ -21,7 +23,7 @@ def test_a_scalar_parameter_moves_like_a_one_element_vector(device, cls, kwargs)
     scalar = nn.Parameter(mt.tensor(2.0, dtype=np.float64, device=device).data)
     vector = nn.Parameter(mt.tensor([2.0], dtype=np.float64, device=device).data)
     opts = cls([scalar], **kwargs), cls([vector], **kwargs)
-    for _ in range(3):
+    for _ in range(5):
         for p, opt in zip((scalar, vector), opts):
             (p * p).sum().backward()
             opt.step()

@@ -154,9 +154,11 @@ def load_checkpoint(path, *, model, optimizer=None, schedule=None, rngs=None, co
     default generator and the generators in `rngs`.
 
     Everything is checked first: a file that does not fit (the model's names with ``strict``,
-    its shapes, the optimizer's class and groups, a missing optimizer, schedule or generator
-    state) raises ValueError and leaves the model as it was. The optimizer places its arrays
-    next to its parameters.
+    its shapes, the optimizer's or the schedule's class, groups and settings, a missing
+    optimizer, schedule or generator state) raises ValueError and leaves the model, the
+    optimizer and the schedule as they were. An optimizer or schedule is checked through its
+    ``check_state_dict`` method (every minitx one has it; one without it loads unchecked). The
+    optimizer places its arrays next to its parameters.
 
     Returns:
         ``{"step": int, "extra": ..., "config": ...}``; the config is an instance of
@@ -169,6 +171,9 @@ def load_checkpoint(path, *, model, optimizer=None, schedule=None, rngs=None, co
     for name, obj in (("optimizer", optimizer), ("schedule", schedule)):
         if obj is not None and tree[name] is None:
             raise ValueError(f"{fn}: {path} holds no {name} state (saved without {name}=)")
+        check = getattr(obj, "check_state_dict", None)
+        if check is not None:  # so that a schedule that does not fit stops the optimizer too
+            check(tree[name])
     for name, gen in generators.items():
         kind = type(gen.bit_generator).__name__
         if saved_rngs.get(name, {}).get("bit_generator") != kind:
@@ -176,7 +181,7 @@ def load_checkpoint(path, *, model, optimizer=None, schedule=None, rngs=None, co
                              f"holds {sorted(saved_rngs)}")
 
     for name, obj in (("optimizer", optimizer), ("schedule", schedule)):
-        if obj is not None:  # each checks its state before it changes (optim: its class too)
+        if obj is not None:  # checked above (where it has check_state_dict): it fits
             obj.load_state_dict(tree[name])
     model.load_state_dict(tree["model"], strict=strict)  # checked above: it fits
     mt_random.set_state(tree["rng"]["minitx"])

@@ -674,3 +674,58 @@ def test_a_file_that_is_no_archive_is_named_without_advice_to_unpickle(tmp_path)
     with pytest.raises(serialization.CheckpointError, match="is not an .npz archive") as info:
         serialization.read_checkpoint(path)
     assert "allow_pickle" not in str(info.value)
+
+
+def _adamw_and_cosine(model, lr=0.01):
+    from minitx import optim
+
+    adamw = optim.AdamW([model.tensors["layer.weight"], model.tensors["layer.bias"]], lr=lr)
+    return adamw, optim.WarmupCosineSchedule(adamw, warmup_steps=2, total_steps=10)
+
+
+def _train_for_real(model, optimizer, schedule, loader_rng, steps):
+    """`train` for minitx's optimizers, which keep the gradients until zero_grad()."""
+    for _ in range(steps):
+        train(model, optimizer, schedule, loader_rng, 1, "cpu")
+        optimizer.zero_grad()
+
+
+def test_checkpoint_with_minitx_optimizer_and_schedule_resumes_bit_identically(tmp_path):
+    path = tmp_path / "ckpt.npz"
+    mt.random.seed(0)
+    model, loader_rng = TinyModel(seed=0), np.random.default_rng(1)
+    optimizer, schedule = _adamw_and_cosine(model)
+    _train_for_real(model, optimizer, schedule, loader_rng, 3)
+    serialization.save_checkpoint(path, model=model, optimizer=optimizer, schedule=schedule,
+                                  step=3, rngs={"loader": loader_rng})
+    _train_for_real(model, optimizer, schedule, loader_rng, 4)
+    uninterrupted = host(model.state_dict())
+
+    mt.random.seed(1234)
+    resumed, loader_rng2 = TinyModel(seed=5), np.random.default_rng(99)
+    optimizer2, schedule2 = _adamw_and_cosine(resumed, lr=1.0)
+    serialization.load_checkpoint(path, model=resumed, optimizer=optimizer2, schedule=schedule2,
+                                  rngs={"loader": loader_rng2})
+    _train_for_real(resumed, optimizer2, schedule2, loader_rng2, 4)
+    assert_same_arrays(uninterrupted, host(resumed.state_dict()))
+
+
+def test_checkpoint_whose_schedule_does_not_fit_changes_nothing(tmp_path):
+    """The schedule's state is checked before the optimizer (or anything else) is loaded."""
+    from minitx import optim
+
+    path = tmp_path / "ckpt.npz"
+    source = TinyModel(seed=0)
+    optimizer, schedule = _adamw_and_cosine(source)
+    _train_for_real(source, optimizer, schedule, np.random.default_rng(1), 2)
+    serialization.save_checkpoint(path, model=source, optimizer=optimizer, schedule=schedule)
+
+    model = TinyModel(seed=1)
+    adamw, _ = _adamw_and_cosine(model, lr=0.5)
+    step = optim.StepSchedule(adamw, step_size=3)
+    before = (host(model.state_dict()), [dict(g) for g in adamw.param_groups], vars(step).copy())
+    with pytest.raises(ValueError, match="saved by WarmupCosineSchedule, not by StepSchedule"):
+        serialization.load_checkpoint(path, model=model, optimizer=adamw, schedule=step)
+    assert_same_arrays(before[0], host(model.state_dict()))
+    assert [dict(g) for g in adamw.param_groups] == before[1] and adamw.state == {}
+    assert vars(step) == before[2]

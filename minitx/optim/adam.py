@@ -1,10 +1,11 @@
 """Adam: adaptive moment estimation (Kingma & Ba, ICLR 2015, arXiv:1412.6980)."""
 
 import math
+from collections.abc import Iterable
 
 from minitx import backend, kernels
 from minitx.autograd import no_grad
-from minitx.optim.optimizer import Optimizer
+from minitx.optim.optimizer import Optimizer, check_nonnegative, is_number
 
 
 class Adam(Optimizer):
@@ -50,11 +51,14 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False):
-        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
+        if isinstance(betas, Iterable) and not isinstance(betas, str):
+            betas = tuple(betas)  # anything else (a bare 0.9) is for check_group to name
+        defaults = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay,
                     "amsgrad": amsgrad}
         super().__init__(params, defaults)
 
     def check_group(self, group):
+        super().check_group(group)  # lr
         _check_adam_group(type(self).__name__, group)
 
     def step(self, closure=None):
@@ -100,9 +104,11 @@ class Adam(Optimizer):
 
 def _check_adam_group(name, group):
     """Reject hyper-parameters outside the ranges of Algorithm 1 (shared with AdamW)."""
-    for key in ("lr", "eps", "weight_decay"):
-        if not group[key] >= 0.0:
-            raise ValueError(f"{name}: {key} must be >= 0, got {group[key]}")
-    betas = tuple(group["betas"])
+    for key in ("eps", "weight_decay"):
+        check_nonnegative(name, key, group[key])
+    betas = group["betas"]
+    expected = "a pair (β1, β2) of numbers in [0, 1)"
+    if not (isinstance(betas, (tuple, list)) and all(is_number(b) for b in betas)):
+        raise TypeError(f"{name}: betas must be {expected}, got {betas!r}")
     if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
-        raise ValueError(f"{name}: betas must be two numbers in [0, 1), got {group['betas']}")
+        raise ValueError(f"{name}: betas must be {expected}, got {betas}")

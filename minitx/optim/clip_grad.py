@@ -10,6 +10,7 @@ shares memory with another ``.grad``, is read-only or is a slice of a larger arr
 import math
 
 from minitx import backend
+from minitx.optim.optimizer import check_nonnegative, is_number
 from minitx.tensor import Tensor
 
 
@@ -20,6 +21,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     gradients concatenated, ‖g‖_p = (Σ_i |g_i|^p)^(1/p) (the max of |g_i| for p = inf), and every
     gradient is multiplied by min(1, max_norm / (‖g‖_p + 1e-6)). Parameters without a gradient
     are skipped. The sums run on each gradient's device; one number per device comes back.
+    Float16 gradients are summed in float32: Σ g² of a 512x512 float16 gradient passes 65504,
+    float16's largest number; the scaling itself stays in place, in the gradient's dtype.
 
     Args:
         parameters: a Tensor or an iterable of Tensors.
@@ -40,11 +43,13 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     >>> np.round(w.grad, 4)
     array([0.6, 0.8], dtype=float32)
     """
+    if not is_number(norm_type):
+        raise TypeError(f"clip_grad_norm_: norm_type must be a number > 0 or float('inf'), got "
+                        f"{norm_type!r} (a {type(norm_type).__name__})")
     norm_type = float(norm_type)
     if not norm_type > 0:
         raise ValueError(f"clip_grad_norm_: norm_type must be > 0 or inf, got {norm_type}")
-    if not max_norm >= 0:
-        raise ValueError(f"clip_grad_norm_: max_norm must be >= 0, got {max_norm}")
+    check_nonnegative("clip_grad_norm_", "max_norm", max_norm)
     grads = [p.grad for p in _as_list(parameters, "clip_grad_norm_") if p.grad is not None]
     if not grads:
         return 0.0
@@ -52,12 +57,15 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     for g in grads:
         xp = backend.xp_of(g)
         if norm_type == math.inf:
-            part = xp.abs(g).max()
-        elif norm_type == 2.0:
-            flat = g.reshape(-1)
-            part = xp.dot(flat, flat)  # Σ g²: one pass, no temporary array
+            part = xp.abs(g).max()     # exact in any dtype: no sum, no overflow
         else:
-            part = (xp.abs(g) ** norm_type).sum()
+            if g.dtype.itemsize < 4:   # float16 sums overflow at 65504: add up in float32
+                g = g.astype(xp.float32)
+            if norm_type == 2.0:
+                flat = g.reshape(-1)
+                part = xp.dot(flat, flat)  # Σ g²: one pass, no temporary array
+            else:
+                part = (xp.abs(g) ** norm_type).sum()
         device = backend.device_of(g)
         if device not in per_device:
             per_device[device] = part
@@ -95,8 +103,7 @@ def clip_grad_value_(parameters, clip_value):
     >>> w.grad
     array([-1. ,  0.5], dtype=float32)
     """
-    if not clip_value >= 0:
-        raise ValueError(f"clip_grad_value_: clip_value must be >= 0, got {clip_value}")
+    check_nonnegative("clip_grad_value_", "clip_value", clip_value)
     clip_value = float(clip_value)
     for p in _as_list(parameters, "clip_grad_value_"):
         if p.grad is not None:

@@ -18,15 +18,22 @@ dicts keyed by each parameter's position in the groups, as PyTorch does, so that
 be written without pickle and training resumes bit-identically after :meth:`load_state_dict`.
 """
 
+import numbers
+
 from minitx import backend
 from minitx.tensor import Tensor
+
+# State entries that count updates (Adam's t). They stay Python ints: cast to a float32
+# parameter's dtype, a count stops growing at 2**24, where 2**24 + 1 rounds back down.
+_COUNTS = ("step",)
 
 
 class Optimizer:
     """Base class of the optimizers: holds the parameter groups and the per-parameter state.
 
     Subclasses pass their hyper-parameter ``defaults``, implement :meth:`step`, and may override
-    :meth:`check_group` to reject bad hyper-parameters with a ``ValueError``.
+    :meth:`check_group` to reject bad hyper-parameters (calling ``super().check_group(group)``,
+    which checks ``lr``, first).
 
     Args:
         params: an iterable of Tensors, or of dicts (parameter groups) each with a ``"params"``
@@ -84,7 +91,11 @@ class Optimizer:
         self.param_groups.append(group)
 
     def check_group(self, group):
-        """Raise ValueError for a bad hyper-parameter in `group`; subclasses override this."""
+        """Raise for a bad hyper-parameter in `group`: TypeError for one that is no number,
+        ValueError for one out of range. The base class checks ``lr``, the one setting every
+        optimizer has; subclasses add their own after ``super().check_group(group)``."""
+        if "lr" in group:
+            check_nonnegative(type(self).__name__, "lr", group["lr"])
 
     def step(self, closure=None):
         """Update every parameter that has a gradient; subclasses implement the update rule."""
@@ -131,9 +142,25 @@ class Optimizer:
 
         The state must come from the same optimizer class (Adam's moments mean nothing to
         SGD), the groups must match in number and size and every state array must have its
-        parameter's shape; everything is checked before anything changes. Arrays are copied
-        onto each parameter's device and cast to its dtype, so a checkpoint saved on one device
-        resumes on another.
+        parameter's shape; everything is checked (:meth:`check_state_dict`) before anything
+        changes. Arrays are copied onto each parameter's device and cast to its dtype, so a
+        checkpoint saved on one device resumes on another; step counts become Python ints.
+        """
+        self.check_state_dict(state_dict)  # raises before anything below changes
+        params = [p for group in self.param_groups for p in group["params"]]
+        state = {}
+        for i, saved in state_dict["state"].items():
+            p = params[int(i)]  # keys may come back as strings from a JSON/npz checkpoint
+            state[p] = {key: _restore(key, value, p) for key, value in saved.items()}
+        for group, saved in zip(self.param_groups, state_dict["param_groups"]):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        self.state = state
+
+    def check_state_dict(self, state_dict):
+        """Raise if :meth:`load_state_dict` would refuse `state_dict`; change nothing.
+
+        :func:`minitx.serialization.load_checkpoint` calls it for the optimizer and the
+        schedule before it loads either, so a checkpoint that does not fit leaves both alone.
         """
         name = f"{type(self).__name__}.load_state_dict"
         saved_class, saved_groups = state_dict.get("optimizer"), state_dict["param_groups"]
@@ -153,18 +180,16 @@ class Optimizer:
         if sizes != saved_sizes:
             raise ValueError(f"{name}: the saved groups hold {saved_sizes} parameters, this "
                              f"optimizer's groups hold {sizes}")
+        for group, saved in zip(self.param_groups, saved_groups):  # the saved settings
+            self.check_group({**group, **saved, "params": group["params"]})
         params = [p for group in self.param_groups for p in group["params"]]
-        state = {}
         for i, saved in state_dict["state"].items():
             i = int(i)  # keys may come back as strings from a JSON/npz checkpoint
             if not 0 <= i < len(params):
                 raise ValueError(f"{name}: state for parameter {i}, but there are only "
                                  f"{len(params)} parameters")
-            state[params[i]] = {key: _restore(value, params[i], f"{name}: state[{i}][{key!r}]")
-                                for key, value in saved.items()}
-        for group, saved in zip(self.param_groups, saved_groups):
-            group.update({k: v for k, v in saved.items() if k != "params"})
-        self.state = state
+            for key, value in saved.items():
+                _check_saved(key, value, params[i], f"{name}: state[{i}][{key!r}]")
 
     def state_of(self, p):
         """Parameter `p`'s state dict (empty at first), its arrays on p's device and in p's
@@ -187,13 +212,40 @@ class Optimizer:
         return "\n".join([*lines, ")"])
 
 
-def _restore(value, p, where):
-    """Copy one saved state value onto parameter p's device and dtype (numbers pass through)."""
+def is_number(value):
+    """True for a real number (int, float, NumPy scalar); False for None, strings and bools."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_nonnegative(where, name, value):
+    """Raise unless `value`, the argument `name` of `where` (a class or function), is a number
+    >= 0: TypeError for no number at all (None, a string), ValueError for a negative or NaN."""
+    if not is_number(value):
+        raise TypeError(f"{where}: {name} must be a number >= 0, got {value!r} (a "
+                        f"{type(value).__name__})")
+    if not value >= 0:  # `not >=` also catches NaN
+        raise ValueError(f"{where}: {name} must be >= 0, got {value}")
+
+
+def _check_saved(key, value, p, where):
+    """Raise ValueError if one saved state value cannot be restored onto parameter p."""
+    if key in _COUNTS:
+        count = value.item() if backend.is_array(value) and value.ndim == 0 else value
+        if not (is_number(count) and float(count).is_integer() and count >= 0):
+            raise ValueError(f"{where} must be a whole number >= 0 (a step count), got {value!r}")
+    elif backend.is_array(value) and not (value.ndim == 0 and p.ndim > 0):
+        if tuple(value.shape) != p.shape:
+            raise ValueError(f"{where} has shape {tuple(value.shape)}, but its parameter has "
+                             f"shape {p.shape}")
+
+
+def _restore(key, value, p):
+    """Copy one saved state value (checked by _check_saved) onto parameter p's device and
+    dtype; step counts become Python ints, other numbers pass through."""
+    if key in _COUNTS:  # also a 0-d array, as a checkpoint converted from PyTorch holds it
+        return int(value.item() if backend.is_array(value) else value)
     if not backend.is_array(value):
         return value
-    if value.ndim == 0 and p.ndim > 0:  # a count saved as a 0-d array by a checkpoint writer
+    if value.ndim == 0 and p.ndim > 0:  # a number saved as a 0-d array by a checkpoint writer
         return value.item()
-    if tuple(value.shape) != p.shape:
-        raise ValueError(f"{where} has shape {tuple(value.shape)}, but its parameter has shape "
-                         f"{p.shape}")
     return backend.to_device(value.astype(p.dtype), p.device)  # astype copies: no sharing

@@ -20,11 +20,12 @@ The training loop is therefore::
 The update numbered k = 1, 2, 3, ... (the k-th call of ``opt.step()``) runs with f(k − 1).
 """
 
+import copy
 import math
 
 import numpy as np
 
-from minitx.optim.optimizer import Optimizer
+from minitx.optim.optimizer import Optimizer, is_number
 
 
 class LRScheduler:
@@ -77,35 +78,77 @@ class LRScheduler:
 
     # ---- checkpoints -------------------------------------------------------------------------
     def state_dict(self):
-        """Return ``{"last_step": int, "base_lrs": [float]}`` plus the schedule's settings.
+        """Return ``{"schedule": class name, "last_step": int, "base_lrs": [float]}`` plus the
+        schedule's settings.
 
         Functions (the ``fn`` of :class:`LambdaSchedule`) are not saved: rebuild the schedule
         with the same function, then load.
         """
-        settings = {k: v for k, v in vars(self).items()
-                    if k not in ("optimizer", "base_lrs", "last_step") and not callable(v)}
-        return {"last_step": self.last_step, "base_lrs": list(self.base_lrs), **settings}
+        return {"schedule": type(self).__name__, "last_step": self.last_step,
+                "base_lrs": list(self.base_lrs), **self._settings()}
+
+    def _settings(self):
+        """The subclass's own settings (step_size, gamma, ...), without functions."""
+        return {k: v for k, v in vars(self).items()
+                if k not in ("optimizer", "base_lrs", "last_step") and not callable(v)}
 
     def load_state_dict(self, state_dict):
-        """Restore ``last_step``, the base lrs and the settings, and set the groups' lrs."""
-        name = f"{type(self).__name__}.load_state_dict"
+        """Restore ``last_step``, the base lrs and the settings, and set the groups' lrs.
+
+        Everything is checked first (:meth:`check_state_dict`): a state that does not fit raises
+        ValueError and changes neither the schedule nor the optimizer's lrs.
+        """
+        self.check_state_dict(state_dict)  # raises before anything below changes
+        for key, value in _saved_settings(state_dict).items():
+            setattr(self, key, value)
+        self.last_step = int(state_dict["last_step"])
+        self.base_lrs = list(state_dict["base_lrs"])
+        for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs):
+            group["initial_lr"] = base_lr
+        self._set_lrs()
+
+    def check_state_dict(self, state_dict):
+        """Raise ValueError if :meth:`load_state_dict` would refuse `state_dict`; change nothing.
+
+        The state must come from the same class (a state saved before the class was recorded
+        loads if it names no setting this schedule lacks), hold one base lr per parameter group
+        and give lrs that the schedule's formula can compute.
+        """
+        name, cls = f"{type(self).__name__}.load_state_dict", type(self).__name__
+        saved_class = state_dict.get("schedule")
+        if saved_class is not None and saved_class != cls:
+            raise ValueError(f"{name}: the state was saved by {saved_class}, not by {cls}; "
+                             f"build a {saved_class} to resume it")
         base_lrs = list(state_dict["base_lrs"])
         if len(base_lrs) != len(self.optimizer.param_groups):
             raise ValueError(f"{name}: the state has {len(base_lrs)} base lrs, the optimizer "
                              f"has {len(self.optimizer.param_groups)} parameter groups")
-        for key, value in state_dict.items():
-            if key not in ("last_step", "base_lrs"):
-                if key not in vars(self):
-                    raise ValueError(f"{name}: unknown setting {key!r} for this schedule")
-                setattr(self, key, value)
-        self.last_step = int(state_dict["last_step"])
-        self.base_lrs = base_lrs
-        for group, base_lr in zip(self.optimizer.param_groups, base_lrs):
-            group["initial_lr"] = base_lr
-        self._set_lrs()
+        settings = _saved_settings(state_dict)
+        unknown = sorted(set(settings) - set(self._settings()))
+        if unknown:
+            raise ValueError(f"{name}: unknown settings {unknown} for this schedule, which has "
+                             f"{sorted(self._settings())}")
+        last_step = state_dict["last_step"]
+        if not (is_number(last_step) and float(last_step).is_integer() and last_step >= 0):
+            raise ValueError(f"{name}: last_step must be a whole number >= 0, got {last_step!r}")
+        trial = copy.copy(self)  # the formula on the saved settings, on a copy of the schedule
+        vars(trial).update(settings, last_step=int(last_step), base_lrs=base_lrs)
+        try:
+            lrs = trial.get_lr()
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise ValueError(f"{name}: the saved settings {settings} and base lrs {base_lrs} "
+                             f"give no lr ({type(exc).__name__}: {exc})") from exc
+        if not all(is_number(lr) for lr in lrs):
+            raise ValueError(f"{name}: the saved settings {settings} and base lrs {base_lrs} "
+                             f"give lrs {lrs!r}, not numbers")
 
     def __repr__(self):
         return f"{type(self).__name__}(last_step={self.last_step}, lr={self.get_last_lr()})"
+
+
+def _saved_settings(state_dict):
+    """The schedule-specific settings in a state: all but the class, the step and the base lrs."""
+    return {k: v for k, v in state_dict.items() if k not in ("schedule", "last_step", "base_lrs")}
 
 
 class LambdaSchedule(LRScheduler):

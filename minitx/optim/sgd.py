@@ -2,7 +2,7 @@
 
 from minitx import backend
 from minitx.autograd import no_grad
-from minitx.optim.optimizer import Optimizer
+from minitx.optim.optimizer import Optimizer, check_nonnegative
 
 
 class SGD(Optimizer):
@@ -59,9 +59,9 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def check_group(self, group):
-        for key in ("lr", "momentum", "dampening", "weight_decay"):
-            if not group[key] >= 0.0:
-                raise ValueError(f"SGD: {key} must be >= 0, got {group[key]}")
+        super().check_group(group)  # lr
+        for key in ("momentum", "dampening", "weight_decay"):
+            check_nonnegative("SGD", key, group[key])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got "
                              f"momentum={group['momentum']}, dampening={group['dampening']}")

@@ -1,6 +1,7 @@
 """clip_grad_norm_ and clip_grad_value_ against NumPy and torch.nn.utils."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -88,3 +89,39 @@ def test_clip_grad_value(device):
         np.testing.assert_array_equal(mine, np.clip(g, -0.5, 0.5))
     with pytest.raises(ValueError, match="clip_value"):
         clip_grad_value_(params, -1.0)
+
+
+@pytest.mark.parametrize("norm_type", NORMS)
+def test_clip_grad_norm_of_float16_gradients_does_not_overflow(device, norm_type):
+    """Σ|g|^p of a 512x512 float16 gradient passes 65504, float16's largest number: it must be
+    added up in float32 or wider, or the norm is inf and every gradient is scaled to 0."""
+    rng = np.random.default_rng(4)
+    grad = rng.standard_normal((512, 512)).astype(np.float16)  # ‖g‖₂ ≈ 512, Σg² ≈ 262144
+    (param,) = make_params([np.zeros((512, 512), np.float16)], device)
+    set_grads([param], [grad])
+    total = clip_grad_norm_([param], max_norm=1.0, norm_type=norm_type)
+    expected = numpy_total_norm([grad.astype(np.float64)], norm_type)
+    assert total == pytest.approx(expected, rel=1e-3)
+    clipped = backend.to_numpy(param.grad)
+    assert clipped.dtype == np.float16                        # scaled in place, in float16
+    np.testing.assert_allclose(clipped, grad.astype(np.float64) / expected, rtol=2e-3,
+                               atol=1e-7)
+    assert numpy_total_norm([clipped.astype(np.float64)], norm_type) == pytest.approx(1.0,
+                                                                                    rel=1e-2)
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"max_norm": None}, "clip_grad_norm_: max_norm must be a number >= 0, got None"),
+    ({"max_norm": "1.0"}, "clip_grad_norm_: max_norm must be a number >= 0, got '1.0'"),
+    ({"max_norm": 1.0, "norm_type": None}, "clip_grad_norm_: norm_type must be a number > 0"),
+    ({"max_norm": 1.0, "norm_type": "2"}, "clip_grad_norm_: norm_type must be a number > 0"),
+])
+def test_clip_grad_norm_names_an_argument_that_is_no_number(kwargs, words):
+    (p,) = make_params([np.ones(2)], "cpu")
+    p.grad = np.array([3.0, 4.0])
+    with pytest.raises(TypeError, match=re.escape(words)):
+        clip_grad_norm_([p], **kwargs)
+    np.testing.assert_array_equal(p.grad, [3.0, 4.0])
+    with pytest.raises(TypeError, match=re.escape("clip_grad_value_: clip_value must be a "
+                                                  "number >= 0, got None")):
+        clip_grad_value_([p], None)

@@ -1,5 +1,7 @@
 """What every optimizer shares: groups, skipped parameters, dtype, in-place updates, checkpoints."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -272,3 +274,74 @@ def test_the_state_follows_a_model_cast_between_steps():
         opt.zero_grad()
     moments = [v for s in opt.state.values() for v in s.values() if hasattr(v, "dtype")]
     assert moments and all(m.dtype == np.float64 for m in moments)
+
+
+@pytest.mark.parametrize("saved_step", [np.array(2 ** 24), np.array(2.0 ** 24, np.float32)],
+                         ids=["int64", "float32"])
+@pytest.mark.parametrize("shape", [(), (3,)], ids=["0-d", "1-d"])
+@pytest.mark.parametrize("cls", [Adam, AdamW])
+def test_a_step_count_saved_as_a_0d_array_loads_as_an_int(cls, shape, saved_step):
+    """A checkpoint converted from PyTorch holds each step count as a 0-d array. Cast to a
+    0-d parameter's float32 it would stop counting at 2**24 (2**24 + 1 rounds back down)."""
+    params = make_params([np.ones(shape, np.float32)], "cpu")
+    opt = cls(params, lr=0.01)
+    run(opt, params, [[np.ones(shape, np.float32)]])
+    saved = to_host(opt.state_dict())
+    saved["state"][0]["step"] = saved_step
+    opt.load_state_dict(saved)
+    assert type(opt.state[params[0]]["step"]) is int
+    run(opt, params, [[np.ones(shape, np.float32)]])
+    assert opt.state[params[0]]["step"] == 2 ** 24 + 1
+
+
+def test_a_step_count_that_is_no_whole_number_is_refused():
+    params = make_params([np.ones(3)], "cpu")
+    opt = Adam(params)
+    run(opt, params, [[np.ones(3)]])
+    saved = to_host(opt.state_dict())
+    saved["state"][0]["step"] = np.array(2.5)
+    with pytest.raises(ValueError, match=r"state\[0\]\['step'\] must be a whole number"):
+        opt.load_state_dict(saved)
+    assert opt.state[params[0]]["step"] == 1
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "words"), [
+    (SGD, {"lr": None}, "SGD: lr must be a number >= 0, got None"),
+    (SGD, {"lr": "0.1"}, "SGD: lr must be a number >= 0, got '0.1'"),
+    (SGD, {"momentum": None}, "SGD: momentum must be a number >= 0, got None"),
+    (Adam, {"lr": None}, "Adam: lr must be a number >= 0, got None"),
+    (AdamW, {"lr": "0.1"}, "AdamW: lr must be a number >= 0, got '0.1'"),
+    (AdamW, {"eps": None}, "AdamW: eps must be a number >= 0, got None"),
+    (Adam, {"betas": 0.9}, "Adam: betas must be a pair (β1, β2) of numbers in [0, 1), got 0.9"),
+    (AdamW, {"betas": (0.9, None)},
+     "AdamW: betas must be a pair (β1, β2) of numbers in [0, 1), got (0.9, None)"),
+])
+def test_a_setting_that_is_no_number_is_named(cls, kwargs, words):
+    """The optimizer, the argument, what it got and what it expects: not a bare TypeError from
+    tuple() or '>='. The same check runs for a parameter group's own settings."""
+    params = make_params([np.ones(2)], "cpu")
+    with pytest.raises(TypeError, match=re.escape(words)):
+        cls(params, **kwargs)
+    with pytest.raises(TypeError, match=re.escape(words)):
+        cls([{"params": params, **kwargs}])
+
+
+@pytest.mark.parametrize("cls", [Adam, AdamW])
+def test_betas_must_be_two_numbers(cls):
+    params = make_params([np.ones(2)], "cpu")
+    with pytest.raises(ValueError, match=re.escape(f"{cls.__name__}: betas must be a pair")):
+        cls(params, betas=(0.9, 0.99, 0.999))
+    assert cls(params, betas=[0.8, 0.9]).param_groups[0]["betas"] == (0.8, 0.9)
+
+
+def test_a_saved_setting_that_is_no_number_changes_nothing():
+    params = make_params([np.ones(2)], "cpu")
+    opt = SGD(params, lr=0.1, momentum=0.9)
+    run(opt, params, [[np.ones(2)]])
+    saved = to_host(opt.state_dict())
+    saved["param_groups"][0]["lr"] = None
+    saved["state"][0]["momentum_buffer"] = np.zeros(2)
+    with pytest.raises(TypeError, match="SGD: lr must be a number >= 0, got None"):
+        opt.load_state_dict(saved)
+    assert opt.param_groups[0]["lr"] == 0.1
+    np.testing.assert_array_equal(opt.state[params[0]]["momentum_buffer"], np.ones(2))

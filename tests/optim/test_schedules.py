@@ -110,8 +110,8 @@ def test_schedule_state_dict_round_trip():
     sched = WarmupCosineSchedule(opt, warmup_steps=4, total_steps=20, min_lr_ratio=0.05)
     lrs_seen_by_updates(opt, sched, 7)
     saved = sched.state_dict()
-    assert saved == {"last_step": 7, "base_lrs": [1.0, 0.3], "warmup_steps": 4,
-                     "total_steps": 20, "min_lr_ratio": 0.05}
+    assert saved == {"schedule": "WarmupCosineSchedule", "last_step": 7, "base_lrs": [1.0, 0.3],
+                     "warmup_steps": 4, "total_steps": 20, "min_lr_ratio": 0.05}
     fresh_opt = make_opt(lrs=(1.0, 0.3))
     fresh = WarmupCosineSchedule(fresh_opt, warmup_steps=1, total_steps=2)
     fresh.load_state_dict(saved)
@@ -148,3 +148,49 @@ def test_schedule_errors():
         sched.step()
     with pytest.raises(ValueError, match="unknown setting"):
         StepSchedule(make_opt(), 2).load_state_dict({"last_step": 1, "base_lrs": [1.0], "x": 1})
+
+
+def schedule_settings(sched):
+    """Everything load_state_dict may change: the schedule's attributes and the groups' lrs."""
+    return ({k: v for k, v in vars(sched).items() if k != "optimizer"},
+            [dict(g, params=None) for g in sched.optimizer.param_groups])
+
+
+def test_state_of_another_schedule_class_is_refused_and_changes_nothing():
+    """The state records its class: a LambdaSchedule's (which holds no settings) would
+    otherwise load silently into a StepSchedule and leave its step_size and gamma in force."""
+    source = LambdaSchedule(make_opt(lrs=(0.5,)), lambda t: 0.9 ** t)
+    source.step()
+    target = StepSchedule(make_opt(lrs=(1.0,)), step_size=2, gamma=0.1)
+    target.step()
+    before = schedule_settings(target)
+    with pytest.raises(ValueError, match="saved by LambdaSchedule, not by StepSchedule"):
+        target.load_state_dict(source.state_dict())
+    assert schedule_settings(target) == before
+
+
+def test_a_state_that_does_not_fit_changes_nothing():
+    """An unknown setting is found before any setting changes, also in a state saved before
+    the class was recorded; so is a setting the formula cannot use."""
+    cosine = WarmupCosineSchedule(make_opt(), warmup_steps=3, total_steps=10)
+    cosine.step()
+    target = InverseSqrtSchedule(make_opt(), d_model=16, warmup_steps=100)
+    before = schedule_settings(target)
+    with pytest.raises(ValueError, match="saved by WarmupCosineSchedule, not by Inverse"):
+        target.load_state_dict(cosine.state_dict())
+    assert schedule_settings(target) == before
+    legacy = {k: v for k, v in cosine.state_dict().items() if k != "schedule"}
+    with pytest.raises(ValueError, match=r"unknown settings \['min_lr_ratio', 'total_steps'\]"):
+        target.load_state_dict(legacy)
+    assert schedule_settings(target) == before and target.warmup_steps == 100
+    step = StepSchedule(make_opt(), step_size=2)
+    before = schedule_settings(step)
+    with pytest.raises(ValueError, match="gamma"):
+        step.load_state_dict({**step.state_dict(), "gamma": "0.1", "last_step": 5})
+    assert schedule_settings(step) == before
+
+
+def test_a_state_saved_before_the_class_was_recorded_still_loads():
+    target = StepSchedule(make_opt(lrs=(1.0,)), step_size=5)
+    target.load_state_dict({"last_step": 3, "base_lrs": [2.0], "step_size": 2, "gamma": 0.5})
+    assert target.step_size == 2 and target.get_last_lr() == [1.0]  # 2.0 · 0.5^⌊3/2⌋

@@ -298,6 +298,27 @@ class Tensor:
                             f"convert it first, e.g. t.astype('float32')")
         return ops.exp(self * math.log(base))
 
+    # ---- no in-place arithmetic: Python would make `x += y` mean x = x + y, a new tensor ------
+    # Other names for x (a model's parameter, `y = x`) would keep the old one, and an update
+    # `w -= lr * g` would silently change nothing: so these refuse, with the two ways to write it.
+    def __iadd__(self, other):
+        raise _no_in_place("+")
+
+    def __isub__(self, other):
+        raise _no_in_place("-")
+
+    def __imul__(self, other):
+        raise _no_in_place("*")
+
+    def __itruediv__(self, other):
+        raise _no_in_place("/")
+
+    def __ipow__(self, exponent):
+        raise _no_in_place("**")
+
+    def __imatmul__(self, other):
+        raise _no_in_place("@")
+
     def __abs__(self):
         return ops.abs(self)
 
@@ -456,6 +477,15 @@ class Tensor:
 
     def chunk(self, chunks, axis=0):
         return ops.chunk(self, chunks, axis)
+
+
+def _no_in_place(op):
+    """The TypeError for `x op= y` on a Tensor (see the in-place operators above)."""
+    return TypeError(f"minitx has no in-place arithmetic on Tensors: `x {op}= y` would bind x to "
+                     f"a new tensor and leave other names for it (a model's parameter) as they "
+                     f"were. Write `x = x {op} y` for a new tensor, or change the array itself: "
+                     f"`x.data {op}= y.data` (a parameter update: `with mt.no_grad(): "
+                     f"p.data -= lr * p.grad`)")
 
 
 # The one sanctioned import cycle: ops and the autograd engine build Tensors, and Tensor's

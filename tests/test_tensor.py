@@ -1,4 +1,8 @@
-"""The Tensor object itself: truth values, len, what numpy() hands out, and a hand-set .grad."""
+"""The Tensor object itself: truth values, len, what numpy() hands out, a hand-set .grad, and
+how its operators treat NumPy scalars, copies and in-place arithmetic."""
+
+import operator
+import re
 
 import numpy as np
 import pytest
@@ -133,3 +137,63 @@ def test_a_gradient_set_by_hand_must_match_the_tensor(device):
     scalar = mt.tensor(1.0, requires_grad=True)
     scalar.grad = np.float32(2.0)  # NumPy's scalar becomes a 0-d array
     assert isinstance(scalar.grad, np.ndarray) and scalar.grad.shape == ()
+
+
+# ---- operators and copies --------------------------------------------------------------------
+
+
+def test_a_numpy_scalar_compares_as_the_python_number_does(device):
+    """Arithmetic casts a number to the tensor's dtype, NumPy scalar or not; comparisons too."""
+    t = mt.tensor([0.1, 0.2], device=device)  # float32
+    for number in (0.1, np.float64(0.1), np.float32(0.1)):
+        np.testing.assert_array_equal((t == number).numpy(), [True, False])
+        np.testing.assert_array_equal((t != number).numpy(), [False, True])
+        np.testing.assert_array_equal((number < t).numpy(), [False, True])
+    assert (mt.tensor([1], device=device) < np.float64(1.5)).item()  # by value for integers
+
+
+def test_masked_fill_keeps_a_large_integer_exact(device):
+    t = mt.tensor([0, 0], device=device)  # int64
+    filled = t.masked_fill(mt.tensor([True, False], device=device), 2**62 + 1)
+    assert filled.tolist() == [2**62 + 1, 0]
+    with pytest.raises(TypeError, match="does not fit a tensor of dtype int8"):
+        t.astype(np.int8).masked_fill(mt.tensor([True, False], device=device), 200)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int64])
+def test_astype_to_the_same_dtype_is_a_copy(device, dtype):
+    x = mt.tensor([1, 2], dtype=dtype, device=device)
+    y = x.astype(dtype)
+    y.data[:] = 7
+    assert x.tolist() == [1, 2] and y.dtype == dtype
+
+
+@pytest.mark.parametrize("op, update", [
+    ("+", operator.iadd), ("-", operator.isub), ("*", operator.imul), ("/", operator.itruediv),
+    ("**", operator.ipow), ("@", operator.imatmul)])
+def test_in_place_arithmetic_on_a_tensor_is_an_error(device, op, update):
+    """`w op= v` would bind w to a new tensor and leave other names for it (the model's
+    parameter) as they were: it must fail, not update nothing."""
+    w = mt.tensor([1.0, 2.0], device=device, requires_grad=True)
+    other = 2 if op == "**" else mt.tensor([2.0, 2.0], device=device)
+    op = re.escape(op)
+    with pytest.raises(TypeError, match=rf"no in-place arithmetic on Tensors: `x {op}= y`.*"
+                                        rf"`x = x {op} y`.*`x\.data {op}= y\.data`.*"
+                                        r"p\.data -= lr \* p\.grad"):
+        with mt.no_grad():
+            update(w, other)
+    assert w.tolist() == [1.0, 2.0]
+
+
+def test_a_parameter_update_is_written_with_data(device):
+    w = mt.tensor([1.0, 2.0], device=device, requires_grad=True)
+    parameter = w  # as a model holds it
+    with pytest.raises(TypeError, match="no in-place arithmetic"), mt.no_grad():
+        w -= 0.5
+    assert w is parameter
+    with mt.no_grad():
+        w.data -= 0.5  # the array, changed in place
+    np.testing.assert_allclose(parameter.numpy(), [0.5, 1.5])
+    y = w
+    w = w + 1.0  # a new tensor, written out
+    assert y.tolist() == [0.5, 1.5] and w.tolist() == [1.5, 2.5]

@@ -30,6 +30,20 @@ def unbroadcast(g, shape):
     return g.sum(axis=axes, keepdims=True).reshape(shape)
 
 
+def own_copy(value):
+    """`value` with each of its arrays copied: an array, or a tuple of index parts (arrays, ints,
+    slices, None, Ellipsis), for an op to save for its backward pass.
+
+    Index arrays, conditions and masks reach an op as parameters, not as Tensor inputs, so the
+    version check of the backward pass (see :mod:`minitx.autograd`) does not watch them. An op
+    that kept the caller's array would, after ``index[:] = ...``, silently send the gradient to
+    the new positions; with its own copy it sends it where the forward pass took the values.
+    """
+    if isinstance(value, tuple):
+        return tuple(own_copy(part) for part in value)
+    return value.copy() if backend.is_array(value) else value
+
+
 def operand(value, like, op_name):
     """Return `value` as a Tensor beside `like`: a Python (or NumPy) number takes like's dtype
     and device, as PyTorch's scalars do, provided that dtype holds it: a float does not join an

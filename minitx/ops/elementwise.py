@@ -16,6 +16,7 @@ from minitx.ops.common import (
     check_float,
     check_scalar,
     operand,
+    own_copy,
     register,
     unbroadcast,
 )
@@ -320,7 +321,8 @@ class Where(Function):
     """y = a where cond else b.   ∂y/∂a = [cond],   ∂y/∂b = [not cond]."""
 
     def forward(self, a, b, *, cond):
-        self.cond, self.a_shape, self.b_shape = cond, a.shape, b.shape
+        self.a_shape, self.b_shape = a.shape, b.shape
+        self.cond = own_copy(cond) if self.needs_grad else None  # the caller may change it
         return backend.xp_of(a).where(cond, a, b)
 
     def backward(self, g):
@@ -359,8 +361,8 @@ def where(cond, a, b):
 def masked_fill(x, mask, value):
     """Return x with the entries where `mask` is True replaced by the constant `value`."""
     mask = mask_array(mask, x.device, x.shape, "masked_fill")
-    check_scalar(value, "masked_fill", x.dtype)
-    return MaskedFill.apply(x, mask=mask, value=float(value))
+    check_scalar(value, "masked_fill", x.dtype)  # an integer tensor takes only integers in range
+    return MaskedFill.apply(x, mask=mask, value=value)  # not float(): 2**62 + 1 would round
 
 
 # ---- dtype and device ----------------------------------------------------------------------
@@ -368,7 +370,7 @@ def masked_fill(x, mask, value):
 
 @register
 class Astype(Function):
-    """y = x cast to another float dtype.   ∂y/∂x = 1, cast back to x's dtype."""
+    """y = x cast to a float dtype (a copy).   ∂y/∂x = 1, cast back to x's dtype."""
 
     def forward(self, x, *, dtype):
         self.source = x.dtype
@@ -391,11 +393,10 @@ class ToDevice(Function):
 
 
 def astype(x, dtype):
-    """Cast to `dtype`; differentiable between float types, a plain copy otherwise."""
+    """A copy cast to `dtype`, even to x's own dtype (as NumPy's astype); differentiable between
+    float types, a tensor without a graph otherwise."""
     xp = backend.xp_of(x._data)
     dtype = xp.dtype(dtype)
-    if dtype == x.dtype:
-        return x
     if dtype.type not in FLOAT_DTYPES:
         return Tensor(x._data.astype(dtype))
     return Astype.apply(x, dtype=dtype)
@@ -415,9 +416,12 @@ def compare(a, b, how):
     like = a if isinstance(a, Tensor) else b
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
         # a number is compared by its value (1 < 1.5 for an integer tensor; NumPy's rules for
-        # Python numbers), not first cast to the tensor's dtype as arithmetic casts it
+        # Python numbers), not first cast to the tensor's dtype as arithmetic casts it. A NumPy
+        # scalar counts as that Python number, as in arithmetic: NumPy would compare a float32
+        # tensor holding 0.1 with np.float64(0.1) in float64 (False), with 0.1 in float32 (True)
         other = b if like is a else a
         check_scalar(other, how)
+        other = other.item() if isinstance(other, np.generic) else other
         a, b = (like._data, other) if like is a else (other, like._data)
         return _mask(_COMPARISONS[how](a, b), like._data)
     broadcast_shapes(how, a.shape, b.shape)

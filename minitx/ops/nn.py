@@ -3,7 +3,7 @@
 from minitx import backend, kernels
 from minitx import random as mt_random
 from minitx.autograd import Function
-from minitx.ops.common import check_float, register
+from minitx.ops.common import check_float, own_copy, register
 from minitx.tensor import Tensor
 
 
@@ -50,7 +50,8 @@ class Embedding(Function):
     """
 
     def forward(self, W, *, indices):
-        self.indices, self.W_shape = indices, W.shape
+        self.W_shape = W.shape
+        self.indices = own_copy(indices) if self.needs_grad else None  # the caller may change it
         return W[indices]  # (..., D)
 
     def backward(self, g):

@@ -9,7 +9,7 @@ import numpy as np
 from minitx import backend
 from minitx.autograd import Function
 from minitx.ops.common import check_float, normalize_axes, register
-from minitx.ops.elementwise import div
+from minitx.ops.elementwise import astype, div
 
 
 def _kept_shape(shape, axes):
@@ -125,11 +125,25 @@ def sum(x, axis=None, keepdims=False):  # noqa: A001
 def mean(x, axis=None, keepdims=False):
     """Mean over `axis` (None: all axes): Σ x / n, so ∂y/∂x_i = 1/n comes from Sum and Div.
 
-    The mean of nothing is 0/0 = NaN, as in NumPy and PyTorch.
+    The mean of nothing is 0/0 = NaN, as in NumPy and PyTorch. A float16 x is summed in
+    float32, as NumPy does (see :func:`_in_float32`).
     """
     check_float("mean", x)
     axes = normalize_axes(axis, x.ndim, "mean")
+    if x.dtype == np.float16:  # see _in_float32
+        return _in_float32(mean, x, axes, keepdims)
     return div(sum(x, axes, keepdims), _count(x.shape, axes))
+
+
+def _in_float32(reduction, x, *args):
+    """reduction(x, *args) computed in float32 and rounded back to float16.
+
+    float16 holds numbers only up to 65504: the count n of a mean over more elements becomes
+    inf, and so may the sum. NumPy's float16 mean sums in float32 for this reason; so do mean
+    and var here. The casts are differentiable, so the gradient (1/n for a mean) comes back
+    in float16 too.
+    """
+    return astype(reduction(astype(x, np.float32), *args), np.float16)
 
 
 def _check_not_empty(x, axis, name):
@@ -165,6 +179,8 @@ def var(x, axis=None, keepdims=False, correction=1):
     if n - correction <= 0:
         raise ValueError(f"var: {n} elements with correction {correction} leave no degrees of "
                          f"freedom (shape {x.shape}, axes {axes})")
+    if x.dtype == np.float16:  # see _in_float32
+        return _in_float32(var, x, axes, keepdims, correction)
     centered = x - mean(x, axes, keepdims=True)
     return div(sum(centered * centered, axes, keepdims), n - correction)
 

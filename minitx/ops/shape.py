@@ -14,6 +14,7 @@ from minitx.ops.common import (
     check_scalar,
     integer,
     normalize_axes,
+    own_copy,
     register,
     single_axis,
     unbroadcast,
@@ -67,7 +68,8 @@ class GetItem(Function):
     """
 
     def forward(self, x, *, index, advanced):
-        self.shape, self.dtype, self.index, self.advanced = x.shape, x.dtype, index, advanced
+        self.shape, self.dtype, self.advanced = x.shape, x.dtype, advanced
+        self.index = own_copy(index) if self.needs_grad else None  # the caller may change it
         return x[index]
 
     def backward(self, g):
@@ -93,10 +95,11 @@ class Gather(Function):
         self.shape, self.dtype = x.shape, x.dtype
         corner = tuple(slice(None) if d == axis else slice(0, n) for d, n in enumerate(index.shape))
         y = xp.take_along_axis(x[corner], index, axis=axis)  # x cut to the index's extent
-        grids = [xp.arange(n).reshape([-1 if i == d else 1 for i in range(y.ndim)])
-                 for d, n in enumerate(y.shape)]
-        grids[axis] = index
-        self.positions = tuple(grids)  # the full advanced index of every gathered element
+        if self.needs_grad:  # the full advanced index of every gathered element, for backward
+            grids = [xp.arange(n).reshape([-1 if i == d else 1 for i in range(y.ndim)])
+                     for d, n in enumerate(y.shape)]
+            grids[axis] = own_copy(index)  # the caller may change its index before backward
+            self.positions = tuple(grids)
         return y
 
     def backward(self, g):
@@ -309,7 +312,7 @@ def stack(xs, axis=0):
     """
     xs = list(xs)
     _check_join("stack", xs, None, same_axis=False)
-    axis = normalize_axes(axis, xs[0].ndim + 1, "stack")[0]
+    axis = single_axis(axis, xs[0].ndim + 1, "stack")  # one new axis: a tuple is refused
     return concat([unsqueeze(x, axis) for x in xs], axis)
 
 
@@ -363,9 +366,12 @@ def squeeze(x, axis=None):
 
 
 def unsqueeze(x, axis):
-    """Insert an axis of size 1 at position `axis`."""
-    axis = normalize_axes(axis, x.ndim + 1, "unsqueeze")[0]
-    return reshape(x, x.shape[:axis] + (1,) + x.shape[axis:])
+    """Insert axes of size 1 so that they sit at the positions `axis` (an int or a tuple) of
+    the result, as NumPy's expand_dims does: (2, 3, 4) with axis (0, 1) gives (1, 1, 2, 3, 4)."""
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    axes = normalize_axes(axes, x.ndim + len(axes), "unsqueeze")  # positions in the result
+    sizes = iter(x.shape)  # x's own sizes fill the other positions, in order
+    return reshape(x, tuple(1 if i in axes else next(sizes) for i in range(x.ndim + len(axes))))
 
 
 def flatten(x, start_axis=0, end_axis=-1):

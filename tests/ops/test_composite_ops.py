@@ -1,6 +1,8 @@
 """Gradients of the functions composed from ops (no backward of their own): autodiff must get
 them right through the ops they are made of."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -8,7 +10,7 @@ from hypothesis import strategies as st
 
 import minitx as mt
 import minitx.functional as F
-from minitx import ops
+from minitx import backend, ops
 from minitx.testing import arrays, gradcheck, shapes
 
 
@@ -54,3 +56,39 @@ def test_split_sizes(sections, sizes):
     assert [p.shape for p in pieces] == [(n, 2) for n in sizes]
     with pytest.raises(ValueError, match="do not add up"):
         mt.ones((3, 2)).split([1, 1])
+
+
+def test_unsqueeze_takes_a_tuple_of_axes_as_numpy_expand_dims(device):
+    x = np.arange(24.0).reshape(2, 3, 4)
+    for axes in [(0, 1), (0, 4), (-1, 1), (2,), ()]:
+        t = mt.tensor(x, device=device)
+        np.testing.assert_array_equal(t.unsqueeze(axes).numpy(), np.expand_dims(x, axes))
+        gradcheck(partial(ops.unsqueeze, axis=axes), x, device=device)
+    with pytest.raises(ValueError, match="unsqueeze: repeated axis"):
+        mt.tensor(x, device=device).unsqueeze((1, 1))
+    with pytest.raises(ValueError, match="unsqueeze: axis 5 is out of range"):
+        mt.tensor(x, device=device).unsqueeze((0, 5))
+
+
+def test_stack_refuses_a_tuple_axis(device):
+    a = mt.tensor([1.0, 2.0], device=device)
+    with pytest.raises(TypeError, match="stack: axis must be an int, got tuple"):
+        mt.stack([a, a], axis=(1, 0))
+
+
+@pytest.mark.parametrize("reduce", ["mean", "var"])
+def test_float16_mean_and_var_of_more_elements_than_float16_can_count(device, reduce):
+    """70000 > 65504, float16's largest number: the count, and the sum, need float32 (NumPy's
+    float16 mean sums in float32 too)."""
+    x = np.tile(np.array([0.5, 1.5], np.float16), 35_000)
+    n, wide = x.size, x.astype(np.float64)
+    t = mt.tensor(x, device=device, requires_grad=True)
+    y = t.mean() if reduce == "mean" else t.var()
+    assert y.dtype == np.float16
+    expected = np.mean(x) if reduce == "mean" else np.float16(np.var(wide, ddof=1))
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-3)
+    y.backward()
+    slope = np.full(n, 1 / n) if reduce == "mean" else 2 * (wide - wide.mean()) / (n - 1)
+    assert t.grad.dtype == np.float16
+    np.testing.assert_allclose(backend.to_numpy(t.grad), slope.astype(np.float16), rtol=0,
+                               atol=2.0 ** -24)  # float16's smallest step

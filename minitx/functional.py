@@ -21,6 +21,7 @@ from minitx.ops import (
 )
 from minitx.ops import scaled_dot_product_attention as scaled_dot_product_attention
 from minitx.ops.conv import check_batch_norm_inputs
+from minitx.ops.conv import int_pair as int_pair  # for layers that take sizes (nn.Conv2d)
 from minitx.ops.elementwise import masked_fill, where
 from minitx.ops.shape import (
     broadcast_to,
@@ -103,17 +104,22 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     return ops.max_pool2d(x, kernel_size, stride, padding)
 
 
-def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, training=True,
+def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, training=False,
                momentum=0.1, eps=1e-5):
-    """Batch normalization of x (B, C, ...) per channel (Ioffe & Szegedy 2015), PyTorch's
-    argument order. Training: the batch's statistics (fused op), updating the running ones in
-    place. Evaluation: the running statistics, an affine map per channel,
-    y = (x − r_μ) / √(r_σ² + ε) · γ + β.
+    """Batch normalization of x (B, C, ...) per channel (Ioffe & Szegedy 2015), with PyTorch's
+    argument order and defaults: evaluation unless ``training=True``, as in
+    ``torch.nn.functional.batch_norm``.
+
+    Evaluation (the default): the running statistics, an affine map per channel,
+    y = (x − r_μ) / √(r_σ² + ε) · γ + β; the running statistics are not changed.
+    Training: the batch's statistics (fused op), updating the running ones (if given) in place.
     """
     if training:
         return ops.batch_norm(x, weight, bias, eps, running_mean, running_var, momentum)
     if running_mean is None or running_var is None:
-        raise ValueError("batch_norm: evaluation mode needs running_mean and running_var")
+        raise ValueError("batch_norm: evaluation (the default, training=False) needs "
+                         "running_mean and running_var; pass training=True to normalize with "
+                         "the batch's own statistics")
     check_batch_norm_inputs(x, weight=weight, bias=bias, running_mean=running_mean,
                             running_var=running_var)
     keep = (1, x.shape[1]) + (1,) * (x.ndim - 2)

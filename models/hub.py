@@ -341,6 +341,7 @@ def preprocess(images, preprocessor):
 
     In order: resize (PIL, with the config's ``resample`` filter: 2 bilinear, 3 bicubic),
     centre crop, rescale (×1/255 to [0, 1]), normalise ((x − mean) / std per channel).
+    A centre crop larger than the (resized) image is an error.
 
     Args:
         images: a PIL image or a list of them (RGB).
@@ -354,13 +355,19 @@ def preprocess(images, preprocessor):
     p = preprocessor
     out = []
     for image in images:
-        if p.get("do_resize", True) and "size" in p:
+        resized = p.get("do_resize", True) and "size" in p
+        if resized:
             h, w = _size(p["size"], image.height, image.width)
             image = image.resize((w, h), Image.Resampling(p.get("resample", 2)))
         x = np.asarray(image, dtype=np.float32)  # (H, W, 3) in [0, 255]
         if p.get("do_center_crop", False):
             crop = p.get("crop_size", p.get("size"))
             ch, cw = _size(crop, *x.shape[:2]) if not isinstance(crop, int) else (crop, crop)
+            if ch > x.shape[0] or cw > x.shape[1]:  # the slice would be smaller, off centre
+                hint = (" (after the resize); the size must cover the crop_size" if resized
+                        else "; resize it first")
+                raise ValueError(f"preprocess: the centre crop {ch}x{cw} is larger than the "
+                                 f"image {x.shape[0]}x{x.shape[1]}{hint}")
             top, left = (x.shape[0] - ch) // 2, (x.shape[1] - cw) // 2
             x = x[top:top + ch, left:left + cw]
         if p.get("do_rescale", True):

@@ -312,3 +312,68 @@ def test_generators_reshape_sizes_and_stack_shapes_are_named():
         mt.zeros(6).reshape(-2, -3)
     with pytest.raises(ValueError, match=r"stack: shapes \[\(2,\), \(3,\)\] differ \(stack needs"):
         mt.stack([mt.zeros(2), mt.zeros(3)])
+
+
+# ---- PyTorch's argument orders, where minitx's differ --------------------------------------
+
+def test_attention_causal_must_be_a_bool_so_a_ported_dropout_p_is_caught(device):
+    """PyTorch's order is (q, k, v, attn_mask, dropout_p, is_causal); minitx's fifth argument
+    is `causal`, so sdpa(q, q, q, None, 0.1) would silently mask causally with no dropout."""
+    q = mt.randn(1, 2, 3, 4, device=device)
+    with pytest.raises(TypeError, match=r"scaled_dot_product_attention: causal must be True or "
+                                        r"False, got 0\.1 .*fifth argument is causal.*"
+                                        r"dropout_p="):
+        F.scaled_dot_product_attention(q, q, q, None, 0.1)
+    with pytest.raises(TypeError, match="causal must be True or False, got 1 "):
+        F.scaled_dot_product_attention(q, q, q, causal=1)
+    causal = F.scaled_dot_product_attention(q, q, q, causal=True).numpy()
+    np.testing.assert_array_equal(  # a NumPy bool (e.g. from a comparison) is a bool
+        F.scaled_dot_product_attention(q, q, q, causal=np.bool_(True)).numpy(), causal)
+
+
+def test_attention_mask_must_be_bool_or_float(device):
+    """An integer 0/1 mask is neither: cast to float it would become an additive bias (0 or 1
+    added to the scores, masking nothing), so the error says which two kinds there are."""
+    q = mt.randn(1, 2, 3, 4, device=device)
+    ones = mt.ones((3, 3), dtype="int64", device=device)
+    with pytest.raises(TypeError, match=r"scaled_dot_product_attention: mask must be bool "
+                                        r"\(True = may attend\) or floating \(an additive bias"
+                                        r".*got int64.*astype\(bool\)"):
+        F.scaled_dot_product_attention(q, q, q, ones)
+    with pytest.raises(TypeError, match="mask must be None or a Tensor, got ndarray"):
+        F.scaled_dot_product_attention(q, q, q, np.ones((3, 3), dtype=bool))
+    np.testing.assert_array_equal(  # the fix the message names: 1 = may attend
+        F.scaled_dot_product_attention(q, q, q, ones.astype(bool)).numpy(),
+        F.scaled_dot_product_attention(q, q, q).numpy())
+
+
+def test_layer_norm_and_rms_norm_name_their_arguments_for_a_normalized_shape():
+    x = mt.randn(2, 3)
+    for norm in (F.layer_norm, F.rms_norm):
+        name = norm.__name__
+        with pytest.raises(TypeError, match=rf"{name}: weight must be None or a Tensor \(D,\), "
+                                            rf"got tuple \(3,\).*{name}\(x, weight"
+                                            r".*normalizes over the last axis"):
+            norm(x, (3,))
+        with pytest.raises(TypeError, match=rf"{name}: weight must be None or a Tensor"):
+            norm(x, 3)
+    with pytest.raises(TypeError, match=r"layer_norm: bias must be None or a Tensor \(D,\), "
+                                        r"got list"):
+        F.layer_norm(x, mt.ones(3), [0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("ignore_index", [None, 1.5, "x", np.float64(2.0)])
+def test_cross_entropy_ignore_index_must_be_an_int(ignore_index):
+    z, t = mt.randn(2, 3), mt.tensor([0, 1])
+    with pytest.raises(TypeError, match=rf"cross_entropy: ignore_index must be an int, got "
+                                        rf"{type(ignore_index).__name__}"):
+        F.cross_entropy(z, t, ignore_index)
+
+
+def test_cross_entropy_names_pytorch_s_third_argument_weight():
+    z, t = mt.randn(2, 3), mt.tensor([0, 1])
+    with pytest.raises(TypeError, match=r"cross_entropy: ignore_index must be an int, got "
+                                        r"Tensor.*third argument is ignore_index.*weight"):
+        F.cross_entropy(z, t, mt.ones(3))
+    expected = F.cross_entropy(z, t, -100).item()  # ints pass, NumPy's too
+    assert F.cross_entropy(z, t, np.int64(-100)).item() == expected

@@ -56,13 +56,20 @@ def default_collate(samples: Sequence[Any]) -> Any:
     """Stack a list of samples into one batch.
 
     Arrays and scalars are stacked along a new axis 0; tuples (and lists) are collated field by
-    field into a tuple; dicts key by key. Strings become a NumPy string array.
+    field into a tuple; dicts key by key. Strings become a NumPy string array. Tensors on the
+    CPU (minitx's, or any with a ``.numpy()`` method) are stacked like arrays, by their values
+    (no gradient): the batch is NumPy either way, and moves to a device in the training loop.
 
     Args:
-        samples: the samples of one batch, all with the same structure.
+        samples: the samples of one batch, all with the same structure: tuples of one length,
+            dicts with the same keys, at every level.
 
     Returns:
         The batch, with the structure of one sample and a leading batch axis on each array.
+
+    Raises:
+        ValueError: a sample's structure differs from the first one's (naming the sample and
+            what differs), or a sample holds a Tensor on a device other than the CPU.
 
     Example:
         >>> x, y = default_collate([(np.ones(3), 0), (np.zeros(3), 1)])
@@ -71,12 +78,56 @@ def default_collate(samples: Sequence[Any]) -> Any:
     """
     if len(samples) == 0:
         raise ValueError("default_collate got an empty list of samples")
+    return _collate(samples, "")
+
+
+def _collate(samples: Sequence[Any], path: str) -> Any:
+    """default_collate below `path`, the place of these values inside a sample (e.g. "[0]")."""
+    _check_same_structure(samples, path)
     first = samples[0]
     if isinstance(first, (tuple, list)):
-        return tuple(default_collate([s[k] for s in samples]) for k in range(len(first)))
+        return tuple(_collate([s[k] for s in samples], f"{path}[{k}]") for k in range(len(first)))
     if isinstance(first, dict):
-        return {key: default_collate([s[key] for s in samples]) for key in first}
-    return np.stack([np.asarray(s) for s in samples])
+        return {key: _collate([s[key] for s in samples], f"{path}[{key!r}]") for key in first}
+    return np.stack([_host_array(s, i, path) for i, s in enumerate(samples)])
+
+
+def _kind(sample: Any) -> str:
+    if isinstance(sample, (tuple, list)):
+        return "tuple"  # a list collates as a tuple does
+    return "dict" if isinstance(sample, dict) else "value"
+
+
+def _check_same_structure(samples: Sequence[Any], path: str) -> None:
+    """A ValueError unless every sample has the first one's kind, length and keys: the first
+    sample alone would otherwise decide which fields of the others are kept."""
+    first, where = samples[0], f" at {path}" if path else ""
+    for i, sample in enumerate(samples[1:], start=1):
+        if _kind(sample) != _kind(first):
+            differs = f"is {type(sample).__name__}{where}, sample 0 is {type(first).__name__}"
+        elif _kind(first) == "tuple" and len(sample) != len(first):
+            differs = f"has {len(sample)} fields{where}, sample 0 has {len(first)}"
+        elif _kind(first) == "dict" and set(sample) != set(first):
+            differs = f"has keys {list(sample)}{where}, sample 0 has {list(first)}"
+        else:
+            continue
+        raise ValueError(f"default_collate: sample {i} {differs}; every sample of a batch "
+                         f"needs the same structure")
+
+
+def _host_array(sample: Any, index: int, path: str) -> np.ndarray:
+    """A sample's value as a NumPy array. A tensor (a minitx Tensor, or anything else with a
+    .numpy() method, such as PyTorch's; this package imports neither) gives its values, provided
+    it is on the CPU."""
+    if isinstance(sample, np.ndarray) or not callable(getattr(sample, "numpy", None)):
+        return np.asarray(sample)
+    device = str(getattr(sample, "device", "cpu"))
+    if device != "cpu":
+        raise ValueError(f"default_collate: sample {index} is a Tensor on {device}"
+                         f"{f' at {path}' if path else ''}; a dataset returns NumPy arrays "
+                         f"(or CPU Tensors), and the training loop moves each batch to the "
+                         f"device")
+    return np.asarray(sample.numpy())
 
 
 class DataLoader:

@@ -34,6 +34,7 @@ from minitx.creation import zeros
 from minitx.nn import init
 from minitx.nn.linear import Linear
 from minitx.nn.module import Module
+from minitx.tensor import Tensor
 
 
 class MultiHeadAttention(Module):
@@ -179,6 +180,19 @@ class MultiHeadAttention(Module):
         Returns None, or a Tensor broadcastable to the scores (..., h, Tq, Tk).
         """
         h, masks, scores = self.num_heads, [], (*batch, self.num_heads, Tq, Tk)
+        for name, m in (("key_padding_mask", key_padding_mask), ("attn_mask", attn_mask)):
+            if m is None or isinstance(m, Tensor):
+                continue
+            if hasattr(m, "shape"):  # a NumPy or CuPy array
+                got, hint = type(m).__name__, "wrap arrays with minitx.tensor(..., device=...)"
+            else:  # e.g. PyTorch's need_weights=True, passed where minitx has attn_mask
+                got = f"{type(m).__name__} {m!r:.40}"
+                hint = ("minitx's order is (query, key, value, key_padding_mask, attn_mask, "
+                        "causal, need_weights), PyTorch's (query, key, value, "
+                        "key_padding_mask, need_weights, attn_mask): pass need_weights= and "
+                        "causal= by name")
+            raise TypeError(f"MultiHeadAttention: {name} must be None or a Tensor (bool: True = "
+                            f"NOT allowed; float: added to the scores), got {got}; {hint}")
         if key_padding_mask is not None:
             if key_padding_mask.shape != (*batch, Tk):
                 raise ValueError(f"MultiHeadAttention: key_padding_mask must be (..., Tk) = "

@@ -36,7 +36,9 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
                  *, device="cpu", dtype=np.float32, generator=None):
         super().__init__()
-        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        kh, kw = F.int_pair(kernel_size, "kernel_size", "Conv2d")
+        for name, value in (("stride", stride), ("padding", padding)):
+            F.int_pair(value, name, "Conv2d")  # checked here, not only at the first forward
         if min(in_channels, out_channels, kh, kw) < 1:
             raise ValueError(f"Conv2d: channels and kernel sizes must be positive, got "
                              f"in_channels={in_channels}, out_channels={out_channels}, "

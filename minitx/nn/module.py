@@ -136,8 +136,11 @@ def check_state_dict(expected, state, strict, where):
             continue
         have, want = (v.data if isinstance(v, Tensor) else v for v in (state[name], expected[name]))
         if not backend.is_array(have):
-            raise TypeError(f"{where}: state[{name!r}] must be an array or a Tensor, got "
-                            f"{type(state[name]).__name__}")
+            kind = type(state[name])  # named with its module: torch.Tensor is not minitx's
+            hint = (".numpy() (.detach().cpu().numpy() for a PyTorch tensor that requires grad "
+                    "or is on a GPU)" if hasattr(state[name], "numpy") else "numpy.asarray(...)")
+            raise TypeError(f"{where}: state[{name!r}] must be an array or a minitx Tensor, got "
+                            f"{kind.__module__}.{kind.__qualname__}; convert it with {hint}")
         if tuple(have.shape) != tuple(want.shape) or have.dtype != want.dtype:
             mismatched.append(f"{name}: checkpoint {tuple(have.shape)} {have.dtype}, "
                               f"model {tuple(want.shape)} {want.dtype}")

@@ -93,6 +93,25 @@ def causal_mask(Tq, Tk, xp):
     return xp.arange(Tk)[None, :] <= xp.arange(Tq)[:, None] + (Tk - Tq)
 
 
+def check_mask(mask, q):
+    """A clear error unless `mask` is a Tensor beside q that is bool or floating.
+
+    The two kinds mean different things, so no other dtype is guessed at: an integer 0/1 mask
+    cast to float would be added to the scores (0 or 1) and mask nothing.
+    """
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"scaled_dot_product_attention: mask must be None or a Tensor, got "
+                        f"{type(mask).__name__}; wrap arrays with minitx.tensor(..., device=...)")
+    if mask.dtype != bool and mask.dtype.kind != "f":
+        raise TypeError(f"scaled_dot_product_attention: mask must be bool (True = may attend) "
+                        f"or floating (an additive bias on the scores, −inf masks), got "
+                        f"{mask.dtype}; for a 0/1 mask with 1 = may attend, pass "
+                        f"mask.astype(bool)")
+    if mask.device != q.device:
+        raise RuntimeError(f"scaled_dot_product_attention: mask on {mask.device}, q on "
+                           f"{q.device}")
+
+
 def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout_p=0.0,
                                  training=True, scale=None, return_weights=False,
                                  generator=None):
@@ -102,8 +121,10 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout_p=0.0
         q: (..., Tq, d) queries; k: (..., Tk, d) keys; v: (..., Tk, dv) values.
         mask: None, a boolean Tensor (True = may attend, as in PyTorch) or a float Tensor added
             to the scores (an additive bias, differentiable; −inf entries mask).
-        causal: also forbid query i to see keys after it (see :func:`causal_mask`).
-        dropout_p: dropout on the attention weights while `training`.
+        causal: True or False: also forbid query i to see keys after it (see
+            :func:`causal_mask`). PyTorch's fifth argument is dropout_p and its sixth is_causal;
+            minitx's fifth is this flag, so a number here is refused rather than read as True.
+        dropout_p: dropout on the attention weights while `training` (pass it by name).
         scale: the factor on the scores; 1/√d by default (Eq. 1).
         return_weights: also return the attention weights P (before dropout), a
             non-differentiable Tensor (..., Tq, Tk), e.g. for plotting.
@@ -111,6 +132,10 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout_p=0.0
         (..., Tq, dv), and the weights when `return_weights`.
     """
     check_float("scaled_dot_product_attention", q, k, v)
+    if not isinstance(causal, (bool, np.bool_)):  # e.g. PyTorch's dropout_p, given fifth
+        raise TypeError(f"scaled_dot_product_attention: causal must be True or False, got "
+                        f"{causal!r} ({type(causal).__name__}); minitx's fifth argument is "
+                        f"causal (PyTorch's is dropout_p): pass dropout as dropout_p=...")
     if q.ndim < 2 or k.ndim < 2 or v.ndim < 2:
         raise ValueError(f"scaled_dot_product_attention: q, k, v need at least 2 axes, got "
                          f"{q.shape}, {k.shape}, {v.shape}")
@@ -123,9 +148,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False, dropout_p=0.0
     xp = backend.xp_of(q._data)
     allowed, bias = None, None
     if mask is not None:
-        if mask.device != q.device:
-            raise RuntimeError(f"scaled_dot_product_attention: mask on {mask.device}, q on "
-                               f"{q.device}")
+        check_mask(mask, q)
         broadcast_shapes("scaled_dot_product_attention (mask)", mask.shape, scores)
         if mask.dtype == bool:
             allowed = mask._data

@@ -21,7 +21,9 @@ from minitx.ops.common import register
 from minitx.tensor import Tensor
 
 
-def _pair(value, name, op):
+def int_pair(value, name, op):
+    """(a, b) from an int n (as (n, n)) or a pair of ints; a ValueError naming `op` and `name`
+    for anything else (a float, None, a 1- or 3-tuple, a bool)."""
     try:
         pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
     except TypeError:  # not a sequence: a float, None, ...
@@ -158,23 +160,33 @@ class AvgPool2d(Function):
 
 @register
 class MaxPool2d(Function):
-    """y[b, c, p, q] = max_{i, j} x[b, c, s·p + i, s·q + j] (padding is −∞, never the max).
+    """y[b, c, p, q] = max_{i, j} x[b, c, s·p + i, s·q + j] over the pixels inside the image.
 
     Backward: the whole gradient goes to the window's maximum (the first one, on ties):
     ∂L/∂x[b, c, s·p + i*, s·q + j*] += gy[b, c, p, q], (i*, j*) = argmax of the window.
+    The padding is −∞, so it never exceeds a pixel, but a pixel that is −∞ itself ties with it:
+    the winner is therefore chosen among the pixels inside the image only (each window holds
+    at least one, as the padding is at most half the kernel), as PyTorch does.
     """
 
     def forward(self, x, *, kernel, stride, padding):
+        xp = backend.xp_of(x)
         xpad = _pad(x, padding, -np.inf)
         OH = (xpad.shape[2] - kernel[0]) // stride[0] + 1
         OW = (xpad.shape[3] - kernel[1]) // stride[1] + 1
-        cols = im2col(xpad, kernel, stride, (OH, OW))  # (B, C, kh, kw, OH, OW)
         window = kernel[0] * kernel[1]
+        cols = im2col(xpad, kernel, stride, (OH, OW))  # (B, C, kh, kw, OH, OW)
         cols = cols.reshape(x.shape[:2] + (window, OH, OW))  # (B, C, kh·kw, OH, OW)
-        self.argmax = cols.argmax(axis=2)  # (B, C, OH, OW): which offset won
+        inside = _pad(xp.ones((1, 1) + x.shape[2:], dtype=bool), padding, False)
+        inside = im2col(inside, kernel, stride, (OH, OW))  # (1, 1, kh, kw, OH, OW)
+        inside = inside.reshape((1, 1, window, OH, OW))  # which cells are pixels, not padding
+        y = cols.max(axis=2)  # (B, C, OH, OW); NaN if the window holds one
+        # the first pixel equal to the maximum (or the first NaN, when the maximum is NaN)
+        won = ((cols == y[:, :, None]) | xp.isnan(cols)) & inside  # (B, C, kh·kw, OH, OW)
+        self.argmax = won.argmax(axis=2)  # (B, C, OH, OW): which offset won
         self.pad_shape, self.kernel = xpad.shape, kernel
         self.stride, self.padding = stride, padding
-        return cols.max(axis=2)
+        return y
 
     def backward(self, gy):
         xp = backend.xp_of(gy)
@@ -265,16 +277,17 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     _check_image("conv2d", x, weight.shape[1])
     if bias is not None and bias.shape != weight.shape[:1]:
         raise ValueError(f"conv2d: bias must be ({weight.shape[0]},), got {bias.shape}")
-    stride, padding = _pair(stride, "stride", "conv2d"), _pair(padding, "padding", "conv2d")
+    stride = int_pair(stride, "stride", "conv2d")
+    padding = int_pair(padding, "padding", "conv2d")
     _check_output("conv2d", x, weight.shape[2:], stride, padding)
     return Conv2d.apply(x, weight, bias, stride=stride, padding=padding)
 
 
 def _pool(cls, op, x, kernel_size, stride, padding):
     _check_image(op, x)
-    kernel = _pair(kernel_size, "kernel_size", op)
-    stride = kernel if stride is None else _pair(stride, "stride", op)
-    padding = _pair(padding, "padding", op)
+    kernel = int_pair(kernel_size, "kernel_size", op)
+    stride = kernel if stride is None else int_pair(stride, "stride", op)
+    padding = int_pair(padding, "padding", op)
     _check_output(op, x, kernel, stride, padding)
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{op}: padding {padding} must be at most half the kernel {kernel}")

@@ -149,8 +149,21 @@ def log_softmax(x, axis=-1):
     return LogSoftmax.apply(x, axis=single_axis(axis, x.ndim, "log_softmax"))
 
 
+def check_norm_parameters(op_name, **parameters):
+    """A TypeError unless each parameter is None or a Tensor. PyTorch's layer_norm takes a
+    normalized_shape second, e.g. ``(D,)``; minitx's takes the weight there."""
+    for name, p in parameters.items():
+        if p is not None and not isinstance(p, Tensor):
+            raise TypeError(f"{op_name}: {name} must be None or a Tensor (D,), got "
+                            f"{type(p).__name__} {p!r:.40}; minitx's {op_name}(x, weight"
+                            f"{', bias' if op_name == 'layer_norm' else ''}, eps) always "
+                            f"normalizes over the last axis (PyTorch's normalized_shape "
+                            f"argument has no counterpart here)")
+
+
 def layer_norm(x, weight=None, bias=None, eps=1e-5):
     """Normalize over the last axis, then scale by `weight` and shift by `bias` (both (D,))."""
+    check_norm_parameters("layer_norm", weight=weight, bias=bias)
     check_float("layer_norm", x, weight, bias)
     if x.ndim == 0:
         raise ValueError("layer_norm: normalizes over the last axis, and a 0-d tensor has none "
@@ -165,6 +178,7 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
 
 def rms_norm(x, weight=None, eps=1e-5):
     """Divide by the root mean square over the last axis, then scale by `weight` ((D,))."""
+    check_norm_parameters("rms_norm", weight=weight)
     check_float("rms_norm", x, weight)
     if x.ndim == 0:
         raise ValueError("rms_norm: normalizes over the last axis, and a 0-d tensor has none; "
@@ -181,9 +195,15 @@ def cross_entropy(logits, target, ignore_index=-100, label_smoothing=0.0, reduct
     Classes are on the last axis (for 2-d input this is PyTorch's layout; for sequences it saves
     a transpose). `ignore_index` rows (PyTorch's default, -100) are left out of loss and mean.
     With no row counted (all ignored, or an empty batch) the mean is 0 with zero gradient,
-    where PyTorch gives 0/0 = NaN.
+    where PyTorch gives 0/0 = NaN. There are no class weights: PyTorch's third argument,
+    `weight`, is not this function's third, which is `ignore_index` (an int).
     """
     check_float("cross_entropy", logits)
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(f"cross_entropy: ignore_index must be an int, got "
+                        f"{type(ignore_index).__name__} {ignore_index!r:.40}; minitx's third "
+                        f"argument is ignore_index (PyTorch's is the class weight, which "
+                        f"minitx does not have)")
     if not isinstance(target, Tensor) or target.dtype.kind not in "iu":
         raise TypeError("cross_entropy: target must be an integer Tensor of class indices")
     if logits.ndim == 0 or logits.shape[-1] == 0:

@@ -150,6 +150,33 @@ def test_default_collate_handles_dicts_strings_and_scalars():
     assert default_collate([1.5, 2.5]).tolist() == [1.5, 2.5]
 
 
+@pytest.mark.parametrize("samples, message", [
+    ([(1, 2), (3, 4, 5)], "sample 1 has 3 fields, sample 0 has 2"),
+    ([(1, 2), (3,)], "sample 1 has 1 fields, sample 0 has 2"),
+    ([{"a": 1}, {"a": 2, "b": 3}], r"sample 1 has keys \['a', 'b'\], sample 0 has \['a'\]"),
+    ([{"a": 1, "b": 2}, {"a": 2, "c": 3}], r"sample 1 has keys \['a', 'c'\], sample 0 has"),
+    ([(1, 2), (3, 4), 5], "sample 2 is int, sample 0 is tuple"),
+    ([1, (2, 3)], "sample 1 is tuple, sample 0 is int"),
+    ([{"x": (1, 2)}, {"x": (1, 2)}, {"x": (1,)}], r"sample 2 has 1 fields at \['x'\], sample 0 "
+                                                  r"has 2"),
+])
+def test_default_collate_refuses_samples_of_different_structure(samples, message):
+    """The first sample's structure must not decide alone: a field or key that only a later
+    sample has would be dropped without a word."""
+    with pytest.raises(ValueError, match="default_collate: " + message):
+        default_collate(samples)
+
+
+def test_default_collate_stacks_cpu_tensors_into_a_numpy_batch():
+    import minitx as mt
+
+    x, y = default_collate([(mt.ones(3), 0), (mt.zeros(3), 1)])
+    assert isinstance(x, np.ndarray) and x.dtype == np.float32 and x.shape == (2, 3)
+    np.testing.assert_array_equal(x, [[1, 1, 1], [0, 0, 0]])
+    with pytest.raises(ValueError, match="default_collate: sample 0 is a Tensor on strict"):
+        default_collate([mt.ones(3, device="strict"), mt.ones(3, device="strict")])
+
+
 def test_custom_collate_and_any_dataset_protocol():
     class Squares:
         def __len__(self):

@@ -202,6 +202,19 @@ def test_bad_inputs(device):
         layer(x, x, randn(device, B, T + 1, D))
 
 
+def test_a_mask_that_is_not_a_tensor_is_named(device):
+    """PyTorch's forward is (query, key, value, key_padding_mask, need_weights, attn_mask):
+    its need_weights, passed fifth, lands on minitx's attn_mask."""
+    layer = mha(device)
+    x = randn(device, B, T, D)
+    with pytest.raises(TypeError, match=r"MultiHeadAttention: attn_mask must be None or a "
+                                        r"Tensor.*got bool True.*need_weights"):
+        layer(x, x, x, None, True)
+    with pytest.raises(TypeError, match=r"key_padding_mask must be None or a Tensor.*got "
+                                        r"ndarray.*minitx\.tensor"):
+        layer(x, key_padding_mask=np.zeros((B, T), dtype=bool))
+
+
 # ---- more batch axes, an additive bias, recorded weights ---------------------------------------
 
 def test_extra_batch_axes_and_a_per_group_bias_equal_a_loop(device):

@@ -1,10 +1,13 @@
 """Conv2d, pooling and BatchNorm layers: train/eval behaviour, running statistics, state dicts,
 gradients, and equality with PyTorch's layers where torch is installed."""
 
+import re
+
 import numpy as np
 import pytest
 
 import minitx as mt
+import minitx.functional as F
 from minitx import nn
 from minitx.testing import gradcheck
 
@@ -40,8 +43,8 @@ def test_running_statistics_are_saved_but_not_trained():
 
 @pytest.mark.parametrize("training", [True, False])
 def test_layer_gradients(training):
-    rng = np.random.default_rng(2)
-    conv, bn = nn.Conv2d(2, 3, 3, stride=2, padding=1).astype("float64"), \
+    rng = np.random.default_rng(2)  # also draws the kernel: no near-tie at a max-pool window
+    conv, bn = nn.Conv2d(2, 3, 3, stride=2, padding=1, generator=rng).astype("float64"), \
         nn.BatchNorm2d(3).astype("float64")
     bn.running_mean.data[...] = rng.standard_normal(3)
     bn.running_var.data[...] = rng.uniform(0.5, 2, 3)
@@ -50,11 +53,36 @@ def test_layer_gradients(training):
     gradcheck(lambda x: pool(bn(conv(x))), rng.standard_normal((3, 2, 5, 5)))
 
 
+def test_functional_batch_norm_defaults_to_the_running_statistics_as_pytorch_does(device):
+    """PyTorch's F.batch_norm has training=False by default: F.batch_norm(x, r_μ, r_σ²) is
+    the evaluation map (x − r_μ) / √(r_σ² + ε), and leaves the running statistics alone."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 3, 2)) * 4 + 5
+    mean, var = np.array([1.0, -2.0, 0.5]), np.array([2.0, 0.5, 3.0])
+    running_mean, running_var = mt.tensor(mean, device=device), mt.tensor(var, device=device)
+    y = F.batch_norm(mt.tensor(x, device=device), running_mean, running_var)
+    expected = (x - mean[:, None]) / np.sqrt(var[:, None] + 1e-5)
+    np.testing.assert_allclose(y.numpy(), expected, rtol=1e-12)
+    np.testing.assert_array_equal(running_mean.numpy(), mean)  # not updated
+    np.testing.assert_array_equal(running_var.numpy(), var)
+    with pytest.raises(ValueError, match="training=True"):  # no statistics: say how to get some
+        F.batch_norm(mt.tensor(x, device=device))
+
+
 def test_bad_input_is_named():
     with pytest.raises(ValueError, match="BatchNorm2d: expected 4-d input with 3 channels"):
         nn.BatchNorm2d(3)(mt.ones((2, 3)))
     with pytest.raises(ValueError, match="Conv2d: channels"):
         nn.Conv2d(0, 3, 3)
+
+
+@pytest.mark.parametrize("kernel_size", [(3,), 3.0, (3, 3, 3), None, (3, 2.5)])
+def test_conv_kernel_size_is_an_int_or_a_pair_of_ints(kernel_size):
+    with pytest.raises(ValueError, match=r"Conv2d: kernel_size must be an int or a pair of ints, "
+                                         rf"got {re.escape(repr(kernel_size))}"):
+        nn.Conv2d(1, 1, kernel_size)
+    assert nn.Conv2d(1, 1, np.int64(3)).weight.shape == (1, 1, 3, 3)  # NumPy's ints are ints
+    assert nn.Conv2d(1, 1, [3, 2]).kernel_size == (3, 2)
 
 
 # ---- PyTorch, an optional reference -------------------------------------------------------

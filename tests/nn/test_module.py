@@ -139,6 +139,20 @@ def test_non_strict_load_returns_the_keys_but_still_refuses_wrong_shapes_and_dty
         model.load_state_dict({"0.bias": [0.0] * 8}, strict=False)
 
 
+def test_loading_a_torch_state_dict_names_torch_tensor_and_the_conversion():
+    """A PyTorch model's state_dict holds torch.Tensors; the message must not read "must be an
+    array or a Tensor, got Tensor", and says how to convert."""
+    torch = pytest.importorskip("torch")
+    layer = nn.Linear(3, 2)
+    state = torch.nn.Linear(3, 2).state_dict()
+    with pytest.raises(TypeError, match=r"state\['weight'\] must be an array or a minitx "
+                                        r"Tensor, got torch\.Tensor; convert it with "
+                                        r"\.numpy\(\) \(\.detach\(\)\.cpu\(\)\.numpy\(\)"):
+        layer.load_state_dict(state)
+    layer.load_state_dict({k: v.detach().cpu().numpy() for k, v in state.items()})  # the fix
+    np.testing.assert_array_equal(layer.weight.numpy(), state["weight"].numpy())
+
+
 def test_buffers_move_but_are_not_saved(device):
     pe = nn.SinusoidalPositionalEncoding(4, max_len=8)
     assert pe.state_dict() == {} and [n for n, _ in pe.named_buffers()] == ["pe"]

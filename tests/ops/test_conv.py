@@ -79,6 +79,37 @@ def test_conv2d_refuses_mixed_dtypes():
         F.conv2d(mt.ones((1, 1, 4, 4), dtype="float64"), mt.ones((1, 1, 3, 3)))
 
 
+@pytest.mark.parametrize("kernel, stride, padding", [(3, 2, 1), (2, 1, 1), ((3, 2), 1, (1, 1))])
+def test_max_pool_padding_never_takes_the_gradient_from_a_real_minus_infinity(device, kernel,
+                                                                             stride, padding):
+    """The padding must lose even to −∞: every window holds a real value, so each window's
+    gradient (1 here) lands inside the image, and the gradients add up to the window count."""
+    x = np.full((1, 2, 3, 4), -np.inf)
+    x[0, 1, 2, 3] = 1.0  # the second channel: −∞ everywhere but one corner
+    t = mt.tensor(x, requires_grad=True, device=device)
+    y = F.max_pool2d(t, kernel, stride, padding)
+    y.sum().backward()
+    grad, windows = backend.to_numpy(t.grad), y.shape[2] * y.shape[3]
+    np.testing.assert_array_equal(grad.sum(axis=(2, 3)), [[windows, windows]])
+    assert grad[0, 1, 2, 3] == (y.numpy()[0, 1] == 1.0).sum()  # the 1 wins each of its windows
+
+
+def test_max_pool_of_minus_infinity_equals_torch():
+    """Ties (here of −∞) go to the window's first cell inside the image, as in PyTorch. (On
+    NaNs the two differ: minitx's gradient goes to the first NaN of a window, PyTorch's to the
+    last.)"""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    for x in (np.full((1, 1, 3, 3), -np.inf),  # PyTorch: gradient [[1, 1, 0], [1, 1, 0], 0]
+              rng.choice([-np.inf, -1.0, 0.5], size=(2, 3, 7, 6), p=[0.6, 0.2, 0.2])):
+        ours, theirs = mt.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        y, expected = F.max_pool2d(ours, 3, 2, 1), torch.nn.functional.max_pool2d(theirs, 3, 2, 1)
+        np.testing.assert_array_equal(y.numpy(), expected.detach().numpy())
+        y.sum().backward()
+        expected.sum().backward()
+        np.testing.assert_array_equal(ours.grad, theirs.grad.numpy())
+
+
 # ---- PyTorch, an optional reference -------------------------------------------------------
 
 @pytest.mark.parametrize("stride, padding", [(1, 0), (2, 1), (3, 2), ((2, 1), (0, 1))])

@@ -117,7 +117,8 @@ class MultiHeadAttention(Module):
             (..., Tq, D); with need_weights, also the weights (..., h, Tq, Tk), each row
             summing to 1 (a row whose keys are all masked is 0), not differentiable. When
             ``self.weights_hook`` is set (see :class:`record_attention`) it is called with
-            the same weights.
+            the same weights. Unlike PyTorch's, which always returns a pair, the output comes
+            alone by default: ``out, _ = mha(x, x, x)`` would unpack the batch axis.
         """
         batch, Tq = self._check_input("query", query, self.embed_dim)
         q = self._split_heads(self.q_proj(query))  # (..., Tq, D) -> (..., h, Tq, d)

@@ -89,6 +89,8 @@ def causal_mask(Tq, Tk, xp):
 
     With Tq = Tk this is the lower triangle; with fewer queries than keys (decoding with a
     key/value cache, the queries being the newest positions) each query sees every earlier key.
+    That is, the mask is aligned at the bottom right; PyTorch's ``is_causal`` aligns it at the
+    top left (j ≤ i), so for Tq ≠ Tk the two differ.
     """
     return xp.arange(Tk)[None, :] <= xp.arange(Tq)[:, None] + (Tk - Tq)
 

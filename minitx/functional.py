@@ -22,21 +22,18 @@ from minitx.ops import (
 from minitx.ops import scaled_dot_product_attention as scaled_dot_product_attention
 from minitx.ops.conv import check_batch_norm_inputs
 from minitx.ops.conv import int_pair as int_pair  # for layers that take sizes (nn.Conv2d)
-from minitx.ops.elementwise import masked_fill, where
+from minitx.ops.indexing import chunk, gather, split, take
+from minitx.ops.masks import masked_fill, where
 from minitx.ops.shape import (
     broadcast_to,
-    chunk,
     concat,
     flatten,
-    gather,
     pad,
     reshape,
     roll,
-    split,
     squeeze,
     stack,
     swapaxes,
-    take,
     transpose,
     unsqueeze,
 )
@@ -130,7 +127,7 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, t
     return y if bias is None else y + ops.reshape(bias, keep)
 
 
-# ---- shape ops: the ops of minitx.ops.shape, and the patch cut of the vision models ----------
+# ---- shape ops: the ops of minitx.ops.shape and .indexing, and the patch cut of the vision models
 
 __all__ += [
     "broadcast_to", "chunk", "concat", "flatten", "gather", "masked_fill", "pad", "patchify",

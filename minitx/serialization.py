@@ -45,7 +45,7 @@ from minitx._tree import (
     unflatten,
 )
 from minitx.data.cache import atomic_write
-from minitx.nn.module import check_state_dict
+from minitx.nn.state_dict import check_state_dict
 
 FORMAT_VERSION = 1  # bump when the layout changes; loading refuses files from the future
 _RESERVED = _HEADER, _CONFIG, _TREE = RESERVED  # the names of the JSON members
@@ -96,7 +96,7 @@ def load(path, model=None, config_cls=None, strict=True):
         model: if given, receives the weights through ``model.load_state_dict(state, strict)``,
             which places them on the model's device. Every name of another shape or dtype, and
             with ``strict`` every name missing from the file or unexpected in it, is named in
-            one ValueError (:func:`minitx.nn.module.check_state_dict`) before anything changes.
+            one ValueError (:func:`minitx.nn.state_dict.check_state_dict`) before anything changes.
         config_cls: the config's dataclass, to get the config back as an instance of it rather
             than as the stored dict (None when no config was saved).
 

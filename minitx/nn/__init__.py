@@ -4,6 +4,8 @@ Files, in the order a Transformer uses them:
 
 * ``module.py``: :class:`Module` (finds parameters, children and buffers by walking
   ``vars(self)``; state dicts, train/eval, devices, repr) and :class:`Parameter`;
+* ``state_dict.py``: :class:`StateDictError` and ``check_state_dict``, the one check of a
+  state dict (names, shapes, dtypes) that loading a module and a checkpoint share;
 * ``containers.py``: :class:`Sequential`, :class:`ModuleList`, :class:`ModuleDict`;
 * ``init.py``: initialization schemes (``nn.init.xavier_uniform_`` ...), each with its source;
 * ``linear.py``, ``embedding.py``, ``norm.py``, ``activation.py``, ``dropout.py``: the layers;
@@ -25,9 +27,10 @@ from minitx.nn.dropout import Dropout
 from minitx.nn.embedding import Embedding
 from minitx.nn.linear import Linear
 from minitx.nn.mlp import PositionwiseFeedForward
-from minitx.nn.module import Module, Parameter, StateDictError, Statistic
+from minitx.nn.module import Module, Parameter, Statistic
 from minitx.nn.norm import LayerNorm
 from minitx.nn.positional import LearnedPositionalEncoding, SinusoidalPositionalEncoding
+from minitx.nn.state_dict import StateDictError
 from minitx.nn.transformer import TransformerDecoderLayer, TransformerEncoderLayer
 
 __all__ = [

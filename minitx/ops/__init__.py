@@ -13,14 +13,9 @@ from minitx.ops.elementwise import (
     add,
     astype,
     clip,
-    compare,
     div,
     exp,
     log,
-    logical_and,
-    logical_not,
-    logical_or,
-    masked_fill,
     maximum,
     minimum,
     mul,
@@ -30,27 +25,23 @@ from minitx.ops.elementwise import (
     sub,
     tanh,
     to_device,
-    where,
 )
 from minitx.ops.fused import cross_entropy, layer_norm, log_softmax, rms_norm, softmax
+from minitx.ops.indexing import chunk, gather, getitem, split, take
 from minitx.ops.linalg import count_macs, linear, matmul
+from minitx.ops.masks import compare, logical_and, logical_not, logical_or, masked_fill, where
 from minitx.ops.nn import dropout, embedding
 from minitx.ops.reduce import logsumexp, max, mean, min, sum, var
 from minitx.ops.shape import (
     broadcast_to,
-    chunk,
     concat,
     flatten,
-    gather,
-    getitem,
     pad,
     reshape,
     roll,
-    split,
     squeeze,
     stack,
     swapaxes,
-    take,
     transpose,
     unsqueeze,
 )

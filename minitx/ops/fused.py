@@ -179,9 +179,9 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5):
 def rms_norm(x, weight=None, eps=1e-5):
     """Divide by the root mean square over the last axis, then scale by `weight` ((D,)).
 
-    DEVIATION: ε defaults to 1e-5, as layer_norm's does; PyTorch's rms_norm
-    defaults to its dtype's machine epsilon (1.2e-7 for float32), which differs only for inputs
-    whose mean square is near ε.
+    DEVIATION: ε defaults to 1e-5, as layer_norm's does; PyTorch's rms_norm defaults to its
+    dtype's machine epsilon (1.2e-7 for float32), which differs only for inputs whose mean
+    square is near ε.
     """
     check_norm_parameters("rms_norm", weight=weight)
     check_float("rms_norm", x, weight)
